@@ -1,0 +1,124 @@
+"""Typed configuration: the schema Hydra checks `conf/` and every override against.
+
+The YAML files in `conf/` hold the defaults; these dataclasses hold the types, so a
+wrong type (`model.C=abc`) is refused while composing. `validate` then checks what
+types cannot express (ranges, allowed choices, solver/penalty pairs) before any
+MLflow run exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+
+from logistic_regression.errors import ConfigError
+
+PENALTIES = ("l1", "l2", "elasticnet", "none")
+CLASS_WEIGHTS = ("none", "balanced")
+STORAGE_KINDS = ("local",)
+# Which penalties each scikit-learn solver can optimise (scikit-learn 1.9).
+SOLVER_PENALTIES: dict[str, tuple[str, ...]] = {
+    "lbfgs": ("l2", "none"),
+    "liblinear": ("l1", "l2"),
+    "newton-cg": ("l2", "none"),
+    "newton-cholesky": ("l2", "none"),
+    "sag": ("l2", "none"),
+    "saga": ("l1", "l2", "elasticnet", "none"),
+}
+
+
+@dataclass
+class DataConfig:
+    input: str = "breast_cancer"
+    target: str = "target"
+    output: str = "outputs"
+
+
+@dataclass
+class ModelConfig:
+    C: float = 1.0
+    penalty: str = "l2"
+    solver: str = "lbfgs"
+    l1_ratio: float = 0.5
+    max_iter: int = 1000
+    class_weight: str = "none"
+
+
+@dataclass
+class EvaluationConfig:
+    cv_folds: int = 5
+    test_size: float = 0.2
+    headline_metric: str = "roc_auc"
+
+
+@dataclass
+class TrackingConfig:
+    uri: str = "sqlite:///mlflow.db"
+    experiment_name: str = "logistic-regression"
+    run_name: str = ""
+    note: str = ""
+
+
+@dataclass
+class StorageConfig:
+    kind: str = "local"
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    seed: int = 42
+
+
+def register() -> None:
+    """Put the schema in Hydra's ConfigStore; `conf/config.yaml` lists it first."""
+    ConfigStore.instance().store(name="base_config", node=Config)
+
+
+register()
+
+METRIC_NAMES = ("accuracy", "roc_auc", "log_loss", "f1", "precision", "recall")
+
+
+def _allowed(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{name}={value!r} is not allowed; choose one of: {', '.join(allowed)}")
+
+
+def validate(cfg: Config) -> None:
+    """Check what the types cannot; raise ConfigError naming the value and what is allowed."""
+    m, e = cfg.model, cfg.evaluation
+    if not m.C > 0:
+        raise ConfigError(f"model.C={m.C} is not allowed; C must be a number > 0")
+    _allowed("model.penalty", m.penalty, PENALTIES)
+    _allowed("model.solver", m.solver, tuple(SOLVER_PENALTIES))
+    if m.penalty not in SOLVER_PENALTIES[m.solver]:
+        able = [s for s, p in SOLVER_PENALTIES.items() if m.penalty in p]
+        raise ConfigError(
+            f"model.solver={m.solver!r} cannot fit model.penalty={m.penalty!r}; "
+            f"{m.solver} supports {', '.join(SOLVER_PENALTIES[m.solver])}, "
+            f"and {m.penalty} needs one of: {', '.join(able)}"
+        )
+    if not 0.0 <= m.l1_ratio <= 1.0:
+        raise ConfigError(f"model.l1_ratio={m.l1_ratio} is not allowed; it must be in [0, 1]")
+    if m.max_iter < 1:
+        raise ConfigError(f"model.max_iter={m.max_iter} is not allowed; it must be >= 1")
+    _allowed("model.class_weight", m.class_weight, CLASS_WEIGHTS)
+    if e.cv_folds < 2:
+        raise ConfigError(f"evaluation.cv_folds={e.cv_folds} is not allowed; it must be >= 2")
+    if not 0.0 < e.test_size < 1.0:
+        raise ConfigError(
+            f"evaluation.test_size={e.test_size} is not allowed; it must be between 0 and 1"
+        )
+    _allowed("evaluation.headline_metric", e.headline_metric, METRIC_NAMES)
+    if not cfg.data.input:
+        raise ConfigError("data.input is empty; give a built-in dataset name or a CSV/Parquet path")
+    _allowed("storage.kind", cfg.storage.kind, STORAGE_KINDS)
+    if not cfg.tracking.experiment_name:
+        raise ConfigError("tracking.experiment_name is empty; give the experiment a name")

@@ -1,0 +1,137 @@
+"""Load the input table and describe it well enough to prove later it is the same data.
+
+Plain functions: a URI in, a `Dataset` out. The digest is what `reproduce` compares: the
+SHA-256 of the file's bytes for a file, of the table's contents for a built-in dataset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from logistic_regression.errors import DataError
+
+BUILTIN_DATASETS = ("breast_cancer",)
+FILE_SUFFIXES = (".csv", ".parquet", ".pq")
+
+
+@dataclass(frozen=True)
+class DataRef:
+    """Where the data came from and what it was."""
+
+    uri: str
+    digest: str
+    kind: str  # "builtin" or "file"
+    rows: int
+    columns: int
+
+
+@dataclass(frozen=True)
+class Dataset:
+    features: pd.DataFrame
+    target: pd.Series
+    ref: DataRef
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """Features and target in one table, as logged with `mlflow.log_input`."""
+        return self.features.assign(**{str(self.target.name): self.target})
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sha256_frame(frame: pd.DataFrame) -> str:
+    hashed = pd.util.hash_pandas_object(frame, index=True).to_numpy()
+    columns = "\x1f".join(map(str, frame.columns)).encode()
+    return hashlib.sha256(columns + hashed.tobytes()).hexdigest()
+
+
+def _load_builtin(name: str) -> pd.DataFrame:
+    from sklearn import datasets
+
+    loader = getattr(datasets, f"load_{name}")
+    return loader(as_frame=True).frame
+
+
+def _read_file(path: Path) -> pd.DataFrame:
+    try:
+        if path.suffix.lower() == ".csv":
+            return pd.read_csv(path)
+        return pd.read_parquet(path)
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"data.input={str(path)!r} could not be read: {first_line}") from exc
+
+
+def local_path(uri: str) -> Path:
+    return Path(uri[len("file://") :] if uri.startswith("file://") else uri).expanduser()
+
+
+def read_table(uri: str) -> tuple[pd.DataFrame, DataRef]:
+    """Read a built-in dataset or a CSV/Parquet file into a table and its reference."""
+    if uri in BUILTIN_DATASETS:
+        frame = _load_builtin(uri)
+        ref = DataRef(uri, sha256_frame(frame), "builtin", *frame.shape)
+        return frame, ref
+    allowed = f"a built-in dataset ({', '.join(BUILTIN_DATASETS)}) or a .csv/.parquet file"
+    if "://" in uri and not uri.startswith("file://"):
+        raise DataError(f"data.input={uri!r} is not supported; use {allowed}")
+    path = local_path(uri)
+    if path.suffix.lower() not in FILE_SUFFIXES:
+        raise DataError(f"data.input={uri!r} is not supported; use {allowed}")
+    if not path.is_file():
+        raise DataError(f"data.input={uri!r}: no such file; use {allowed}")
+    frame = _read_file(path)
+    ref = DataRef(str(path.resolve()), sha256_file(path), "file", *frame.shape)
+    return frame, ref
+
+
+def split_target(frame: pd.DataFrame, target: str, uri: str) -> tuple[pd.DataFrame, pd.Series]:
+    """Separate the label column and check the kit can model the table (binary, numeric)."""
+    if target not in frame.columns:
+        shown = ", ".join(map(str, frame.columns[:12])) + (", ..." if frame.shape[1] > 12 else "")
+        raise DataError(
+            f"data.target={target!r} is not a column of {uri}; columns are: {shown}"
+        )
+    y = frame[target]
+    X = frame.drop(columns=[target])
+    if X.shape[1] == 0:
+        raise DataError(f"{uri} has no feature columns besides the target {target!r}")
+    if not pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y):
+        raise DataError(
+            f"data.target={target!r} holds non-numeric values (dtype {y.dtype}); "
+            "the kit needs a binary numeric target such as 0/1"
+        )
+    if y.isna().any():
+        raise DataError(f"data.target={target!r} has {int(y.isna().sum())} missing values")
+    classes = np.unique(y.to_numpy())
+    if len(classes) != 2:
+        raise DataError(
+            f"data.target={target!r} has {len(classes)} classes; the kit needs exactly 2 (binary)"
+        )
+    non_numeric = [str(c) for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
+    if non_numeric:
+        raise DataError(
+            f"feature columns must be numeric; not numeric in {uri}: {', '.join(non_numeric)}"
+        )
+    missing = [str(c) for c in X.columns if X[c].isna().any()]
+    if missing:
+        raise DataError(f"feature columns with missing values in {uri}: {', '.join(missing)}")
+    X.columns = [str(c) for c in X.columns]
+    return X.astype("float64"), y.astype("int64") if y.dtype == bool else y
+
+
+def load(uri: str, target: str) -> Dataset:
+    frame, ref = read_table(uri)
+    features, labels = split_target(frame, target, uri)
+    return Dataset(features=features, target=labels, ref=ref)

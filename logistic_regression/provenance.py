@@ -1,0 +1,125 @@
+"""What it takes to re-run a run: the code's git state, its source name, the environment.
+
+Reads git with the `git` command line (the same tool the user has), never changes the
+working tree. `source_name` gives the value `mlflow run` records for a local project
+(`file://<repo root>[#<subdirectory>]`), so a run started with `python -m` carries the
+same tags as one started by `mlflow run`.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+# MLflow's reserved tag names, as documented for MLflow Projects.
+SOURCE_NAME = "mlflow.source.name"
+GIT_COMMIT = "mlflow.source.git.commit"
+GIT_BRANCH = "mlflow.source.git.branch"
+GIT_REPO_URL = "mlflow.source.git.repoURL"
+GIT_DIRTY = "mlflow.source.git.dirty"
+NOTE = "mlflow.note.content"
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class GitState:
+    root: Path
+    commit: str
+    branch: str | None
+    repo_url: str | None
+    dirty: bool
+    patch: str  # uncommitted changes (tracked and untracked files) as a `git apply` patch
+
+
+def _git(cwd: Path, *args: str, ok_codes: tuple[int, ...] = (0,)) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", *args], cwd=cwd, capture_output=True, text=True, check=False
+        )
+    except FileNotFoundError:  # no git on PATH: no provenance from git, said in tags
+        return None
+    if done.returncode not in ok_codes:
+        return None
+    return done.stdout
+
+
+def git_state(path: Path) -> GitState | None:
+    """The git state of the repository holding `path`, or None outside any repository."""
+    top = _git(path, "rev-parse", "--show-toplevel")
+    commit = _git(path, "rev-parse", "HEAD")
+    if top is None or commit is None:
+        return None
+    root = Path(top.strip())
+    branch = (_git(root, "rev-parse", "--abbrev-ref", "HEAD") or "").strip()
+    remote = _git(root, "remote", "get-url", "origin")
+    status = _git(root, "status", "--porcelain", "--untracked-files=normal") or ""
+    dirty = bool(status.strip())
+    return GitState(
+        root=root,
+        commit=commit.strip(),
+        branch=branch if branch and branch != "HEAD" else None,
+        repo_url=remote.strip() if remote else None,
+        dirty=dirty,
+        patch=uncommitted_patch(root) if dirty else "",
+    )
+
+
+def uncommitted_patch(root: Path) -> str:
+    """Tracked changes against HEAD plus untracked files, as one patch for `git apply`."""
+    parts = [_git(root, "diff", "HEAD", "--binary") or ""]
+    untracked = (_git(root, "ls-files", "--others", "--exclude-standard", "-z") or "").split("\0")
+    for name in filter(None, untracked):
+        diff = _git(root, "diff", "--no-index", "--binary", "--", "/dev/null", name, ok_codes=(1,))
+        parts.append(diff or "")
+    return "".join(parts)
+
+
+def source_name(project_dir: Path, state: GitState | None) -> str:
+    """`file://<repo root>` plus `#<subdirectory>` when the project sits below the root."""
+    project_dir = project_dir.resolve()
+    if state is None:
+        return str(project_dir)
+    relative = project_dir.relative_to(state.root.resolve()).as_posix()
+    base = f"file://{state.root}"
+    return base if relative == "." else f"{base}#{relative}"
+
+
+def tags(project_dir: Path, state: GitState | None, note: str) -> dict[str, str]:
+    """The provenance tags every run carries."""
+    values = {SOURCE_NAME: source_name(project_dir, state), NOTE: note}
+    if state is not None:
+        values[GIT_COMMIT] = state.commit
+        values[GIT_DIRTY] = str(state.dirty).lower()
+        if state.branch:
+            values[GIT_BRANCH] = state.branch
+        if state.repo_url:
+            values[GIT_REPO_URL] = state.repo_url
+    return values
+
+
+def installed_packages() -> dict[str, str]:
+    """Every distribution importable by this interpreter, by normalised name."""
+    found: dict[str, str] = {}
+    for dist in importlib.metadata.distributions():
+        name = (dist.metadata["Name"] or "").lower().replace("_", "-")
+        if name and name not in found:
+            found[name] = dist.version
+    return dict(sorted(found.items()))
+
+
+def python_version() -> str:
+    return platform.python_version()
+
+
+def environment_lock(packages: dict[str, str] | None = None) -> str:
+    """Exact Python and package versions, as a pip requirements file with a header."""
+    packages = installed_packages() if packages is None else packages
+    header = [
+        f"# python {python_version()} ({platform.python_implementation()})",
+        f"# platform {platform.system()}-{platform.machine()}",
+    ]
+    return "\n".join(header + [f"{name}=={version}" for name, version in packages.items()]) + "\n"

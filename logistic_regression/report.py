@@ -1,0 +1,95 @@
+"""Render one self-contained HTML report: no external scripts, styles, fonts or images.
+
+Plots are PNGs inlined as data URIs; every piece of user text goes through Jinja2's
+autoescaping, so a note or column name cannot inject markup.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from dataclasses import dataclass, field
+
+import jinja2
+import numpy as np
+
+from logistic_regression.config import METRIC_NAMES
+
+
+@dataclass
+class ReportInput:
+    run_id: str
+    run_name: str
+    note: str
+    params: dict[str, str]
+    folds: list[dict[str, float]]
+    test: dict[str, float]
+    confusion: list[list[int]]
+    labels: list[str]
+    roc_curve: tuple[np.ndarray, np.ndarray]
+    pr_curve: tuple[np.ndarray, np.ndarray]
+    coefficients: list[tuple[str, float]]
+    provenance: dict[str, str]
+    packages: dict[str, str]
+    warnings: list[str] = field(default_factory=list)
+    top_coefficients: int = 15
+
+
+_ENVIRONMENT = jinja2.Environment(
+    loader=jinja2.PackageLoader("logistic_regression", "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def _png_data_uri(figure) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=96, bbox_inches="tight", metadata={"Software": None})
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def plots(report: ReportInput) -> dict[str, str]:
+    """ROC, precision-recall and coefficient charts as inline PNG data URIs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    images: dict[str, str] = {}
+    fpr, tpr = report.roc_curve
+    figure = Figure(figsize=(4.2, 3.6))
+    axes = figure.add_subplot()
+    axes.plot(fpr, tpr, label=f"AUC {report.test['roc_auc']:.4f}")
+    axes.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=0.8)
+    axes.set(xlabel="False positive rate", ylabel="True positive rate", title="ROC (test)")
+    axes.legend(loc="lower right")
+    images["roc"] = _png_data_uri(figure)
+
+    recall, precision = report.pr_curve
+    figure = Figure(figsize=(4.2, 3.6))
+    axes = figure.add_subplot()
+    axes.plot(recall, precision)
+    axes.set(xlabel="Recall", ylabel="Precision", title="Precision-recall (test)")
+    images["pr"] = _png_data_uri(figure)
+
+    top = report.coefficients[: report.top_coefficients][::-1]
+    figure = Figure(figsize=(5.5, 0.28 * len(top) + 1.0))
+    axes = figure.add_subplot()
+    axes.barh([name for name, _ in top], [value for _, value in top],
+              color=["#c0392b" if value < 0 else "#2471a3" for _, value in top])
+    axes.set(xlabel="Coefficient (standardised features)", title="Largest coefficients")
+    images["coefficients"] = _png_data_uri(figure)
+    return images
+
+
+def render(report: ReportInput) -> str:
+    folds = report.folds
+    summary = {
+        name: (float(np.mean([f[name] for f in folds])), float(np.std([f[name] for f in folds])))
+        for name in METRIC_NAMES
+    }
+    return _ENVIRONMENT.get_template("report.html.j2").render(
+        r=report, metrics=METRIC_NAMES, summary=summary, images=plots(report)
+    )

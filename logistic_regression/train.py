@@ -1,0 +1,252 @@
+"""Entry point: `python -m logistic_regression.train [hydra overrides]`.
+
+Reads like the data flow: compose and validate the config, load the data, build the
+model, then inside one MLflow run evaluate, report and record everything. Anything that
+can be known to be wrong is refused before the run is created.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from logistic_regression import data, evaluate, model, outputs, provenance, report, tracking
+from logistic_regression.config import Config, validate
+from logistic_regression.errors import ConfigError, KitError
+
+CONF_DIR = provenance.PROJECT_DIR / "conf"
+DEBUG_VARIABLE = "LOGREG_DEBUG"
+log = logging.getLogger("logistic_regression")
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    run_id: str
+    run_name: str
+    headline: str
+    cv_mean: float
+    cv_std: float
+    test_value: float
+    report_uri: str
+    output_path: str
+
+
+def conf_dir() -> Path:
+    for candidate in (CONF_DIR, Path.cwd() / "conf"):
+        if (candidate / "config.yaml").is_file():
+            return candidate
+    raise ConfigError(f"no conf/config.yaml found beside the package or in {Path.cwd()}")
+
+
+def compose_config(overrides: list[str]) -> Config:
+    """Compose `conf/` with Hydra overrides into the typed config; errors become one line."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+            composed = compose(config_name="config", overrides=overrides)
+        return OmegaConf.to_object(composed)
+    except (HydraException, OmegaConfBaseException, ValueError) as exc:
+        raise ConfigError(_one_line(exc)) from exc
+
+
+def _one_line(exc: BaseException) -> str:
+    """The useful line of a Hydra/OmegaConf error: the innermost cause, with its key."""
+    inner = exc
+    while inner.__cause__ is not None:
+        inner = inner.__cause__
+    key = getattr(inner, "full_key", None)
+    message = (getattr(inner, "msg", None) or str(inner)).strip().splitlines()
+    text = message[0] if message else type(inner).__name__
+    outer = str(exc).strip().splitlines()
+    if key:
+        return f"invalid value for {key}: {text}"
+    return outer[0] if outer else text
+
+
+def run_name(config: Config) -> str:
+    if config.tracking.run_name:
+        return config.tracking.run_name
+    m = config.model
+    if m.penalty == "none":
+        return "logreg-nopenalty"
+    suffix = f"{m.penalty}{m.l1_ratio:g}" if m.penalty == "elasticnet" else m.penalty
+    return f"logreg-C{m.C:g}-{suffix}"
+
+
+def metric_records(result: evaluate.Evaluation) -> list[tuple[str, float, int]]:
+    """cv_<m>_mean/std, cv_<m>_fold_<k> (and cv_<m> at step k for charts), test_<m>."""
+    records: list[tuple[str, float, int]] = []
+    for name in result.test:
+        records.append((f"cv_{name}_mean", result.cv_mean(name), 0))
+        records.append((f"cv_{name}_std", result.cv_std(name), 0))
+        for k, fold in enumerate(result.folds, start=1):
+            records.append((f"cv_{name}_fold_{k}", fold[name], 0))
+            records.append((f"cv_{name}", fold[name], k))
+        records.append((f"test_{name}", result.test[name], 0))
+    return records
+
+
+def run(config: Config) -> RunSummary:
+    """Train, evaluate, report and record one run; returns what the console prints."""
+    validate(config)
+    dataset = data.load(config.data.input, config.data.target)
+    evaluate.check_feasible(dataset, config.evaluation)
+    outputs.check_destination(config.data.output)
+    estimator = model.build(config.model, config.seed)
+    git = provenance.git_state(provenance.PROJECT_DIR)
+    tags = provenance.tags(provenance.PROJECT_DIR, git, config.tracking.note)
+    tracking.use_tracking_uri(config.tracking)
+    name = run_name(config)
+
+    with tracking.active_run(config.tracking, name, tags) as active:
+        run_id = active.info.run_id
+        resolved = OmegaConf.to_container(OmegaConf.structured(config))
+        tracking.log_params(run_id, tracking.flatten(resolved))
+        tracking.log_dataset(
+            dataset.frame, dataset.ref.uri, Path(dataset.ref.uri).name,
+            config.data.target, dataset.ref.digest,
+        )
+        result = evaluate.evaluate(dataset, estimator, config.evaluation, config.seed)
+        tracking.log_metrics(run_id, metric_records(result))
+        predictions = evaluate.predictions_table(result)
+        output_path = outputs.write_predictions(predictions, config.data.output, run_id)
+        tracking.log_params(run_id, {
+            "input_path": dataset.ref.uri,
+            "input_digest": dataset.ref.digest,
+            "output_path": output_path,
+        })
+        if result.warnings:
+            tracking.log_tags(run_id, {tracking.WARNINGS_TAG: " | ".join(result.warnings)})
+            for warning in result.warnings:
+                log.warning(warning)
+
+        packages = provenance.installed_packages()
+        with tempfile.TemporaryDirectory(prefix="logreg-artifacts-") as staging_dir:
+            staging = Path(staging_dir)
+            coefficients = model.coefficients(result.model, list(dataset.features.columns))
+            html = report.render(report.ReportInput(
+                run_id=run_id,
+                run_name=name,
+                note=config.tracking.note,
+                params=tracking.flatten(resolved),
+                folds=result.folds,
+                test=result.test,
+                confusion=result.confusion,
+                labels=[str(label) for label in sorted(dataset.target.unique())],
+                roc_curve=result.roc_curve,
+                pr_curve=result.pr_curve,
+                coefficients=coefficients,
+                provenance={**tags, "input_path": dataset.ref.uri,
+                            "input_digest": dataset.ref.digest, "output_path": output_path,
+                            "python": provenance.python_version()},
+                packages={k: v for k, v in packages.items() if k in KEY_PACKAGES},
+                warnings=result.warnings,
+            ))
+            (staging / "report.html").write_text(html, encoding="utf-8")
+            predictions.to_csv(staging / "predictions.csv", index=False)
+            (staging / "features.txt").write_text("\n".join(dataset.features.columns) + "\n")
+            (staging / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
+            (staging / "environment.txt").write_text(provenance.environment_lock(packages))
+            if git is not None and git.dirty:
+                (staging / "uncommitted.patch").write_text(git.patch)
+            tracking.log_artifacts(staging)
+
+        from mlflow.models import infer_signature
+
+        example = result.split.X_train.head(5)
+        signature = infer_signature(example, result.model.predict(example))
+        tracking.log_model(result.model, example, signature)
+        report_uri = tracking.artifact_uri(run_id) + "/report.html"
+
+    headline = config.evaluation.headline_metric
+    return RunSummary(
+        run_id=run_id,
+        run_name=name,
+        headline=headline,
+        cv_mean=result.cv_mean(headline),
+        cv_std=result.cv_std(headline),
+        test_value=result.test[headline],
+        report_uri=report_uri,
+        output_path=output_path,
+    )
+
+
+KEY_PACKAGES = ("mlflow", "scikit-learn", "numpy", "pandas", "scipy", "hydra-core", "boto3")
+
+
+def print_summary(summary: RunSummary, tracking_uri: str) -> None:
+    print(f"Run {summary.run_id} ({summary.run_name}) finished")
+    print(f"  CV {summary.headline}: {summary.cv_mean:.4f} ± {summary.cv_std:.4f}")
+    print(f"  test {summary.headline}: {summary.test_value:.4f}")
+    print(f"  report: {summary.report_uri}")
+    print(f"  predictions: {summary.output_path}")
+    if tracking_uri.startswith(("http://", "https://")):
+        print(f"  UI: {tracking_uri}")
+    else:
+        print(f"  UI: mlflow ui --backend-store-uri {tracking_uri}")
+
+
+def _fail_pending_mlflow_run(reason: str) -> None:
+    """`mlflow run` created a run before starting us; never leave it RUNNING."""
+    run_id = tracking.run_id_from_mlflow_run()
+    if not run_id:
+        return
+    from mlflow.tracking import MlflowClient
+
+    if MlflowClient().get_run(run_id).info.status == "RUNNING":
+        tracking.fail_run(run_id, reason)
+
+
+def execute(config: Config) -> int:
+    """Run and print; user errors become one line on stderr and exit code 2."""
+    try:
+        summary = run(config)
+    except KitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        _fail_pending_mlflow_run(str(exc))
+        return 2
+    print_summary(summary, os.environ.get("MLFLOW_TRACKING_URI") or config.tracking.uri)
+    return 0
+
+
+@hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
+def hydra_main(cfg: DictConfig) -> int:
+    """Hydra's full command line (--help, --cfg job, -m multirun) lands here."""
+    return execute(OmegaConf.to_object(cfg))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if any(arg.startswith("-") for arg in args):
+            sys.argv = [sys.argv[0], *args]
+            hydra_main()
+            return 0
+        return execute(compose_config(args))
+    except KitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        _fail_pending_mlflow_run(str(exc))
+        return 2
+    except Exception as exc:
+        if os.environ.get(DEBUG_VARIABLE):
+            raise
+        line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(f"error: unexpected {type(exc).__name__}: {line} "
+              f"(set {DEBUG_VARIABLE}=1 for the traceback)", file=sys.stderr)
+        _fail_pending_mlflow_run(f"{type(exc).__name__}: {line}")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
