@@ -8,6 +8,7 @@ they are refused with the list of known names.
 
 from __future__ import annotations
 
+import re
 import shlex
 import sys
 
@@ -35,8 +36,9 @@ TEXT_PARAMETERS = {"input", "target", "output", "note"}
 
 def hydra_quote(text: str) -> str:
     """Quote free text so Hydra's override grammar keeps it verbatim (commas, colons, ${})."""
-    escaped = text.replace("\\", "\\\\").replace("'", "\\'").replace("${", "\\${")
-    return f"'{escaped}'"
+    # Hydra reads a backslash literally unless it stands before a quote, `${` or the end.
+    doubled = re.sub(r"\\+(?=$|'|\$\{)", lambda run: run.group(0) * 2, text)
+    return "'" + doubled.replace("'", "\\'").replace("${", "\\${") + "'"
 
 
 def to_overrides(args: list[str]) -> list[str]:

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import base64
 import io
+import multiprocessing
+import sys
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 import jinja2
@@ -84,12 +88,48 @@ def plots(report: ReportInput) -> dict[str, str]:
     return images
 
 
-def render(report: ReportInput) -> str:
+def _import_matplotlib() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.figure  # noqa: F401
+
+
+class PlotWorker:
+    """Draws the charts in a forked process, so matplotlib's import and drawing run on a
+    second core while the main process logs the model; inline where fork is unsafe.
+
+    Enter it before the first MLflow call: the fork then happens while the process has
+    no threads of MLflow's own.
+    """
+
+    def __enter__(self) -> PlotWorker:
+        self._pool = None
+        if sys.platform.startswith("linux"):
+            context = multiprocessing.get_context("fork")
+            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=context)
+            self._pool.submit(_import_matplotlib)
+        return self
+
+    def submit(self, report: ReportInput) -> Callable[[], dict[str, str]]:
+        """Start drawing; the returned callable gives the images when they are ready."""
+        if self._pool is None:
+            return lambda: plots(report)
+        return self._pool.submit(plots, report).result
+
+    def __exit__(self, *exc_info) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def render(report: ReportInput, images: dict[str, str] | None = None) -> str:
+    """The report as one HTML string; `images` come from `plots` (drawn here if not given)."""
     folds = report.folds
     summary = {
         name: (float(np.mean([f[name] for f in folds])), float(np.std([f[name] for f in folds])))
         for name in METRIC_NAMES
     }
     return _ENVIRONMENT.get_template("report.html.j2").render(
-        r=report, metrics=METRIC_NAMES, summary=summary, images=plots(report)
+        r=report, metrics=METRIC_NAMES, summary=summary,
+        images=plots(report) if images is None else images,
     )

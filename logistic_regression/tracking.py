@@ -9,15 +9,21 @@ instead of opening another one.
 from __future__ import annotations
 
 import os
+import re
 import time
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import mlflow
+import numpy as np
+import pandas as pd
 from mlflow.entities import Metric, Param, RunStatus, RunTag
+from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
+from mlflow.types import ColSpec, Schema
 
 from logistic_regression.config import TrackingConfig
 from logistic_regression.provenance import GIT_DIRTY
@@ -41,6 +47,14 @@ def run_id_from_mlflow_run() -> str | None:
     return os.environ.get("MLFLOW_RUN_ID") or None
 
 
+_URI_PASSWORD = re.compile(r"(?P<scheme>[A-Za-z][\w+.-]*://)(?P<user>[^/@:\s]*):[^/@\s]*@")
+
+
+def redact(text: str) -> str:
+    """Hide the password of any `scheme://user:password@host` in a value bound for MLflow."""
+    return _URI_PASSWORD.sub(r"\g<scheme>\g<user>:***@", text)
+
+
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     """`{"model": {"C": 0.5}}` -> `{"model.C": "0.5"}`, values cut to MLflow's length limit."""
     flat: dict[str, str] = {}
@@ -49,7 +63,7 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
         if isinstance(value, Mapping):
             flat.update(flatten(value, f"{name}."))
         else:
-            text = str(value)
+            text = redact(str(value))
             if len(text) > MAX_PARAM_LENGTH:
                 text = text[: MAX_PARAM_LENGTH - len(TRUNCATION_MARK)] + TRUNCATION_MARK
             flat[name] = text
@@ -111,18 +125,35 @@ def log_metrics(run_id: str, metrics: list[tuple[str, float, int]]) -> None:
 
 def log_dataset(frame, source: str, name: str, target: str, digest: str) -> None:
     """Record the input with `mlflow.log_input`, under the kit's own content digest."""
-    dataset = mlflow.data.from_pandas(
-        frame, source=source, name=name, targets=target, digest=digest[:36]
-    )
-    mlflow.log_input(dataset, context="training")
+    with warnings.catch_warnings():
+        # MLflow 3.17 registers its local-artifact source twice and warns on every plain
+        # path that it "can be interpreted in multiple ways" (both are the same class).
+        warnings.filterwarnings("ignore", message="The specified dataset source can be")
+        # Its schema hint about integer columns concerns model inputs, not a logged table.
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+        dataset = mlflow.data.from_pandas(
+            frame, source=source, name=name, targets=target, digest=digest[:36]
+        )
+        mlflow.log_input(dataset, context="training")
 
 
 def log_artifacts(folder: Path) -> None:
     mlflow.log_artifacts(str(folder))
 
 
-def log_model(model, input_example, signature) -> str:
-    """Log the fitted pipeline; requirements are pinned here, so MLflow need not infer them."""
+def model_signature(features: pd.DataFrame, prediction: np.ndarray) -> ModelSignature:
+    """Input columns as doubles (the pipeline casts them), the output as the label's type."""
+    output_type = "long" if np.issubdtype(prediction.dtype, np.integer) else "double"
+    return ModelSignature(
+        inputs=Schema([ColSpec("double", str(name)) for name in features.columns]),
+        outputs=Schema([ColSpec(output_type)]),
+    )
+
+
+def log_model(model, input_example: pd.DataFrame) -> str:
+    """Log the fitted pipeline; requirements are pinned here, so MLflow need not infer them
+    (inferring reloads the model in a subprocess: seconds per run)."""
+    signature = model_signature(input_example, model.predict(input_example))
     requirements = mlflow.sklearn.get_default_pip_requirements(include_skops=True)
     info = mlflow.sklearn.log_model(
         model,

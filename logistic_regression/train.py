@@ -83,6 +83,14 @@ def run_name(config: Config) -> str:
     return f"logreg-C{m.C:g}-{suffix}"
 
 
+def config_params(resolved: dict) -> dict[str, str]:
+    """The resolved config as `group.key` params; top-level values (seed) as `run.<key>`,
+    since `mlflow run` already logs its own `seed` parameter (empty when defaulted)."""
+    nested = {key: value for key, value in resolved.items() if isinstance(value, dict)}
+    top = {key: value for key, value in resolved.items() if not isinstance(value, dict)}
+    return {**tracking.flatten(nested), **tracking.flatten(top, "run.")}
+
+
 def metric_records(result: evaluate.Evaluation) -> list[tuple[str, float, int]]:
     """cv_<m>_mean/std, cv_<m>_fold_<k> (and cv_<m> at step k for charts), test_<m>."""
     records: list[tuple[str, float, int]] = []
@@ -108,10 +116,12 @@ def run(config: Config) -> RunSummary:
     tracking.use_tracking_uri(config.tracking)
     name = run_name(config)
 
-    with tracking.active_run(config.tracking, name, tags) as active:
+    with report.PlotWorker() as plot_worker, \
+            tracking.active_run(config.tracking, name, tags) as active:
         run_id = active.info.run_id
         resolved = OmegaConf.to_container(OmegaConf.structured(config))
-        tracking.log_params(run_id, tracking.flatten(resolved))
+        params = config_params(resolved)
+        tracking.log_params(run_id, params)
         tracking.log_dataset(
             dataset.frame, dataset.ref.uri, Path(dataset.ref.uri).name,
             config.data.target, dataset.ref.digest,
@@ -120,38 +130,40 @@ def run(config: Config) -> RunSummary:
         tracking.log_metrics(run_id, metric_records(result))
         predictions = evaluate.predictions_table(result)
         output_path = outputs.write_predictions(predictions, config.data.output, run_id)
-        tracking.log_params(run_id, {
+        data_params = {
             "input_path": dataset.ref.uri,
             "input_digest": dataset.ref.digest,
             "output_path": output_path,
-        })
+        }
+        tracking.log_params(run_id, data_params)
         if result.warnings:
             tracking.log_tags(run_id, {tracking.WARNINGS_TAG: " | ".join(result.warnings)})
             for warning in result.warnings:
                 log.warning(warning)
 
         packages = provenance.installed_packages()
+        report_input = report.ReportInput(
+            run_id=run_id,
+            run_name=name,
+            note=config.tracking.note,
+            params=params,
+            folds=result.folds,
+            test=result.test,
+            confusion=result.confusion,
+            labels=[str(label) for label in sorted(dataset.target.unique())],
+            roc_curve=result.roc_curve,
+            pr_curve=result.pr_curve,
+            coefficients=model.coefficients(result.model, list(dataset.features.columns)),
+            provenance={**tags, **data_params, "python": provenance.python_version()},
+            packages={k: v for k, v in packages.items() if k in KEY_PACKAGES},
+            warnings=result.warnings,
+        )
+        images = plot_worker.submit(report_input)
+        tracking.log_model(result.model, result.split.X_train.head(5))
+
         with tempfile.TemporaryDirectory(prefix="logreg-artifacts-") as staging_dir:
             staging = Path(staging_dir)
-            coefficients = model.coefficients(result.model, list(dataset.features.columns))
-            html = report.render(report.ReportInput(
-                run_id=run_id,
-                run_name=name,
-                note=config.tracking.note,
-                params=tracking.flatten(resolved),
-                folds=result.folds,
-                test=result.test,
-                confusion=result.confusion,
-                labels=[str(label) for label in sorted(dataset.target.unique())],
-                roc_curve=result.roc_curve,
-                pr_curve=result.pr_curve,
-                coefficients=coefficients,
-                provenance={**tags, "input_path": dataset.ref.uri,
-                            "input_digest": dataset.ref.digest, "output_path": output_path,
-                            "python": provenance.python_version()},
-                packages={k: v for k, v in packages.items() if k in KEY_PACKAGES},
-                warnings=result.warnings,
-            ))
+            html = report.render(report_input, images())
             (staging / "report.html").write_text(html, encoding="utf-8")
             predictions.to_csv(staging / "predictions.csv", index=False)
             (staging / "features.txt").write_text("\n".join(dataset.features.columns) + "\n")
@@ -160,12 +172,6 @@ def run(config: Config) -> RunSummary:
             if git is not None and git.dirty:
                 (staging / "uncommitted.patch").write_text(git.patch)
             tracking.log_artifacts(staging)
-
-        from mlflow.models import infer_signature
-
-        example = result.split.X_train.head(5)
-        signature = infer_signature(example, result.model.predict(example))
-        tracking.log_model(result.model, example, signature)
         report_uri = tracking.artifact_uri(run_id) + "/report.html"
 
     headline = config.evaluation.headline_metric

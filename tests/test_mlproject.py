@@ -1,0 +1,44 @@
+"""MLproject parameters become Hydra overrides; free text survives Hydra's grammar."""
+
+import pytest
+
+from logistic_regression.errors import ConfigError
+from logistic_regression.mlproject import PARAMETERS, to_overrides
+from logistic_regression.train import compose_config
+
+
+def test_empty_values_keep_the_conf_defaults(base_config):
+    args = [f"{name}=" for name in PARAMETERS] + ["overrides="]
+    assert to_overrides(args) == []
+    assert compose_config(to_overrides(args)) == base_config
+
+
+def test_parameters_map_onto_config_keys():
+    cfg = compose_config(to_overrides(["C=0.5", "penalty=l1", "solver=liblinear", "cv_folds=3",
+                                       "test_size=0.3", "seed=11", "max_iter=50"]))
+    assert cfg.model.C == 0.5 and cfg.model.penalty == "l1" and cfg.model.solver == "liblinear"
+    assert cfg.evaluation.cv_folds == 3 and cfg.evaluation.test_size == 0.3
+    assert cfg.seed == 11 and cfg.model.max_iter == 50
+
+
+@pytest.mark.parametrize(
+    "note",
+    ["hello, world", "a: b [c] {d}", "it's \"quoted\"", "${oc.env:HOME}", "back\\slash\\",
+     "=eq=", "tab\tand spaces  ", "日本語のメモ", "a\\'b", "\\${x}", "x\\\\"],
+)
+def test_free_text_round_trips_verbatim(note):
+    cfg = compose_config(to_overrides([f"note={note}", "input=data/my file,v2.csv"]))
+    assert cfg.tracking.note == note
+    assert cfg.data.input == "data/my file,v2.csv"
+
+
+def test_overrides_parameter_is_split_into_hydra_overrides():
+    result = to_overrides(["C=2", "overrides=evaluation.headline_metric=f1 model.max_iter=10"])
+    assert result == ["model.C=2", "evaluation.headline_metric=f1", "model.max_iter=10"]
+
+
+def test_unknown_parameters_are_refused_with_the_known_names():
+    with pytest.raises(ConfigError, match="unknown parameter 'alpha'; known parameters: C, "):
+        to_overrides(["--alpha", "3"])
+    with pytest.raises(ConfigError, match="unknown parameter 'gamma'"):
+        to_overrides(["gamma=1"])

@@ -1,0 +1,85 @@
+"""Provenance from real git repositories made by the tests."""
+
+import subprocess
+
+from conftest import git
+
+from logistic_regression import provenance
+
+
+def make_repo(path):
+    path.mkdir()
+    git(path, "init", "-q", "-b", "trunk")
+    (path / "train.py").write_text("print('v1')\n")
+    (path / ".gitignore").write_text("mlruns/\n")
+    git(path, "add", "-A")
+    git(path, "commit", "-q", "-m", "first")
+    return path
+
+
+def test_clean_tree(tmp_path):
+    repo = make_repo(tmp_path / "repo")
+    (repo / "mlruns").mkdir()
+    (repo / "mlruns" / "ignored.txt").write_text("ignored files do not make a tree dirty")
+    state = provenance.git_state(repo)
+    assert state.commit == git(repo, "rev-parse", "HEAD")
+    assert state.branch == "trunk"
+    assert state.dirty is False and state.patch == ""
+    assert state.repo_url is None
+    tags = provenance.tags(repo, state, "a note")
+    assert tags == {
+        provenance.SOURCE_NAME: f"file://{repo}",
+        provenance.NOTE: "a note",
+        provenance.GIT_COMMIT: state.commit,
+        provenance.GIT_DIRTY: "false",
+        provenance.GIT_BRANCH: "trunk",
+    }
+
+
+def test_remote_and_subdirectory(tmp_path):
+    repo = make_repo(tmp_path / "repo")
+    git(repo, "remote", "add", "origin", "git://127.0.0.1:9/kit.git")
+    (repo / "sub").mkdir()
+    state = provenance.git_state(repo / "sub")
+    assert state.repo_url == "git://127.0.0.1:9/kit.git"
+    assert provenance.source_name(repo / "sub", state) == f"file://{repo}#sub"
+
+
+def test_dirty_tree_patch_recreates_the_changes(tmp_path):
+    repo = make_repo(tmp_path / "repo")
+    (repo / "train.py").write_text("print('v2, uncommitted')\n")
+    (repo / "new_module.py").write_text("VALUE = 42\n")
+    state = provenance.git_state(repo)
+    assert state.dirty is True
+    assert "new_module.py" in state.patch and "v2, uncommitted" in state.patch
+
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True)
+    (tmp_path / "change.patch").write_text(state.patch)
+    git(clone, "apply", str(tmp_path / "change.patch"))
+    assert (clone / "train.py").read_text() == "print('v2, uncommitted')\n"
+    assert (clone / "new_module.py").read_text() == "VALUE = 42\n"
+
+
+def test_detached_head_has_no_branch(tmp_path):
+    repo = make_repo(tmp_path / "repo")
+    git(repo, "checkout", "-q", "--detach")
+    assert provenance.git_state(repo).branch is None
+
+
+def test_outside_git(tmp_path):
+    assert provenance.git_state(tmp_path) is None
+    assert provenance.tags(tmp_path, None, "") == {
+        provenance.SOURCE_NAME: str(tmp_path), provenance.NOTE: ""
+    }
+
+
+def test_environment_lock_pins_installed_versions():
+    import mlflow
+    import sklearn
+
+    lock = provenance.environment_lock()
+    lines = lock.splitlines()
+    assert lines[0].startswith(f"# python {provenance.python_version()}")
+    assert f"mlflow=={mlflow.__version__}" in lines
+    assert f"scikit-learn=={sklearn.__version__}" in lines

@@ -1,0 +1,93 @@
+"""One whole run in-process against a real SQLite store: what every run records."""
+
+import dataclasses
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from logistic_regression import provenance, train
+from logistic_regression.errors import ConfigError, DataError
+
+
+def run_files(artifact_uri: str) -> set[str]:
+    root = Path(artifact_uri.removeprefix("file://"))
+    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+
+
+def test_a_run_records_everything_needed_to_reproduce_it(config):
+    config = dataclasses.replace(
+        config, tracking=dataclasses.replace(config.tracking, note="first try <b>bold</b>")
+    )
+    config = dataclasses.replace(config, model=dataclasses.replace(config.model, C=0.5))
+    summary = train.run(config)
+    client = MlflowClient()
+    run = client.get_run(summary.run_id)
+
+    assert run.info.status == "FINISHED"
+    assert run.info.run_name == "logreg-C0.5-l2"
+    assert client.get_experiment(run.info.experiment_id).name == "logistic-regression"
+    params = run.data.params
+    assert params["model.C"] == "0.5" and params["model.penalty"] == "l2"
+    assert params["evaluation.cv_folds"] == "5" and params["run.seed"] == "42"
+    assert params["input_path"] == "breast_cancer"
+    assert params["output_path"] == summary.output_path
+    assert Path(summary.output_path).is_file()
+
+    tags = run.data.tags
+    assert tags["mlflow.note.content"] == "first try <b>bold</b>"
+    state = provenance.git_state(provenance.PROJECT_DIR)
+    assert tags["mlflow.source.git.commit"] == state.commit
+    assert tags["mlflow.source.git.dirty"] == str(state.dirty).lower()
+    assert tags["mlflow.source.name"] == provenance.source_name(provenance.PROJECT_DIR, state)
+
+    metrics = run.data.metrics
+    for name in ("accuracy", "roc_auc", "log_loss", "f1", "precision", "recall"):
+        assert f"test_{name}" in metrics
+        folds = [metrics[f"cv_{name}_fold_{k}"] for k in range(1, 6)]
+        assert metrics[f"cv_{name}_mean"] == pytest.approx(sum(folds) / 5)
+    history = client.get_metric_history(summary.run_id, "cv_roc_auc")
+    assert sorted(m.step for m in history) == [1, 2, 3, 4, 5]
+    assert summary.cv_mean == metrics["cv_roc_auc_mean"]
+
+    files = run_files(run.info.artifact_uri)
+    assert {"report.html", "predictions.csv", "features.txt", "config.yaml",
+            "environment.txt"} <= files
+    assert ("uncommitted.patch" in files) == state.dirty
+    artifacts = Path(run.info.artifact_uri.removeprefix("file://"))
+    assert "first try &lt;b&gt;bold&lt;/b&gt;" in (artifacts / "report.html").read_text()
+    assert "C: 0.5" in (artifacts / "config.yaml").read_text()
+    assert len((artifacts / "features.txt").read_text().splitlines()) == 30
+    predictions = pd.read_csv(artifacts / "predictions.csv")
+    assert len(predictions) == 114
+
+    (dataset_input,) = run.inputs.dataset_inputs
+    assert dataset_input.dataset.digest == params["input_digest"][:36]
+    models = client.search_logged_models(experiment_ids=[run.info.experiment_id])
+    assert [m.source_run_id for m in models] == [summary.run_id]
+
+
+def test_reruns_give_identical_metrics(config):
+    first = MlflowClient().get_run(train.run(config).run_id).data.metrics
+    second = MlflowClient().get_run(train.run(config).run_id).data.metrics
+    assert first == second
+
+
+@pytest.mark.parametrize(
+    ("group", "change", "error"),
+    [("model", {"C": -1.0}, ConfigError), ("data", {"input": "nowhere.csv"}, DataError),
+     ("data", {"target": "species"}, DataError)],
+)
+def test_bad_input_creates_no_run(config, group, change, error):
+    bad = dataclasses.replace(config, **{group: dataclasses.replace(getattr(config, group), **change)})
+    with pytest.raises(error):
+        train.run(bad)
+    assert MlflowClient().search_experiments(filter_string="name = 'logistic-regression'") == []
+
+
+def test_cli_bad_value_is_one_line_exit_2(capsys):
+    assert train.main(["model.C=abc"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: invalid value for model.C:")
+    assert "\n" not in err and "Traceback" not in err
