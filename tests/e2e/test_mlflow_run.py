@@ -1,0 +1,142 @@
+"""End to end: `mlflow run` and `python -m` on a git copy of the kit, real MLflow store.
+
+Each test makes the kit into a fresh git repository under tmp_path and records into a
+SQLite store there. Slow (each run starts MLflow's CLI and a Python process), so marked e2e.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import PYTHON, git, run_command
+from mlflow.tracking import MlflowClient
+
+pytestmark = pytest.mark.e2e
+
+PROVENANCE_TAGS = (
+    "mlflow.source.name",
+    "mlflow.source.git.commit",
+    "mlflow.source.git.branch",
+    "mlflow.source.git.repoURL",
+    "mlflow.source.git.dirty",
+    "mlflow.note.content",
+)
+NOTE = "baseline, C=0.5: 'quoted' ${not_interpolated}"
+
+
+def mlflow_run(kit: Path, cwd: Path, *params: str, env_manager: str = "local"):
+    args = [PYTHON, "-m", "mlflow", "run", str(kit), "--env-manager", env_manager,
+            "--experiment-name", "logistic-regression"]
+    for param in params:
+        args += ["-P", param]
+    return run_command(args, cwd=cwd, timeout=900)
+
+
+def only_run(client: MlflowClient):
+    runs = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()], order_by=["start_time DESC"]
+    )
+    return runs
+
+
+def artifact_files(run) -> set[str]:
+    root = Path(run.info.artifact_uri.removeprefix("file://"))
+    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.fixture
+def kit(kit_repo):
+    git(kit_repo, "remote", "add", "origin", "git://127.0.0.1:9/kit.git")
+    return kit_repo
+
+
+def test_mlflow_run_and_python_m_record_the_same_provenance(kit, tmp_path):
+    done = mlflow_run(kit, tmp_path, "C=0.5", f"note={NOTE}")
+    assert done.returncode == 0, done.stderr
+    assert "CV roc_auc:" in done.stdout and " ± " in done.stdout
+    client = MlflowClient()
+    (by_mlflow_run,) = only_run(client)
+
+    done = run_command(
+        [PYTHON, "-m", "logistic_regression.train", "model.C=0.5",
+         f"tracking.note='{NOTE.replace(chr(39), chr(92) + chr(39)).replace('${', chr(92) + '${')}'"],
+        cwd=kit,
+    )
+    assert done.returncode == 0, done.stderr
+    by_python_m = next(r for r in only_run(client) if r.info.run_id != by_mlflow_run.info.run_id)
+
+    head = git(kit, "rev-parse", "HEAD")
+    expected = {
+        "mlflow.source.name": f"file://{kit}",
+        "mlflow.source.git.commit": head,
+        "mlflow.source.git.branch": "main",
+        "mlflow.source.git.repoURL": "git://127.0.0.1:9/kit.git",
+        "mlflow.source.git.dirty": "false",
+        "mlflow.note.content": NOTE,
+    }
+    for run in (by_mlflow_run, by_python_m):
+        assert run.info.status == "FINISHED"
+        assert run.info.run_name == "logreg-C0.5-l2"
+        assert {k: run.data.tags.get(k) for k in PROVENANCE_TAGS} == expected
+        assert run.data.params["model.C"] == "0.5"
+        assert run.data.params["input_path"] == "breast_cancer"
+        assert Path(run.data.params["output_path"]).is_file()
+        assert {"report.html", "predictions.csv", "features.txt", "config.yaml",
+                "environment.txt"} <= artifact_files(run)
+        assert "uncommitted.patch" not in artifact_files(run)
+    assert by_mlflow_run.data.tags["mlflow.project.entryPoint"] == "main"
+    # Same config, same data: bit-identical metrics whichever way the run was started.
+    assert by_mlflow_run.data.metrics == by_python_m.data.metrics
+    assert git(kit, "status", "--porcelain") == "", "a run must not dirty the tree"
+
+
+def test_dirty_tree_is_flagged_and_its_diff_logged(kit, tmp_path):
+    conf = kit / "conf" / "model" / "logreg.yaml"
+    conf.write_text(conf.read_text().replace("max_iter: 1000", "max_iter: 900"))
+    done = mlflow_run(kit, tmp_path, "C=2")
+    assert done.returncode == 0, done.stderr
+    (run,) = only_run(MlflowClient())
+    assert run.data.tags["mlflow.source.git.dirty"] == "true"
+    assert run.data.params["model.max_iter"] == "900"
+    patch = Path(run.info.artifact_uri.removeprefix("file://")) / "uncommitted.patch"
+    assert "+max_iter: 900" in patch.read_text()
+
+
+@pytest.mark.parametrize(
+    ("param", "message"),
+    [
+        ("C=-1", "error: model.C=-1.0 is not allowed; C must be a number > 0"),
+        ("C=abc", "error: invalid value for model.C:"),
+        ("penalty=l1", "error: model.solver='lbfgs' cannot fit model.penalty='l1'"),
+        ("cv_folds=1", "error: evaluation.cv_folds=1 is not allowed"),
+        ("input=missing.csv", "error: data.input='missing.csv': no such file"),
+        ("alpha=1", "error: unknown parameter 'alpha'"),
+    ],
+)
+def test_bad_parameters_fail_clearly_and_leave_no_running_run(kit, tmp_path, param, message):
+    done = mlflow_run(kit, tmp_path, param)
+    assert done.returncode != 0
+    assert message in done.stderr
+    error_lines = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1
+    assert "Traceback" not in done.stderr
+    runs = only_run(MlflowClient())
+    assert runs, "mlflow run creates its run before the kit starts"
+    for run in runs:
+        assert run.info.status == "FAILED"
+        assert run.data.tags["kit.error"] in error_lines[0]
+        assert not any(k.startswith("cv_") for k in run.data.metrics)
+
+
+def test_env_manager_uv_builds_the_pinned_environment(kit, tmp_path):
+    """`--env-manager uv` builds python_env.yaml's environment and trains inside it."""
+    done = mlflow_run(kit, tmp_path, "C=0.5", env_manager="uv")
+    assert done.returncode == 0, done.stderr
+    (run,) = only_run(MlflowClient())
+    assert run.info.status == "FINISHED"
+    lock = (Path(run.info.artifact_uri.removeprefix("file://")) / "environment.txt").read_text()
+    pins = [line for line in (kit / "python_env.yaml").read_text().splitlines() if "==" in line]
+    for pin in pins:
+        assert pin.strip().removeprefix("- ") in lock.splitlines()
+    assert "pytest==" not in lock, "the run must use the isolated environment, not the test one"
