@@ -8,10 +8,6 @@ from __future__ import annotations
 
 import base64
 import io
-import multiprocessing
-import sys
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 import jinja2
@@ -88,38 +84,12 @@ def plots(report: ReportInput) -> dict[str, str]:
     return images
 
 
-def _import_matplotlib() -> None:
+def warm_up() -> None:
+    """Import matplotlib ahead of drawing (run in the background worker)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.figure  # noqa: F401
-
-
-class PlotWorker:
-    """Draws the charts in a forked process, so matplotlib's import and drawing run on a
-    second core while the main process logs the model; inline where fork is unsafe.
-
-    Enter it before the first MLflow call: the fork then happens while the process has
-    no threads of MLflow's own.
-    """
-
-    def __enter__(self) -> PlotWorker:
-        self._pool = None
-        if sys.platform.startswith("linux"):
-            context = multiprocessing.get_context("fork")
-            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=context)
-            self._pool.submit(_import_matplotlib)
-        return self
-
-    def submit(self, report: ReportInput) -> Callable[[], dict[str, str]]:
-        """Start drawing; the returned callable gives the images when they are ready."""
-        if self._pool is None:
-            return lambda: plots(report)
-        return self._pool.submit(plots, report).result
-
-    def __exit__(self, *exc_info) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def render(report: ReportInput, images: dict[str, str] | None = None) -> str:

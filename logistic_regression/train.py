@@ -18,6 +18,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from logistic_regression import data, evaluate, model, outputs, provenance, report, tracking
+from logistic_regression.background import Background
 from logistic_regression.config import Config, validate
 from logistic_regression.errors import ConfigError, KitError
 
@@ -116,8 +117,9 @@ def run(config: Config) -> RunSummary:
     tracking.use_tracking_uri(config.tracking)
     name = run_name(config)
 
-    with report.PlotWorker() as plot_worker, \
+    with Background(report.warm_up) as background, \
             tracking.active_run(config.tracking, name, tags) as active:
+        installed = background.submit(provenance.installed_packages)
         run_id = active.info.run_id
         resolved = OmegaConf.to_container(OmegaConf.structured(config))
         params = config_params(resolved)
@@ -141,7 +143,7 @@ def run(config: Config) -> RunSummary:
             for warning in result.warnings:
                 log.warning(warning)
 
-        packages = provenance.installed_packages()
+        packages = installed()
         report_input = report.ReportInput(
             run_id=run_id,
             run_name=name,
@@ -158,7 +160,7 @@ def run(config: Config) -> RunSummary:
             packages={k: v for k, v in packages.items() if k in KEY_PACKAGES},
             warnings=result.warnings,
         )
-        images = plot_worker.submit(report_input)
+        images = background.submit(report.plots, report_input)
         tracking.log_model(result.model, result.split.X_train.head(5))
 
         with tempfile.TemporaryDirectory(prefix="logreg-artifacts-") as staging_dir:

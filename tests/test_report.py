@@ -5,7 +5,8 @@ import re
 import numpy as np
 import pytest
 
-from logistic_regression.report import PlotWorker, ReportInput, plots, render
+from logistic_regression.background import Background
+from logistic_regression.report import ReportInput, plots, render, warm_up
 
 HOSTILE = '<script>alert("x")</script> & <img src=x onerror=1>'
 
@@ -59,8 +60,8 @@ def test_report_is_self_contained(report_input):
     assert all(src.startswith("data:image/png;base64,") for src in sources)
 
 
-def test_plot_worker_draws_the_same_charts_as_inline(report_input):
-    with PlotWorker() as worker:
-        from_worker = worker.submit(report_input)()
+def test_background_worker_draws_the_same_charts_as_inline(report_input):
+    with Background(warm_up) as worker:
+        from_worker = worker.submit(plots, report_input)()
     assert from_worker.keys() == plots(report_input).keys() == {"roc", "pr", "coefficients"}
     assert all(len(uri) > 2000 for uri in from_worker.values())
