@@ -42,6 +42,15 @@ def use_tracking_uri(tracking: TrackingConfig) -> str:
     return uri
 
 
+def absolute_tracking_uri(uri: str) -> str:
+    """A relative `sqlite:///mlflow.db` made absolute, so a child process in another
+    folder records into the same store."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        return prefix + str(Path(uri[len(prefix):]).resolve())
+    return uri
+
+
 def run_id_from_mlflow_run() -> str | None:
     """The run `mlflow run` created for this process, if it did."""
     return os.environ.get("MLFLOW_RUN_ID") or None

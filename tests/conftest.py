@@ -106,3 +106,12 @@ def run_command(args: list[str], cwd: Path, env: dict[str, str] | None = None, t
 
 
 PYTHON = sys.executable
+
+
+@pytest.fixture
+def git_server(tmp_path):
+    """A real `git daemon` on 127.0.0.1, stopped when the test ends."""
+    from servers import git_daemon
+
+    with git_daemon(tmp_path / "git-server") as server:
+        yield server

@@ -1,0 +1,76 @@
+"""`python -m logistic_regression COMMAND`: train, reproduce a run, inspect runs.
+
+    python -m logistic_regression train [hydra overrides]
+    python -m logistic_regression reproduce RUN_ID [--tolerance 1e-9]
+    python -m logistic_regression inspect RUN_ID
+    python -m logistic_regression inspect --experiment NAME
+
+The tracking store is MLFLOW_TRACKING_URI when set, else `tracking.uri` from conf/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import mlflow
+
+from logistic_regression.errors import KitError
+
+
+def _use_tracking_store(uri: str | None) -> None:
+    if uri:
+        mlflow.set_tracking_uri(uri)
+        return
+    if not os.environ.get("MLFLOW_TRACKING_URI"):
+        from logistic_regression.train import compose_config
+
+        mlflow.set_tracking_uri(compose_config([]).tracking.uri)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="python -m logistic_regression", description=__doc__.split("\n")[0])
+    commands = top.add_subparsers(dest="command", required=True)
+    commands.add_parser("train", help="train one run (Hydra overrides follow)", add_help=False)
+    reproduce = commands.add_parser("reproduce", help="re-run a recorded run and compare")
+    reproduce.add_argument("run_id")
+    reproduce.add_argument("--tolerance", type=float, default=0.0,
+                           help="allowed absolute difference per metric (default: exact)")
+    reproduce.add_argument("--tracking-uri", help="tracking store (default: MLFLOW_TRACKING_URI)")
+    inspect = commands.add_parser("inspect", help="show a run as a tree, or an experiment's runs")
+    inspect.add_argument("run_id", nargs="?")
+    inspect.add_argument("--experiment", help="list the runs of this experiment instead")
+    inspect.add_argument("--tracking-uri", help="tracking store (default: MLFLOW_TRACKING_URI)")
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["train"]:
+        from logistic_regression import train
+
+        return train.main(args_list[1:])
+    args = parser().parse_args(args_list)
+    try:
+        _use_tracking_store(args.tracking_uri)
+        if args.command == "reproduce":
+            if args.tolerance < 0:
+                raise KitError(f"--tolerance={args.tolerance} is not allowed; it must be >= 0")
+            from logistic_regression.reproduce import reproduce
+
+            return reproduce(args.run_id, args.tolerance)
+        from logistic_regression import inspection
+
+        if bool(args.run_id) == bool(args.experiment):
+            raise KitError("inspect takes a RUN_ID or --experiment NAME (one of the two)")
+        print(inspection.run_tree(args.run_id) if args.run_id
+              else inspection.experiment_table(args.experiment))
+        return 0
+    except KitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""`inspect`: one run as a tree, or an experiment's runs as a table, on any backend.
+
+`tree mlruns` only works where artifacts are local files; this reads the same facts
+through MLflow's client, so it works on SQLite, a tracking server or S3 artifacts alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from logistic_regression.errors import KitError
+
+KEY_METRICS = ("cv_roc_auc_mean", "cv_roc_auc_std", "test_roc_auc", "test_accuracy")
+
+
+def human_size(size: int | None) -> str:
+    if size is None:
+        return ""
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{size} B"
+
+
+def _artifact_lines(client: MlflowClient, run_id: str, path: str | None, indent: str) -> Iterator[str]:
+    entries = client.list_artifacts(run_id, path)
+    for index, entry in enumerate(entries):
+        last = index == len(entries) - 1
+        branch, child_indent = ("└── ", "    ") if last else ("├── ", "│   ")
+        name = entry.path.rsplit("/", 1)[-1]
+        if entry.is_dir:
+            yield f"{indent}{branch}{name}/"
+            yield from _artifact_lines(client, run_id, entry.path, indent + child_indent)
+        else:
+            yield f"{indent}{branch}{name}  ({human_size(entry.file_size)})"
+
+
+def _section(title: str, items: dict[str, object], last: bool) -> Iterator[str]:
+    branch, indent = ("└── ", "    ") if last else ("├── ", "│   ")
+    yield f"{branch}{title} ({len(items)})"
+    keys = sorted(items)
+    for index, key in enumerate(keys):
+        mark = "└── " if index == len(keys) - 1 else "├── "
+        yield f"{indent}{mark}{key} = {items[key]}"
+
+
+def run_tree(run_id: str, client: MlflowClient | None = None) -> str:
+    client = client or MlflowClient()
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        raise KitError(f"no run with id {run_id!r} in this tracking store") from None
+    experiment = client.get_experiment(run.info.experiment_id)
+    lines = [f"run {run.info.run_id}  {run.info.run_name}  {run.info.status}  "
+             f"(experiment {experiment.name!r}, id {experiment.experiment_id})"]
+    lines += _section("params", run.data.params, last=False)
+    lines += _section("metrics", run.data.metrics, last=False)
+    lines += _section("tags", run.data.tags, last=False)
+    models = client.search_logged_models(
+        experiment_ids=[run.info.experiment_id],
+        filter_string=f"source_run_id = '{run.info.run_id}'",
+    )
+    lines.append(f"├── models ({len(models)})")
+    for index, logged in enumerate(models):
+        mark = "└── " if index == len(models) - 1 else "├── "
+        lines.append(f"│   {mark}{logged.name}  {logged.model_id}  {logged.artifact_location}")
+    lines.append(f"└── artifacts  {run.info.artifact_uri}")
+    lines += _artifact_lines(client, run_id, None, "    ")
+    return "\n".join(lines)
+
+
+def experiment_table(name: str, client: MlflowClient | None = None) -> str:
+    client = client or MlflowClient()
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        known = ", ".join(repr(e.name) for e in client.search_experiments()) or "none"
+        raise KitError(f"no experiment named {name!r}; experiments here: {known}")
+    runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"])
+    header = ["run_id", "name", "status", *KEY_METRICS]
+    rows = [[run.info.run_id, run.info.run_name or "", run.info.status,
+             *(f"{run.data.metrics[m]:.4f}" if m in run.data.metrics else "-" for m in KEY_METRICS)]
+            for run in runs]
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
+    lines = [f"experiment {name!r} (id {experiment.experiment_id}): {len(runs)} runs"]
+    for row in [header, *rows]:
+        lines.append("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)))
+    return "\n".join(lines)

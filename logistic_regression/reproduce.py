@@ -1,0 +1,304 @@
+"""`reproduce RUN_ID`: re-run a recorded run from its own code and data, then compare.
+
+MLflow records a commit but cannot say whether a re-run came out the same; this does.
+It never touches the user's working tree: the recorded repository (remote URL or local
+source) is cloned into a temporary folder, the recorded commit checked out there and,
+for a run made from a dirty tree, the recorded `uncommitted.patch` applied. The run's
+own `config.yaml` gives every setting, so the old code gets only keys it knows.
+
+Refuses before any work when reproduction is impossible (unknown run, code or diff not
+recorded, repository unreachable, input data changed).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import yaml
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from logistic_regression import data, provenance
+from logistic_regression.errors import KitError
+from logistic_regression.mlproject import hydra_quote
+from logistic_regression.tracking import ERROR_TAG, absolute_tracking_uri
+
+REPRODUCES_TAG = "reproduces"
+VERDICT_TAG = "reproduce.verdict"
+MISMATCH_TAG = "reproduce.mismatches"
+# Settings that describe where the rerun records, not what it computes.
+NOT_REPLAYED = {"tracking.uri", "data.output", "tracking.note", "data.input"}
+
+
+class NotReproducible(KitError):
+    """Reproduction is impossible; the message says why."""
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What the original run recorded, enough to re-run it."""
+
+    run_id: str
+    run_name: str
+    experiment_id: str
+    repository: str  # what `git clone` takes
+    subdirectory: str
+    commit: str
+    dirty: bool
+    config: dict
+    input_path: str
+    input_digest: str
+    metrics: dict[str, float]
+    environment: dict[str, str]
+    patch: Path | None
+    tags: dict[str, str]
+
+
+def _download(run_id: str, path: str, destination: Path) -> Path | None:
+    try:
+        return Path(mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=path, dst_path=str(destination)
+        ))
+    except (MlflowException, OSError):
+        return None
+
+
+def parse_environment(text: str) -> dict[str, str]:
+    """`name==version` lines of an environment.txt, with `python` from its header."""
+    packages: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.startswith("# python "):
+            packages["python"] = line.split()[2]
+        elif "==" in line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            packages[name.strip()] = version.strip()
+    return packages
+
+
+def _repository(tags: dict[str, str]) -> tuple[str, str]:
+    """(clone source, subdirectory) from the source name, else from the remote URL."""
+    source = tags.get(provenance.SOURCE_NAME, "")
+    location, _, subdirectory = source.partition("#")
+    if location.startswith("file://"):
+        local = Path(location.removeprefix("file://"))
+        if local.is_dir():
+            return str(local), subdirectory
+        location = tags.get(provenance.GIT_REPO_URL, "")
+    if "://" in location or location.startswith("git@"):
+        return location, subdirectory
+    raise NotReproducible(
+        f"run's source {source!r} is not a git repository the kit can clone; "
+        "only runs recorded from a git checkout or a git URL can be reproduced"
+    )
+
+
+def read_recorded(client: MlflowClient, run_id: str, scratch: Path) -> Recorded:
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        raise NotReproducible(f"no run with id {run_id!r} in {mlflow.get_tracking_uri()}") from None
+    tags = run.data.tags
+    commit = tags.get(provenance.GIT_COMMIT)
+    if not commit:
+        raise NotReproducible(f"run {run_id} recorded no git commit, so its code is unknown")
+    repository, subdirectory = _repository(tags)
+    dirty = tags.get(provenance.GIT_DIRTY) == "true"
+    patch = _download(run_id, "uncommitted.patch", scratch) if dirty else None
+    if dirty and patch is None:
+        raise NotReproducible(
+            f"run {run_id} was made from a dirty tree and its uncommitted.patch was not "
+            "recorded, so its exact code is unknown"
+        )
+    config_file = _download(run_id, "config.yaml", scratch)
+    if config_file is None:
+        raise NotReproducible(f"run {run_id} has no config.yaml artifact to replay")
+    environment = _download(run_id, "environment.txt", scratch)
+    return Recorded(
+        run_id=run_id,
+        run_name=run.info.run_name,
+        experiment_id=run.info.experiment_id,
+        repository=repository,
+        subdirectory=subdirectory,
+        commit=commit,
+        dirty=dirty,
+        config=yaml.safe_load(config_file.read_text()),
+        input_path=run.data.params.get("input_path", ""),
+        input_digest=run.data.params.get("input_digest", ""),
+        metrics=dict(run.data.metrics),
+        environment=parse_environment(environment.read_text()) if environment else {},
+        patch=patch,
+        tags=tags,
+    )
+
+
+def check_data(recorded: Recorded) -> None:
+    """The input must still be the bytes the run read (no version to fall back on yet)."""
+    try:
+        _, ref = data.read_table(recorded.input_path)
+    except KitError as exc:
+        raise NotReproducible(f"the run's input cannot be read now: {exc}") from None
+    if ref.digest != recorded.input_digest:
+        raise NotReproducible(
+            f"input {recorded.input_path} changed since run {recorded.run_id}: recorded digest "
+            f"{recorded.input_digest[:12]}…, now {ref.digest[:12]}…, and no version of the "
+            "original data was recorded"
+        )
+
+
+def _git(cwd: Path, *args: str) -> None:
+    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+    if done.returncode != 0:
+        reason = (done.stderr.strip().splitlines() or ["git failed"])[-1]
+        raise NotReproducible(f"git {args[0]} failed: {reason}")
+
+
+def checkout(recorded: Recorded, workdir: Path) -> Path:
+    """A fresh clone at the recorded commit (plus the recorded diff); returns the project dir."""
+    source = workdir / "source"
+    _git(workdir, "clone", "--quiet", "--no-checkout", recorded.repository, str(source))
+    _git(source, "-c", "advice.detachedHead=false", "checkout", "--quiet", recorded.commit)
+    if recorded.patch is not None:
+        _git(source, "apply", "--whitespace=nowarn", str(recorded.patch))
+    project = source / recorded.subdirectory if recorded.subdirectory else source
+    if not (project / "MLproject").is_file():
+        raise NotReproducible(f"no MLproject at commit {recorded.commit[:12]} of {recorded.repository}")
+    return project
+
+
+def _override(key: str, value) -> str:
+    if isinstance(value, str):
+        return f"{key}={hydra_quote(value)}"
+    if isinstance(value, bool):
+        return f"{key}={str(value).lower()}"
+    if value is None:
+        return f"{key}=null"
+    return f"{key}={value!r}"
+
+
+def replay_overrides(recorded: Recorded, output: Path) -> list[str]:
+    """Every recorded setting as a Hydra override, re-pointing only where results go."""
+    overrides = []
+    flat = _flatten(recorded.config)
+    for key, value in flat.items():
+        if key not in NOT_REPLAYED:
+            overrides.append(_override(key, value))
+    overrides.append(_override("data.input", recorded.input_path))
+    overrides.append(_override("data.output", str(output)))
+    note = f"Reproduction of run {recorded.run_id}. " + str(flat.get("tracking.note", ""))
+    overrides.append(_override("tracking.note", note.strip()))
+    return overrides
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    flat: dict = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+@dataclass(frozen=True)
+class Comparison:
+    metrics: list[tuple[str, float | None, float | None, bool]]
+    digest_matches: bool
+    environment: list[tuple[str, str | None, str | None]]
+
+    @property
+    def reproduced(self) -> bool:
+        return self.digest_matches and all(match for *_, match in self.metrics)
+
+
+def compare(recorded: Recorded, new_metrics: dict[str, float], new_digest: str,
+            new_environment: dict[str, str], tolerance: float) -> Comparison:
+    rows = []
+    for name in sorted(set(recorded.metrics) | set(new_metrics)):
+        old, new = recorded.metrics.get(name), new_metrics.get(name)
+        same = old is not None and new is not None and (
+            old == new or math.isclose(old, new, rel_tol=0.0, abs_tol=tolerance)
+        )
+        rows.append((name, old, new, same))
+    packages = sorted(set(recorded.environment) | set(new_environment))
+    differing = [(p, recorded.environment.get(p), new_environment.get(p)) for p in packages
+                 if recorded.environment.get(p) != new_environment.get(p)]
+    return Comparison(rows, new_digest == recorded.input_digest, differing)
+
+
+def print_comparison(recorded: Recorded, new_run_id: str, result: Comparison, tolerance: float):
+    print(f"Reproduction of run {recorded.run_id} ({recorded.run_name}) as run {new_run_id}")
+    print(f"  code: {recorded.repository} @ {recorded.commit[:12]}"
+          + (" + recorded uncommitted.patch" if recorded.patch else ""))
+    rule = "exact" if tolerance == 0 else f"within {tolerance:g}"
+    print(f"  metrics ({rule}):")
+    width = max((len(name) for name, *_ in result.metrics), default=6)
+    print(f"    {'metric':<{width}}  {'original':>20}  {'rerun':>20}  match")
+    for name, old, new, same in result.metrics:
+        shown_old = "missing" if old is None else repr(old)
+        shown_new = "missing" if new is None else repr(new)
+        print(f"    {name:<{width}}  {shown_old:>20}  {shown_new:>20}  {'yes' if same else 'NO'}")
+    print(f"  data digest: {'same' if result.digest_matches else 'DIFFERENT'}")
+    if result.environment:
+        print("  environment differences (original -> rerun):")
+        for package, old, new in result.environment:
+            print(f"    {package}: {old or 'absent'} -> {new or 'absent'}")
+    else:
+        print("  environment: same packages and versions")
+    print(f"  verdict: {'reproduced' if result.reproduced else 'NOT reproduced'}")
+
+
+def reproduce(run_id: str, tolerance: float = 0.0) -> int:
+    """Re-run `run_id` and compare; 0 when it reproduced, 1 when not (refusals raise)."""
+    client = MlflowClient()
+    with tempfile.TemporaryDirectory(prefix="logreg-reproduce-") as scratch_dir:
+        scratch = Path(scratch_dir)
+        recorded = read_recorded(client, run_id, scratch)
+        check_data(recorded)
+        project = checkout(recorded, scratch)
+        keep = {k: v for k, v in recorded.tags.items() if k in (
+            provenance.SOURCE_NAME, provenance.GIT_COMMIT, provenance.GIT_REPO_URL,
+            provenance.GIT_BRANCH, "mlflow.project.entryPoint")}
+        new_run = client.create_run(
+            recorded.experiment_id, run_name=recorded.run_name,
+            tags={**keep, REPRODUCES_TAG: run_id},
+        )
+        new_id = new_run.info.run_id
+        env = {**os.environ, "MLFLOW_RUN_ID": new_id,
+               "MLFLOW_TRACKING_URI": absolute_tracking_uri(mlflow.get_tracking_uri()),
+               "MLFLOW_EXPERIMENT_ID": recorded.experiment_id}
+        overrides = replay_overrides(recorded, Path.cwd() / "outputs")
+        print(f"Re-running {recorded.commit[:12]} of {recorded.repository} as run {new_id} ...",
+              flush=True)
+        done = subprocess.run(
+            [sys.executable, "-m", "logistic_regression.train", *overrides],
+            cwd=project, env=env, capture_output=True, text=True,
+        )
+        rerun = client.get_run(new_id)
+        if done.returncode != 0 or rerun.info.status != "FINISHED":
+            if rerun.info.status == "RUNNING":
+                client.set_terminated(new_id, "FAILED")
+            reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            client.set_tag(new_id, VERDICT_TAG, "failed")
+            client.set_tag(new_id, ERROR_TAG, reason[:5000])
+            print(f"error: the rerun failed: {reason}", file=sys.stderr)
+            return 1
+        environment = _download(new_id, "environment.txt", scratch / "new")
+        result = compare(
+            recorded, dict(rerun.data.metrics), rerun.data.params.get("input_digest", ""),
+            parse_environment(environment.read_text()) if environment else {}, tolerance,
+        )
+    mismatched = [name for name, *_, same in result.metrics if not same]
+    if not result.digest_matches:
+        mismatched.append("input_digest")
+    client.set_tag(new_id, VERDICT_TAG, "reproduced" if result.reproduced else "not reproduced")
+    if mismatched:
+        client.set_tag(new_id, MISMATCH_TAG, ", ".join(mismatched)[:5000])
+    print_comparison(recorded, new_id, result, tolerance)
+    return 0 if result.reproduced else 1

@@ -1,0 +1,176 @@
+"""Running from a git server, reproducing runs, and inspecting them: real git, real MLflow."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import PYTHON, git, run_command
+from mlflow.tracking import MlflowClient
+from sklearn.datasets import load_breast_cancer
+
+pytestmark = pytest.mark.e2e
+
+
+def mlflow_run(uri: str, cwd: Path, *extra: str):
+    return run_command([PYTHON, "-m", "mlflow", "run", uri, "--env-manager", "local",
+                        "--experiment-name", "logistic-regression", *extra], cwd=cwd)
+
+
+def newest_run(client: MlflowClient):
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    return client.search_runs(experiments, order_by=["attributes.start_time DESC"])[0]
+
+
+def kit_cli(cwd: Path, *args: str):
+    return run_command([PYTHON, "-m", "logistic_regression", *args], cwd=cwd)
+
+
+def set_default_c(repo: Path, value: str) -> None:
+    conf = repo / "conf" / "model" / "logreg.yaml"
+    lines = [f"C: {value}" if line.startswith("C: ") else line
+             for line in conf.read_text().splitlines()]
+    conf.write_text("\n".join(lines) + "\n")
+
+
+def test_git_url_versions_run_the_requested_code_and_reproduce(kit_repo, git_server, tmp_path):
+    old = git(kit_repo, "rev-parse", "HEAD")
+    git(kit_repo, "tag", "v1")
+    set_default_c(kit_repo, "0.25")
+    git(kit_repo, "commit", "-q", "-am", "default C 0.25")
+    new = git(kit_repo, "rev-parse", "HEAD")
+    url = git_server.publish(kit_repo, "kit")
+    client = MlflowClient()
+
+    expectations = [((), new, "0.25", None), (("--version", old), old, "1.0", None),
+                    (("--version", "v1"), old, "1.0", None), (("--version", "main"), new, "0.25", "main")]
+    runs = {}
+    for extra, commit, c_value, branch in expectations:
+        done = mlflow_run(url, tmp_path, *extra)
+        assert done.returncode == 0, done.stderr
+        run = newest_run(client)
+        tags = run.data.tags
+        assert run.info.status == "FINISHED"
+        assert tags["mlflow.source.git.commit"] == commit
+        assert tags["mlflow.source.git.repoURL"] == url
+        assert tags["mlflow.source.name"] == url
+        assert tags["mlflow.project.entryPoint"] == "main"
+        assert tags["mlflow.source.git.dirty"] == "false"
+        assert run.data.params["model.C"] == c_value, f"{extra} ran the wrong code"
+        if branch:
+            assert tags["mlflow.source.git.branch"] == branch
+        runs[extra] = run
+
+    old_run = runs[("--version", old)]
+    done = kit_cli(tmp_path, "reproduce", old_run.info.run_id)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "verdict: reproduced" in done.stdout
+    assert f"{url} @ {old[:12]}" in done.stdout
+    rerun = newest_run(client)
+    assert rerun.data.tags["reproduces"] == old_run.info.run_id
+    assert rerun.data.tags["reproduce.verdict"] == "reproduced"
+    assert rerun.data.tags["mlflow.source.git.commit"] == old
+    assert rerun.data.params["model.C"] == "1.0"
+    assert rerun.data.metrics == old_run.data.metrics
+
+
+def test_git_url_with_subdirectory(kit_repo, git_server, tmp_path):
+    mono = tmp_path / "mono"
+    (mono / "docs").mkdir(parents=True)
+    (mono / "docs" / "README.md").write_text("a larger repository\n")
+    shutil.copytree(kit_repo, mono / "kit", ignore=shutil.ignore_patterns(".git"))
+    git(mono, "init", "-q", "-b", "main")
+    git(mono, "add", "-A")
+    git(mono, "commit", "-q", "-m", "kit in a subfolder")
+    url = git_server.publish(mono, "mono")
+    done = mlflow_run(f"{url}#kit", tmp_path, "-P", "C=0.5")
+    assert done.returncode == 0, done.stderr
+    run = newest_run(MlflowClient())
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["mlflow.source.name"] == f"{url}#kit"
+    assert run.data.tags["mlflow.source.git.commit"] == git(mono, "rev-parse", "HEAD")
+
+    done = kit_cli(tmp_path, "reproduce", run.info.run_id)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "verdict: reproduced" in done.stdout
+
+
+def test_dirty_run_is_reproduced_from_its_recorded_diff(kit_repo, tmp_path):
+    set_default_c(kit_repo, "0.3")
+    done = run_command([PYTHON, "-m", "logistic_regression.train"], cwd=kit_repo)
+    assert done.returncode == 0, done.stderr
+    client = MlflowClient()
+    original = newest_run(client)
+    assert original.data.tags["mlflow.source.git.dirty"] == "true"
+    git(kit_repo, "checkout", "--", ".")  # the user moves on; the change is gone from the tree
+    head = git(kit_repo, "rev-parse", "HEAD")
+
+    done = kit_cli(tmp_path, "reproduce", original.info.run_id)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "+ recorded uncommitted.patch" in done.stdout
+    rerun = newest_run(client)
+    assert rerun.data.params["model.C"] == "0.3"
+    assert rerun.data.tags["mlflow.source.git.dirty"] == "true"
+    assert rerun.data.metrics == original.data.metrics
+    assert git(kit_repo, "status", "--porcelain") == "", "reproduce must not touch the user's tree"
+    assert git(kit_repo, "rev-parse", "HEAD") == head
+
+
+def test_changed_data_is_refused_and_changed_metrics_are_reported(kit_repo, tmp_path):
+    frame = load_breast_cancer(as_frame=True).frame
+    table = tmp_path / "cancer.csv"
+    frame.to_csv(table, index=False)
+    done = run_command([PYTHON, "-m", "logistic_regression.train", f"data.input={table}"],
+                       cwd=kit_repo)
+    assert done.returncode == 0, done.stderr
+    client = MlflowClient()
+    original = newest_run(client)
+
+    # A metric that no longer matches (as if the code or data had silently changed).
+    client.log_metric(original.info.run_id, "test_accuracy", 0.5)
+    done = kit_cli(tmp_path, "reproduce", original.info.run_id)
+    assert done.returncode == 1
+    assert "verdict: NOT reproduced" in done.stdout
+    assert "test_accuracy" in newest_run(client).data.tags["reproduce.mismatches"]
+
+    pd.concat([frame, frame.head(3)]).to_csv(table, index=False)
+    before = len(client.search_runs([original.info.experiment_id]))
+    done = kit_cli(tmp_path, "reproduce", original.info.run_id)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"error: input {table} changed since run ")
+    assert "recorded digest" in done.stderr and "Traceback" not in done.stderr
+    assert len(client.search_runs([original.info.experiment_id])) == before, "refused before work"
+
+
+def test_inspect_shows_a_run_and_an_experiment(kit_repo, tmp_path):
+    done = run_command([PYTHON, "-m", "logistic_regression.train", "model.C=0.5"], cwd=kit_repo)
+    assert done.returncode == 0, done.stderr
+    run = newest_run(MlflowClient())
+    done = kit_cli(tmp_path, "inspect", run.info.run_id)
+    assert done.returncode == 0, done.stderr
+    tree = done.stdout
+    assert tree.startswith(f"run {run.info.run_id}  logreg-C0.5-l2  FINISHED")
+    assert "│   ├── model.C = 0.5" in tree
+    assert f"cv_roc_auc_mean = {run.data.metrics['cv_roc_auc_mean']}" in tree
+    for name in ("report.html", "predictions.csv", "config.yaml", "environment.txt"):
+        assert f"── {name}  (" in tree
+    done = kit_cli(tmp_path, "inspect", "--experiment", "logistic-regression")
+    assert run.info.run_id in done.stdout and "cv_roc_auc_mean" in done.stdout
+    done = kit_cli(tmp_path, "inspect", "--experiment", "nope")
+    assert done.returncode == 2 and "no experiment named 'nope'" in done.stderr
+
+
+def test_classic_file_store_layout(kit_repo, tmp_path):
+    store = tmp_path / "mlruns"
+    done = run_command([PYTHON, "-m", "logistic_regression.train", "model.C=0.5"], cwd=kit_repo,
+                       env={"MLFLOW_TRACKING_URI": str(store), "MLFLOW_ALLOW_FILE_STORE": "true"})
+    assert done.returncode == 0, done.stderr
+    run_dirs = [p for p in store.glob("*/*") if (p / "meta.yaml").is_file() and p.name != "models"]
+    (run_dir,) = run_dirs
+    assert {"params", "metrics", "tags", "artifacts"} <= {p.name for p in run_dir.iterdir()}
+    assert (run_dir / "params" / "model.C").read_text() == "0.5"
+    assert (run_dir / "metrics" / "test_roc_auc").is_file()
+    assert (run_dir / "tags" / "mlflow.source.git.commit").read_text() == git(kit_repo, "rev-parse", "HEAD")
+    assert (run_dir / "artifacts" / "report.html").is_file()
