@@ -47,7 +47,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 X, y = load_breast_cancer(return_X_y=True, as_frame=True)
-X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, stratify=y, random_state=42)
+X_train, X_test, y_train, y_test = train_test_split(
+    X, y, test_size=0.2, stratify=y, random_state=42
+)
 model = make_pipeline(StandardScaler(), LogisticRegression(C=float(sys.argv[1]), max_iter=1000))
 model.fit(X_train, y_train)
 with mlflow.start_run():
@@ -81,9 +83,22 @@ def timed_run(project: Path, store: Path) -> float:
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{store / 'mlflow.db'}"
     start = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "mlflow", "run", str(project), "--env-manager", "local",
-         "-P", "C=0.5"],
-        cwd=store, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "run",
+            str(project),
+            "--env-manager",
+            "local",
+            "-P",
+            "C=0.5",
+        ],
+        cwd=store,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     return time.perf_counter() - start
 
@@ -111,8 +126,9 @@ def main() -> int:
     kit_median = statistics.median(times["kit"])
     minimal_median = statistics.median(times["minimal"])
     ratio = kit_median / minimal_median
-    print(f"kit      median {kit_median:6.2f} s  (runs: {', '.join(f'{t:.2f}' for t in times['kit'])})")
-    print(f"minimal  median {minimal_median:6.2f} s  (runs: {', '.join(f'{t:.2f}' for t in times['minimal'])})")
+    for name, median in (("kit", kit_median), ("minimal", minimal_median)):
+        runs = ", ".join(f"{t:.2f}" for t in times[name])
+        print(f"{name:8s} median {median:6.2f} s  (runs: {runs})")
     print(f"ratio kit/minimal = {ratio:.2f}  (target <= {TARGET_RATIO})")
     return 0
 

@@ -30,13 +30,19 @@ def _use_tracking_store(uri: str | None) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="python -m logistic_regression", description=__doc__.split("\n")[0])
+    top = argparse.ArgumentParser(
+        prog="python -m logistic_regression", description=__doc__.split("\n")[0]
+    )
     commands = top.add_subparsers(dest="command", required=True)
     commands.add_parser("train", help="train one run (Hydra overrides follow)", add_help=False)
     reproduce = commands.add_parser("reproduce", help="re-run a recorded run and compare")
     reproduce.add_argument("run_id")
-    reproduce.add_argument("--tolerance", type=float, default=0.0,
-                           help="allowed absolute difference per metric (default: exact)")
+    reproduce.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.0,
+        help="allowed absolute difference per metric (default: exact)",
+    )
     reproduce.add_argument("--tracking-uri", help="tracking store (default: MLFLOW_TRACKING_URI)")
     inspect = commands.add_parser("inspect", help="show a run as a tree, or an experiment's runs")
     inspect.add_argument("run_id", nargs="?")
@@ -64,8 +70,11 @@ def main(argv: list[str] | None = None) -> int:
 
         if bool(args.run_id) == bool(args.experiment):
             raise KitError("inspect takes a RUN_ID or --experiment NAME (one of the two)")
-        print(inspection.run_tree(args.run_id) if args.run_id
-              else inspection.experiment_table(args.experiment))
+        print(
+            inspection.run_tree(args.run_id)
+            if args.run_id
+            else inspection.experiment_table(args.experiment)
+        )
         return 0
     except KitError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -100,9 +100,7 @@ def split_target(frame: pd.DataFrame, target: str, uri: str) -> tuple[pd.DataFra
     """Separate the label column and check the kit can model the table (binary, numeric)."""
     if target not in frame.columns:
         shown = ", ".join(map(str, frame.columns[:12])) + (", ..." if frame.shape[1] > 12 else "")
-        raise DataError(
-            f"data.target={target!r} is not a column of {uri}; columns are: {shown}"
-        )
+        raise DataError(f"data.target={target!r} is not a column of {uri}; columns are: {shown}")
     y = frame[target]
     X = frame.drop(columns=[target])
     if X.shape[1] == 0:

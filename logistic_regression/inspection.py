@@ -27,7 +27,9 @@ def human_size(size: int | None) -> str:
     return f"{size} B"
 
 
-def _artifact_lines(client: MlflowClient, run_id: str, path: str | None, indent: str) -> Iterator[str]:
+def _artifact_lines(
+    client: MlflowClient, run_id: str, path: str | None, indent: str
+) -> Iterator[str]:
     entries = client.list_artifacts(run_id, path)
     for index, entry in enumerate(entries):
         last = index == len(entries) - 1
@@ -56,8 +58,10 @@ def run_tree(run_id: str, client: MlflowClient | None = None) -> str:
     except MlflowException:
         raise KitError(f"no run with id {run_id!r} in this tracking store") from None
     experiment = client.get_experiment(run.info.experiment_id)
-    lines = [f"run {run.info.run_id}  {run.info.run_name}  {run.info.status}  "
-             f"(experiment {experiment.name!r}, id {experiment.experiment_id})"]
+    lines = [
+        f"run {run.info.run_id}  {run.info.run_name}  {run.info.status}  "
+        f"(experiment {experiment.name!r}, id {experiment.experiment_id})"
+    ]
     lines += _section("params", run.data.params, last=False)
     lines += _section("metrics", run.data.metrics, last=False)
     lines += _section("tags", run.data.tags, last=False)
@@ -82,11 +86,18 @@ def experiment_table(name: str, client: MlflowClient | None = None) -> str:
         raise KitError(f"no experiment named {name!r}; experiments here: {known}")
     runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"])
     header = ["run_id", "name", "status", *KEY_METRICS]
-    rows = [[run.info.run_id, run.info.run_name or "", run.info.status,
-             *(f"{run.data.metrics[m]:.4f}" if m in run.data.metrics else "-" for m in KEY_METRICS)]
-            for run in runs]
-    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
+    rows = [
+        [
+            run.info.run_id,
+            run.info.run_name or "",
+            run.info.status,
+            *(f"{run.data.metrics[m]:.4f}" if m in run.data.metrics else "-" for m in KEY_METRICS),
+        ]
+        for run in runs
+    ]
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
     lines = [f"experiment {name!r} (id {experiment.experiment_id}): {len(runs)} runs"]
     for row in [header, *rows]:
-        lines.append("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)))
+        cells = zip(row, widths, strict=True)
+        lines.append("  ".join(str(cell).ljust(width) for cell, width in cells))
     return "\n".join(lines)

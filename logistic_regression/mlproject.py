@@ -64,7 +64,9 @@ def to_overrides(args: list[str]) -> list[str]:
             )
         if value == "":
             continue
-        overrides.append(f"{PARAMETERS[name]}={hydra_quote(value) if name in TEXT_PARAMETERS else value}")
+        overrides.append(
+            f"{PARAMETERS[name]}={hydra_quote(value) if name in TEXT_PARAMETERS else value}"
+        )
     return overrides + extra
 
 

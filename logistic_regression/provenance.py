@@ -37,9 +37,7 @@ class GitState:
 
 def _git(cwd: Path, *args: str, ok_codes: tuple[int, ...] = (0,)) -> str | None:
     try:
-        done = subprocess.run(
-            ["git", *args], cwd=cwd, capture_output=True, text=True, check=False
-        )
+        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
     except FileNotFoundError:  # no git on PATH: no provenance from git, said in tags
         return None
     if done.returncode not in ok_codes:

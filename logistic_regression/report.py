@@ -77,8 +77,11 @@ def plots(report: ReportInput) -> dict[str, str]:
     top = report.coefficients[: report.top_coefficients][::-1]
     figure = Figure(figsize=(5.5, 0.28 * len(top) + 1.0))
     axes = figure.add_subplot()
-    axes.barh([name for name, _ in top], [value for _, value in top],
-              color=["#c0392b" if value < 0 else "#2471a3" for _, value in top])
+    axes.barh(
+        [name for name, _ in top],
+        [value for _, value in top],
+        color=["#c0392b" if value < 0 else "#2471a3" for _, value in top],
+    )
     axes.set(xlabel="Coefficient (standardised features)", title="Largest coefficients")
     images["coefficients"] = _png_data_uri(figure)
     return images
@@ -100,6 +103,8 @@ def render(report: ReportInput, images: dict[str, str] | None = None) -> str:
         for name in METRIC_NAMES
     }
     return _ENVIRONMENT.get_template("report.html.j2").render(
-        r=report, metrics=METRIC_NAMES, summary=summary,
+        r=report,
+        metrics=METRIC_NAMES,
+        summary=summary,
         images=plots(report) if images is None else images,
     )

@@ -28,7 +28,7 @@ from mlflow.tracking import MlflowClient
 from logistic_regression import data, provenance
 from logistic_regression.errors import KitError
 from logistic_regression.mlproject import hydra_quote
-from logistic_regression.tracking import ERROR_TAG, absolute_tracking_uri
+from logistic_regression.tracking import ERROR_TAG, absolute_tracking_uri, redact
 
 REPRODUCES_TAG = "reproduces"
 VERDICT_TAG = "reproduce.verdict"
@@ -63,9 +63,11 @@ class Recorded:
 
 def _download(run_id: str, path: str, destination: Path) -> Path | None:
     try:
-        return Path(mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path=path, dst_path=str(destination)
-        ))
+        return Path(
+            mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path=path, dst_path=str(destination)
+            )
+        )
     except (MlflowException, OSError):
         return None
 
@@ -103,7 +105,9 @@ def read_recorded(client: MlflowClient, run_id: str, scratch: Path) -> Recorded:
     try:
         run = client.get_run(run_id)
     except MlflowException:
-        raise NotReproducible(f"no run with id {run_id!r} in {mlflow.get_tracking_uri()}") from None
+        raise NotReproducible(
+            f"no run with id {run_id!r} in {redact(mlflow.get_tracking_uri())}"
+        ) from None
     tags = run.data.tags
     commit = tags.get(provenance.GIT_COMMIT)
     if not commit:
@@ -168,7 +172,9 @@ def checkout(recorded: Recorded, workdir: Path) -> Path:
         _git(source, "apply", "--whitespace=nowarn", str(recorded.patch))
     project = source / recorded.subdirectory if recorded.subdirectory else source
     if not (project / "MLproject").is_file():
-        raise NotReproducible(f"no MLproject at commit {recorded.commit[:12]} of {recorded.repository}")
+        raise NotReproducible(
+            f"no MLproject at commit {recorded.commit[:12]} of {recorded.repository}"
+        )
     return project
 
 
@@ -217,25 +223,37 @@ class Comparison:
         return self.digest_matches and all(match for *_, match in self.metrics)
 
 
-def compare(recorded: Recorded, new_metrics: dict[str, float], new_digest: str,
-            new_environment: dict[str, str], tolerance: float) -> Comparison:
+def compare(
+    recorded: Recorded,
+    new_metrics: dict[str, float],
+    new_digest: str,
+    new_environment: dict[str, str],
+    tolerance: float,
+) -> Comparison:
     rows = []
     for name in sorted(set(recorded.metrics) | set(new_metrics)):
         old, new = recorded.metrics.get(name), new_metrics.get(name)
-        same = old is not None and new is not None and (
-            old == new or math.isclose(old, new, rel_tol=0.0, abs_tol=tolerance)
+        same = (
+            old is not None
+            and new is not None
+            and (old == new or math.isclose(old, new, rel_tol=0.0, abs_tol=tolerance))
         )
         rows.append((name, old, new, same))
     packages = sorted(set(recorded.environment) | set(new_environment))
-    differing = [(p, recorded.environment.get(p), new_environment.get(p)) for p in packages
-                 if recorded.environment.get(p) != new_environment.get(p)]
+    differing = [
+        (p, recorded.environment.get(p), new_environment.get(p))
+        for p in packages
+        if recorded.environment.get(p) != new_environment.get(p)
+    ]
     return Comparison(rows, new_digest == recorded.input_digest, differing)
 
 
 def print_comparison(recorded: Recorded, new_run_id: str, result: Comparison, tolerance: float):
     print(f"Reproduction of run {recorded.run_id} ({recorded.run_name}) as run {new_run_id}")
-    print(f"  code: {recorded.repository} @ {recorded.commit[:12]}"
-          + (" + recorded uncommitted.patch" if recorded.patch else ""))
+    print(
+        f"  code: {recorded.repository} @ {recorded.commit[:12]}"
+        + (" + recorded uncommitted.patch" if recorded.patch else "")
+    )
     rule = "exact" if tolerance == 0 else f"within {tolerance:g}"
     print(f"  metrics ({rule}):")
     width = max((len(name) for name, *_ in result.metrics), default=6)
@@ -262,23 +280,41 @@ def reproduce(run_id: str, tolerance: float = 0.0) -> int:
         recorded = read_recorded(client, run_id, scratch)
         check_data(recorded)
         project = checkout(recorded, scratch)
-        keep = {k: v for k, v in recorded.tags.items() if k in (
-            provenance.SOURCE_NAME, provenance.GIT_COMMIT, provenance.GIT_REPO_URL,
-            provenance.GIT_BRANCH, "mlflow.project.entryPoint")}
+        keep = {
+            k: v
+            for k, v in recorded.tags.items()
+            if k
+            in (
+                provenance.SOURCE_NAME,
+                provenance.GIT_COMMIT,
+                provenance.GIT_REPO_URL,
+                provenance.GIT_BRANCH,
+                "mlflow.project.entryPoint",
+            )
+        }
         new_run = client.create_run(
-            recorded.experiment_id, run_name=recorded.run_name,
+            recorded.experiment_id,
+            run_name=recorded.run_name,
             tags={**keep, REPRODUCES_TAG: run_id},
         )
         new_id = new_run.info.run_id
-        env = {**os.environ, "MLFLOW_RUN_ID": new_id,
-               "MLFLOW_TRACKING_URI": absolute_tracking_uri(mlflow.get_tracking_uri()),
-               "MLFLOW_EXPERIMENT_ID": recorded.experiment_id}
+        env = {
+            **os.environ,
+            "MLFLOW_RUN_ID": new_id,
+            "MLFLOW_TRACKING_URI": absolute_tracking_uri(mlflow.get_tracking_uri()),
+            "MLFLOW_EXPERIMENT_ID": recorded.experiment_id,
+        }
         overrides = replay_overrides(recorded, Path.cwd() / "outputs")
-        print(f"Re-running {recorded.commit[:12]} of {recorded.repository} as run {new_id} ...",
-              flush=True)
+        print(
+            f"Re-running {recorded.commit[:12]} of {recorded.repository} as run {new_id} ...",
+            flush=True,
+        )
         done = subprocess.run(
             [sys.executable, "-m", "logistic_regression.train", *overrides],
-            cwd=project, env=env, capture_output=True, text=True,
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
         )
         rerun = client.get_run(new_id)
         if done.returncode != 0 or rerun.info.status != "FINISHED":
@@ -291,8 +327,11 @@ def reproduce(run_id: str, tolerance: float = 0.0) -> int:
             return 1
         environment = _download(new_id, "environment.txt", scratch / "new")
         result = compare(
-            recorded, dict(rerun.data.metrics), rerun.data.params.get("input_digest", ""),
-            parse_environment(environment.read_text()) if environment else {}, tolerance,
+            recorded,
+            dict(rerun.data.metrics),
+            rerun.data.params.get("input_digest", ""),
+            parse_environment(environment.read_text()) if environment else {},
+            tolerance,
         )
     mismatched = [name for name, *_, same in result.metrics if not same]
     if not result.digest_matches:

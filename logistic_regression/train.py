@@ -117,16 +117,21 @@ def run(config: Config) -> RunSummary:
     tracking.use_tracking_uri(config.tracking)
     name = run_name(config)
 
-    with Background(report.warm_up) as background, \
-            tracking.active_run(config.tracking, name, tags) as active:
+    with (
+        Background(report.warm_up) as background,
+        tracking.active_run(config.tracking, name, tags) as active,
+    ):
         installed = background.submit(provenance.installed_packages)
         run_id = active.info.run_id
         resolved = OmegaConf.to_container(OmegaConf.structured(config))
         params = config_params(resolved)
         tracking.log_params(run_id, params)
         tracking.log_dataset(
-            dataset.frame, dataset.ref.uri, Path(dataset.ref.uri).name,
-            config.data.target, dataset.ref.digest,
+            dataset.frame,
+            dataset.ref.uri,
+            Path(dataset.ref.uri).name,
+            config.data.target,
+            dataset.ref.digest,
         )
         result = evaluate.evaluate(dataset, estimator, config.evaluation, config.seed)
         tracking.log_metrics(run_id, metric_records(result))
@@ -250,8 +255,11 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get(DEBUG_VARIABLE):
             raise
         line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        print(f"error: unexpected {type(exc).__name__}: {line} "
-              f"(set {DEBUG_VARIABLE}=1 for the traceback)", file=sys.stderr)
+        print(
+            f"error: unexpected {type(exc).__name__}: {line} "
+            f"(set {DEBUG_VARIABLE}=1 for the traceback)",
+            file=sys.stderr,
+        )
         _fail_pending_mlflow_run(f"{type(exc).__name__}: {line}")
         return 1
 

@@ -76,7 +76,10 @@ def copy_tracked_files(destination: Path) -> Path:
     """The project's tracked files (as they are now on disk), nothing the runs wrote."""
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=PROJECT, capture_output=True, text=True, check=True,
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split("\0")
     for name in filter(None, listed):
         source = PROJECT / name

@@ -41,8 +41,9 @@ class GitServer:
         """A bare copy of `repo` (all branches and tags), fetchable by commit like big hosts."""
         bare = self.base / f"{name}.git"
         subprocess.run(["git", "clone", "-q", "--bare", str(repo), str(bare)], check=True)
-        subprocess.run(["git", "config", "uploadpack.allowReachableSHA1InWant", "true"],
-                       cwd=bare, check=True)
+        subprocess.run(
+            ["git", "config", "uploadpack.allowReachableSHA1InWant", "true"], cwd=bare, check=True
+        )
         return self.url(name)
 
 
@@ -51,9 +52,19 @@ def git_daemon(base: Path):
     base.mkdir(parents=True, exist_ok=True)
     port = free_port()
     process = subprocess.Popen(
-        ["git", "daemon", "--reuseaddr", "--export-all", "--informative-errors",
-         f"--base-path={base}", "--listen=127.0.0.1", f"--port={port}", str(base)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            "git",
+            "daemon",
+            "--reuseaddr",
+            "--export-all",
+            "--informative-errors",
+            f"--base-path={base}",
+            "--listen=127.0.0.1",
+            f"--port={port}",
+            str(base),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         wait_for_port(port, process)

@@ -12,8 +12,9 @@ from logistic_regression.errors import DataError
 
 def write_table(path, n=40, seed=0, **extra_columns):
     rng = np.random.default_rng(seed)
-    frame = pd.DataFrame({"x1": rng.normal(size=n), "x2": rng.normal(size=n),
-                          "label": np.tile([0, 1], n // 2)})
+    frame = pd.DataFrame(
+        {"x1": rng.normal(size=n), "x2": rng.normal(size=n), "label": np.tile([0, 1], n // 2)}
+    )
     for name, values in extra_columns.items():
         frame[name] = values
     if path.suffix == ".csv":
@@ -29,8 +30,10 @@ def test_builtin_dataset_loads_with_a_stable_digest():
     assert first.features.shape == (569, 30)
     assert set(first.target.unique()) == {0, 1}
     assert first.ref.kind == "builtin"
-    assert first.ref.digest == second.ref.digest == sha256_frame(
-        first.features.assign(target=first.target)
+    assert (
+        first.ref.digest
+        == second.ref.digest
+        == sha256_frame(first.features.assign(target=first.target))
     )
 
 

@@ -14,8 +14,19 @@ def test_empty_values_keep_the_conf_defaults(base_config):
 
 
 def test_parameters_map_onto_config_keys():
-    cfg = compose_config(to_overrides(["C=0.5", "penalty=l1", "solver=liblinear", "cv_folds=3",
-                                       "test_size=0.3", "seed=11", "max_iter=50"]))
+    cfg = compose_config(
+        to_overrides(
+            [
+                "C=0.5",
+                "penalty=l1",
+                "solver=liblinear",
+                "cv_folds=3",
+                "test_size=0.3",
+                "seed=11",
+                "max_iter=50",
+            ]
+        )
+    )
     assert cfg.model.C == 0.5 and cfg.model.penalty == "l1" and cfg.model.solver == "liblinear"
     assert cfg.evaluation.cv_folds == 3 and cfg.evaluation.test_size == 0.3
     assert cfg.seed == 11 and cfg.model.max_iter == 50
@@ -23,8 +34,19 @@ def test_parameters_map_onto_config_keys():
 
 @pytest.mark.parametrize(
     "note",
-    ["hello, world", "a: b [c] {d}", "it's \"quoted\"", "${oc.env:HOME}", "back\\slash\\",
-     "=eq=", "tab\tand spaces  ", "日本語のメモ", "a\\'b", "\\${x}", "x\\\\"],
+    [
+        "hello, world",
+        "a: b [c] {d}",
+        'it\'s "quoted"',
+        "${oc.env:HOME}",
+        "back\\slash\\",
+        "=eq=",
+        "tab\tand spaces  ",
+        "日本語のメモ",
+        "a\\'b",
+        "\\${x}",
+        "x\\\\",
+    ],
 )
 def test_free_text_round_trips_verbatim(note):
     cfg = compose_config(to_overrides([f"note={note}", "input=data/my file,v2.csv"]))

@@ -20,8 +20,12 @@ def dataset():
 
 @pytest.mark.parametrize(
     ("penalty", "expected"),
-    [("l2", {"C": 0.5, "l1_ratio": 0.0}), ("l1", {"C": 0.5, "l1_ratio": 1.0}),
-     ("elasticnet", {"C": 0.5, "l1_ratio": 0.3}), ("none", {"C": math.inf, "l1_ratio": 0.0})],
+    [
+        ("l2", {"C": 0.5, "l1_ratio": 0.0}),
+        ("l1", {"C": 0.5, "l1_ratio": 1.0}),
+        ("elasticnet", {"C": 0.5, "l1_ratio": 0.3}),
+        ("none", {"C": math.inf, "l1_ratio": 0.0}),
+    ],
 )
 def test_penalty_maps_onto_scikit_learn_arguments(base_config, penalty, expected):
     cfg = dataclasses.replace(base_config.model, C=0.5, penalty=penalty, l1_ratio=0.3)

@@ -70,7 +70,8 @@ def test_detached_head_has_no_branch(tmp_path):
 def test_outside_git(tmp_path):
     assert provenance.git_state(tmp_path) is None
     assert provenance.tags(tmp_path, None, "") == {
-        provenance.SOURCE_NAME: str(tmp_path), provenance.NOTE: ""
+        provenance.SOURCE_NAME: str(tmp_path),
+        provenance.NOTE: "",
     }
 
 

@@ -13,23 +13,41 @@ HOSTILE = '<script>alert("x")</script> & <img src=x onerror=1>'
 
 @pytest.fixture
 def report_input():
-    folds = [{"accuracy": 0.9 + k / 100, "roc_auc": 0.95, "log_loss": 0.2, "f1": 0.9,
-              "precision": 0.91, "recall": 0.89} for k in range(3)]
+    folds = [
+        {
+            "accuracy": 0.9 + k / 100,
+            "roc_auc": 0.95,
+            "log_loss": 0.2,
+            "f1": 0.9,
+            "precision": 0.91,
+            "recall": 0.89,
+        }
+        for k in range(3)
+    ]
     return ReportInput(
         run_id="abc123",
         run_name="logreg-C0.5-l2",
         note=HOSTILE,
         params={"model.C": "0.5", "data.input": HOSTILE},
         folds=folds,
-        test={"accuracy": 0.93, "roc_auc": 0.987, "log_loss": 0.15, "f1": 0.94,
-              "precision": 0.95, "recall": 0.93},
+        test={
+            "accuracy": 0.93,
+            "roc_auc": 0.987,
+            "log_loss": 0.15,
+            "f1": 0.94,
+            "precision": 0.95,
+            "recall": 0.93,
+        },
         confusion=[[40, 2], [3, 69]],
         labels=["0", "1"],
         roc_curve=(np.array([0, 0.1, 1.0]), np.array([0, 0.9, 1.0])),
         pr_curve=(np.array([0, 0.9, 1.0]), np.array([1.0, 0.95, 0.6])),
         coefficients=[(HOSTILE, -2.5), ("radius", 1.5), ("texture", 0.5)],
-        provenance={"mlflow.source.git.commit": "deadbeef", "mlflow.source.git.dirty": "false",
-                    "input_digest": "f00d"},
+        provenance={
+            "mlflow.source.git.commit": "deadbeef",
+            "mlflow.source.git.dirty": "false",
+            "input_digest": "f00d",
+        },
         packages={"mlflow": "3.17.2", "scikit-learn": "1.9.1"},
         warnings=["ConvergenceWarning: lbfgs failed to converge"],
     )
@@ -37,10 +55,23 @@ def report_input():
 
 def test_report_shows_every_section(report_input):
     html = render(report_input)
-    for expected in ("abc123", "logreg-C0.5-l2", "Cross-validation (3 folds)", "mean ± std",
-                     "0.9100 ± 0.0082", "Test metrics", "0.9870", "Confusion matrix", ">69<",
-                     "Largest coefficients", "radius", "deadbeef", "f00d", "scikit-learn",
-                     "ConvergenceWarning"):
+    for expected in (
+        "abc123",
+        "logreg-C0.5-l2",
+        "Cross-validation (3 folds)",
+        "mean ± std",
+        "0.9100 ± 0.0082",
+        "Test metrics",
+        "0.9870",
+        "Confusion matrix",
+        ">69<",
+        "Largest coefficients",
+        "radius",
+        "deadbeef",
+        "f00d",
+        "scikit-learn",
+        "ConvergenceWarning",
+    ):
         assert expected in html, expected
 
 

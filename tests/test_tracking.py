@@ -10,7 +10,9 @@ from logistic_regression.errors import DataError
 
 def test_flatten_nested_config():
     assert tracking.flatten({"model": {"C": 0.5, "opt": {"a": 1}}, "seed": 3}) == {
-        "model.C": "0.5", "model.opt.a": "1", "seed": "3"
+        "model.C": "0.5",
+        "model.opt.a": "1",
+        "seed": "3",
     }
 
 

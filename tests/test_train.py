@@ -52,8 +52,13 @@ def test_a_run_records_everything_needed_to_reproduce_it(config):
     assert summary.cv_mean == metrics["cv_roc_auc_mean"]
 
     files = run_files(run.info.artifact_uri)
-    assert {"report.html", "predictions.csv", "features.txt", "config.yaml",
-            "environment.txt"} <= files
+    assert {
+        "report.html",
+        "predictions.csv",
+        "features.txt",
+        "config.yaml",
+        "environment.txt",
+    } <= files
     assert ("uncommitted.patch" in files) == state.dirty
     artifacts = Path(run.info.artifact_uri.removeprefix("file://"))
     assert "first try &lt;b&gt;bold&lt;/b&gt;" in (artifacts / "report.html").read_text()
@@ -76,11 +81,16 @@ def test_reruns_give_identical_metrics(config):
 
 @pytest.mark.parametrize(
     ("group", "change", "error"),
-    [("model", {"C": -1.0}, ConfigError), ("data", {"input": "nowhere.csv"}, DataError),
-     ("data", {"target": "species"}, DataError)],
+    [
+        ("model", {"C": -1.0}, ConfigError),
+        ("data", {"input": "nowhere.csv"}, DataError),
+        ("data", {"target": "species"}, DataError),
+    ],
 )
 def test_bad_input_creates_no_run(config, group, change, error):
-    bad = dataclasses.replace(config, **{group: dataclasses.replace(getattr(config, group), **change)})
+    bad = dataclasses.replace(
+        config, **{group: dataclasses.replace(getattr(config, group), **change)}
+    )
     with pytest.raises(error):
         train.run(bad)
     assert MlflowClient().search_experiments(filter_string="name = 'logistic-regression'") == []

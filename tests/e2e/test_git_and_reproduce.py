@@ -15,8 +15,21 @@ pytestmark = pytest.mark.e2e
 
 
 def mlflow_run(uri: str, cwd: Path, *extra: str):
-    return run_command([PYTHON, "-m", "mlflow", "run", uri, "--env-manager", "local",
-                        "--experiment-name", "logistic-regression", *extra], cwd=cwd)
+    return run_command(
+        [
+            PYTHON,
+            "-m",
+            "mlflow",
+            "run",
+            uri,
+            "--env-manager",
+            "local",
+            "--experiment-name",
+            "logistic-regression",
+            *extra,
+        ],
+        cwd=cwd,
+    )
 
 
 def newest_run(client: MlflowClient):
@@ -30,8 +43,9 @@ def kit_cli(cwd: Path, *args: str):
 
 def set_default_c(repo: Path, value: str) -> None:
     conf = repo / "conf" / "model" / "logreg.yaml"
-    lines = [f"C: {value}" if line.startswith("C: ") else line
-             for line in conf.read_text().splitlines()]
+    lines = [
+        f"C: {value}" if line.startswith("C: ") else line for line in conf.read_text().splitlines()
+    ]
     conf.write_text("\n".join(lines) + "\n")
 
 
@@ -44,8 +58,12 @@ def test_git_url_versions_run_the_requested_code_and_reproduce(kit_repo, git_ser
     url = git_server.publish(kit_repo, "kit")
     client = MlflowClient()
 
-    expectations = [((), new, "0.25", None), (("--version", old), old, "1.0", None),
-                    (("--version", "v1"), old, "1.0", None), (("--version", "main"), new, "0.25", "main")]
+    expectations = [
+        ((), new, "0.25", None),
+        (("--version", old), old, "1.0", None),
+        (("--version", "v1"), old, "1.0", None),
+        (("--version", "main"), new, "0.25", "main"),
+    ]
     runs = {}
     for extra, commit, c_value, branch in expectations:
         done = mlflow_run(url, tmp_path, *extra)
@@ -122,8 +140,9 @@ def test_changed_data_is_refused_and_changed_metrics_are_reported(kit_repo, tmp_
     frame = load_breast_cancer(as_frame=True).frame
     table = tmp_path / "cancer.csv"
     frame.to_csv(table, index=False)
-    done = run_command([PYTHON, "-m", "logistic_regression.train", f"data.input={table}"],
-                       cwd=kit_repo)
+    done = run_command(
+        [PYTHON, "-m", "logistic_regression.train", f"data.input={table}"], cwd=kit_repo
+    )
     assert done.returncode == 0, done.stderr
     client = MlflowClient()
     original = newest_run(client)
@@ -164,13 +183,18 @@ def test_inspect_shows_a_run_and_an_experiment(kit_repo, tmp_path):
 
 def test_classic_file_store_layout(kit_repo, tmp_path):
     store = tmp_path / "mlruns"
-    done = run_command([PYTHON, "-m", "logistic_regression.train", "model.C=0.5"], cwd=kit_repo,
-                       env={"MLFLOW_TRACKING_URI": str(store), "MLFLOW_ALLOW_FILE_STORE": "true"})
+    done = run_command(
+        [PYTHON, "-m", "logistic_regression.train", "model.C=0.5"],
+        cwd=kit_repo,
+        env={"MLFLOW_TRACKING_URI": str(store), "MLFLOW_ALLOW_FILE_STORE": "true"},
+    )
     assert done.returncode == 0, done.stderr
     run_dirs = [p for p in store.glob("*/*") if (p / "meta.yaml").is_file() and p.name != "models"]
     (run_dir,) = run_dirs
     assert {"params", "metrics", "tags", "artifacts"} <= {p.name for p in run_dir.iterdir()}
     assert (run_dir / "params" / "model.C").read_text() == "0.5"
     assert (run_dir / "metrics" / "test_roc_auc").is_file()
-    assert (run_dir / "tags" / "mlflow.source.git.commit").read_text() == git(kit_repo, "rev-parse", "HEAD")
+    assert (run_dir / "tags" / "mlflow.source.git.commit").read_text() == git(
+        kit_repo, "rev-parse", "HEAD"
+    )
     assert (run_dir / "artifacts" / "report.html").is_file()

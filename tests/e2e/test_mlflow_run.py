@@ -12,6 +12,8 @@ import pytest
 from conftest import PYTHON, git, run_command
 from mlflow.tracking import MlflowClient
 
+from logistic_regression.mlproject import hydra_quote
+
 pytestmark = pytest.mark.e2e
 
 PROVENANCE_TAGS = (
@@ -26,8 +28,17 @@ NOTE = "baseline, C=0.5: 'quoted' ${not_interpolated}"
 
 
 def mlflow_run(kit: Path, cwd: Path, *params: str, env_manager: str = "local"):
-    args = [PYTHON, "-m", "mlflow", "run", str(kit), "--env-manager", env_manager,
-            "--experiment-name", "logistic-regression"]
+    args = [
+        PYTHON,
+        "-m",
+        "mlflow",
+        "run",
+        str(kit),
+        "--env-manager",
+        env_manager,
+        "--experiment-name",
+        "logistic-regression",
+    ]
     for param in params:
         args += ["-P", param]
     return run_command(args, cwd=cwd, timeout=900)
@@ -59,8 +70,13 @@ def test_mlflow_run_and_python_m_record_the_same_provenance(kit, tmp_path):
     (by_mlflow_run,) = only_run(client)
 
     done = run_command(
-        [PYTHON, "-m", "logistic_regression.train", "model.C=0.5",
-         f"tracking.note='{NOTE.replace(chr(39), chr(92) + chr(39)).replace('${', chr(92) + '${')}'"],
+        [
+            PYTHON,
+            "-m",
+            "logistic_regression.train",
+            "model.C=0.5",
+            f"tracking.note={hydra_quote(NOTE)}",
+        ],
         cwd=kit,
     )
     assert done.returncode == 0, done.stderr
@@ -82,8 +98,13 @@ def test_mlflow_run_and_python_m_record_the_same_provenance(kit, tmp_path):
         assert run.data.params["model.C"] == "0.5"
         assert run.data.params["input_path"] == "breast_cancer"
         assert Path(run.data.params["output_path"]).is_file()
-        assert {"report.html", "predictions.csv", "features.txt", "config.yaml",
-                "environment.txt"} <= artifact_files(run)
+        assert {
+            "report.html",
+            "predictions.csv",
+            "features.txt",
+            "config.yaml",
+            "environment.txt",
+        } <= artifact_files(run)
         assert "uncommitted.patch" not in artifact_files(run)
     assert by_mlflow_run.data.tags["mlflow.project.entryPoint"] == "main"
     # Same config, same data: bit-identical metrics whichever way the run was started.

@@ -1,0 +1,173 @@
+"""reproduce: refusals before any work, replayed config, and the comparison itself."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+from omegaconf import OmegaConf
+from servers import free_port
+
+from logistic_regression import provenance
+from logistic_regression.data import read_table
+from logistic_regression.reproduce import (
+    NotReproducible,
+    Recorded,
+    compare,
+    parse_environment,
+    replay_overrides,
+    reproduce,
+)
+from logistic_regression.train import compose_config
+
+
+def recorded_run(config, tags: dict[str, str], with_config: bool = True) -> str:
+    """A run as the kit would have recorded it, made directly through MLflow."""
+    client = MlflowClient()
+    experiment = client.create_experiment("recorded")
+    run = client.create_run(experiment, tags=tags)
+    _, ref = read_table("breast_cancer")
+    client.log_param(run.info.run_id, "input_path", "breast_cancer")
+    client.log_param(run.info.run_id, "input_digest", ref.digest)
+    if with_config:
+        resolved = OmegaConf.to_container(OmegaConf.structured(config))
+        client.log_text(run.info.run_id, yaml.safe_dump(resolved), "config.yaml")
+    client.set_terminated(run.info.run_id)
+    return run.info.run_id
+
+
+def runs_in_store() -> int:
+    client = MlflowClient()
+    return len(client.search_runs([e.experiment_id for e in client.search_experiments()]))
+
+
+def test_unknown_run_is_refused():
+    with pytest.raises(NotReproducible, match="no run with id 'f00'"):
+        reproduce("f00")
+
+
+def test_run_without_commit_is_refused(config):
+    run_id = recorded_run(config, {provenance.SOURCE_NAME: "/somewhere"})
+    with pytest.raises(NotReproducible, match="recorded no git commit"):
+        reproduce(run_id)
+
+
+def test_dirty_run_without_its_diff_is_refused(config, tmp_path):
+    run_id = recorded_run(
+        config,
+        {
+            provenance.SOURCE_NAME: f"file://{tmp_path}",
+            provenance.GIT_COMMIT: "a" * 40,
+            provenance.GIT_DIRTY: "true",
+        },
+    )
+    with pytest.raises(NotReproducible, match="dirty tree and its uncommitted.patch was not"):
+        reproduce(run_id)
+
+
+def test_unreachable_repository_is_refused_before_a_run_is_created(config):
+    url = f"git://127.0.0.1:{free_port()}/gone.git"
+    run_id = recorded_run(
+        config,
+        {
+            provenance.SOURCE_NAME: url,
+            provenance.GIT_COMMIT: "a" * 40,
+            provenance.GIT_DIRTY: "false",
+        },
+    )
+    before = runs_in_store()
+    with pytest.raises(NotReproducible, match="git clone failed"):
+        reproduce(run_id)
+    assert runs_in_store() == before
+
+
+def test_replayed_overrides_recreate_the_recorded_config(config, tmp_path):
+    config = dataclasses.replace(
+        config,
+        model=dataclasses.replace(
+            config.model, C=0.125, penalty="elasticnet", solver="saga", l1_ratio=0.3
+        ),
+    )
+    config = dataclasses.replace(
+        config, tracking=dataclasses.replace(config.tracking, note="it's, {tricky}: ${x}")
+    )
+    recorded = Recorded(
+        run_id="r1",
+        run_name="n",
+        experiment_id="0",
+        repository="",
+        subdirectory="",
+        commit="c",
+        dirty=False,
+        config=OmegaConf.to_container(OmegaConf.structured(config)),
+        input_path="breast_cancer",
+        input_digest="",
+        metrics={},
+        environment={},
+        patch=None,
+        tags={},
+    )
+    replayed = compose_config(replay_overrides(recorded, tmp_path / "out"))
+    assert replayed.model == config.model
+    assert replayed.evaluation == config.evaluation and replayed.seed == config.seed
+    assert replayed.data.output == str(tmp_path / "out")
+    assert replayed.tracking.note == "Reproduction of run r1. it's, {tricky}: ${x}"
+
+
+def _recorded(metrics, environment=None) -> Recorded:
+    return Recorded(
+        "r", "n", "0", "", "", "c", False, {}, "x", "d1", metrics, environment or {}, None, {}
+    )
+
+
+def test_comparison_is_exact_unless_a_tolerance_is_given():
+    recorded = _recorded({"a": 0.9, "b": 0.5})
+    exact = compare(recorded, {"a": 0.9, "b": 0.5 + 1e-12}, "d1", {}, tolerance=0.0)
+    assert not exact.reproduced
+    assert [name for name, *_, same in exact.metrics if not same] == ["b"]
+    assert compare(recorded, {"a": 0.9, "b": 0.5 + 1e-12}, "d1", {}, tolerance=1e-9).reproduced
+
+
+def test_missing_metric_or_other_data_is_not_reproduced():
+    recorded = _recorded({"a": 0.9})
+    assert not compare(recorded, {}, "d1", {}, 0.0).reproduced
+    assert not compare(recorded, {"a": 0.9}, "d2", {}, 0.0).reproduced
+
+
+def test_environment_differences_are_listed():
+    recorded = _recorded({}, {"python": "3.11.7", "numpy": "2.4.6", "gone": "1"})
+    result = compare(recorded, {}, "d1", {"python": "3.11.7", "numpy": "2.5.0", "new": "2"}, 0.0)
+    assert result.environment == [
+        ("gone", "1", None),
+        ("new", None, "2"),
+        ("numpy", "2.4.6", "2.5.0"),
+    ]
+
+
+def test_environment_lock_parses_back():
+    lock = provenance.environment_lock({"mlflow": "3.17.2", "numpy": "2.4.6"})
+    assert parse_environment(lock) == {
+        "python": provenance.python_version(),
+        "mlflow": "3.17.2",
+        "numpy": "2.4.6",
+    }
+
+
+def test_cli_refusal_is_one_line(capsys):
+    from logistic_regression.__main__ import main
+
+    assert main(["reproduce", "does-not-exist"]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1 and errors[0].startswith("error: no run with id 'does-not-exist'")
+    assert main(["reproduce", "x", "--tolerance", "-1"]) == 2
+    assert "--tolerance=-1.0 is not allowed" in capsys.readouterr().err
+
+
+def test_inspect_unknown_run_is_one_line(capsys):
+    from logistic_regression.__main__ import main
+
+    assert main(["inspect", "nope"]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line.lower()]
+    assert errors == ["error: no run with id 'nope' in this tracking store"]
