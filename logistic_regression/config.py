@@ -8,6 +8,7 @@ MLflow run exists.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,6 +85,17 @@ def register() -> None:
 register()
 
 METRIC_NAMES = ("accuracy", "roc_auc", "log_loss", "f1", "precision", "recall")
+
+
+def flatten_tree(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """`{"model": {"C": 0.5}}` -> `{"model.C": 0.5}`: the `group.key` names used everywhere."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            flat.update(flatten_tree(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def _allowed(name: str, value: Any, allowed: tuple[str, ...]) -> None:

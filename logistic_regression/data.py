@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from logistic_regression.errors import DataError
+from logistic_regression.errors import DataError, first_line
 
 BUILTIN_DATASETS = ("breast_cancer",)
 FILE_SUFFIXES = (".csv", ".parquet", ".pq")
@@ -69,8 +69,7 @@ def _read_file(path: Path) -> pd.DataFrame:
             return pd.read_csv(path)
         return pd.read_parquet(path)
     except (ValueError, OSError, pd.errors.ParserError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"data.input={str(path)!r} could not be read: {first_line}") from exc
+        raise DataError(f"data.input={str(path)!r} could not be read: {first_line(exc)}") from exc
 
 
 def local_path(uri: str) -> Path:

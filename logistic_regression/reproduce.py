@@ -26,6 +26,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from logistic_regression import data, provenance
+from logistic_regression.config import flatten_tree
 from logistic_regression.errors import KitError
 from logistic_regression.mlproject import hydra_quote
 from logistic_regression.tracking import ERROR_TAG, absolute_tracking_uri, redact
@@ -191,7 +192,7 @@ def _override(key: str, value) -> str:
 def replay_overrides(recorded: Recorded, output: Path) -> list[str]:
     """Every recorded setting as a Hydra override, re-pointing only where results go."""
     overrides = []
-    flat = _flatten(recorded.config)
+    flat = flatten_tree(recorded.config)
     for key, value in flat.items():
         if key not in NOT_REPLAYED:
             overrides.append(_override(key, value))
@@ -200,16 +201,6 @@ def replay_overrides(recorded: Recorded, output: Path) -> list[str]:
     note = f"Reproduction of run {recorded.run_id}. " + str(flat.get("tracking.note", ""))
     overrides.append(_override("tracking.note", note.strip()))
     return overrides
-
-
-def _flatten(tree: dict, prefix: str = "") -> dict:
-    flat: dict = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 @dataclass(frozen=True)

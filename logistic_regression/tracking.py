@@ -25,7 +25,8 @@ from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema
 
-from logistic_regression.config import TrackingConfig
+from logistic_regression.config import TrackingConfig, flatten_tree
+from logistic_regression.errors import first_line
 from logistic_regression.provenance import GIT_DIRTY
 
 ERROR_TAG = "kit.error"
@@ -65,17 +66,14 @@ def redact(text: str) -> str:
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """`{"model": {"C": 0.5}}` -> `{"model.C": "0.5"}`, values cut to MLflow's length limit."""
+    """`{"model": {"C": 0.5}}` -> `{"model.C": "0.5"}` as params: passwords redacted,
+    values cut to MLflow's length limit."""
     flat: dict[str, str] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(flatten(value, f"{name}."))
-        else:
-            text = redact(str(value))
-            if len(text) > MAX_PARAM_LENGTH:
-                text = text[: MAX_PARAM_LENGTH - len(TRUNCATION_MARK)] + TRUNCATION_MARK
-            flat[name] = text
+    for name, value in flatten_tree(tree, prefix).items():
+        text = redact(str(value))
+        if len(text) > MAX_PARAM_LENGTH:
+            text = text[: MAX_PARAM_LENGTH - len(TRUNCATION_MARK)] + TRUNCATION_MARK
+        flat[name] = text
     return flat
 
 
@@ -109,8 +107,7 @@ def active_run(
         mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
         raise
     except BaseException as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        mlflow.set_tag(ERROR_TAG, f"{type(exc).__name__}: {reason}"[:MAX_PARAM_LENGTH])
+        mlflow.set_tag(ERROR_TAG, f"{type(exc).__name__}: {first_line(exc)}"[:MAX_PARAM_LENGTH])
         mlflow.end_run(RunStatus.to_string(RunStatus.FAILED))
         raise
     else:

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from logistic_regression import data, evaluate, model, outputs, provenance, report, tracking
 from logistic_regression.background import Background
 from logistic_regression.config import Config, validate
-from logistic_regression.errors import ConfigError, KitError
+from logistic_regression.errors import ConfigError, KitError, first_line
 
 CONF_DIR = provenance.PROJECT_DIR / "conf"
 DEBUG_VARIABLE = "LOGREG_DEBUG"
@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if os.environ.get(DEBUG_VARIABLE):
             raise
-        line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        line = first_line(exc)
         print(
             f"error: unexpected {type(exc).__name__}: {line} "
             f"(set {DEBUG_VARIABLE}=1 for the traceback)",
