@@ -1,12 +1,14 @@
 """Load the input table and describe it well enough to prove later it is the same data.
 
-Plain functions: a URI in, a `Dataset` out. The digest is what `reproduce` compares: the
-SHA-256 of the file's bytes for a file, of the table's contents for a built-in dataset.
+Plain functions: a URI in, a `Dataset` out; `s3://` objects are read through `s3.py`.
+The digest is what `reproduce` compares: the SHA-256 of the file's (or object's) bytes,
+of the table's contents for a built-in dataset.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,9 +27,11 @@ class DataRef:
 
     uri: str
     digest: str
-    kind: str  # "builtin" or "file"
+    kind: str  # "builtin", "file" or "s3"
     rows: int
     columns: int
+    etag: str | None = None  # S3 only
+    version: str | None = None  # S3 only, when the bucket is versioned
 
 
 @dataclass(frozen=True)
@@ -63,13 +67,27 @@ def _load_builtin(name: str) -> pd.DataFrame:
     return loader(as_frame=True).frame
 
 
-def _read_file(path: Path) -> pd.DataFrame:
+def _parse(source, suffix: str, uri: str) -> pd.DataFrame:
     try:
-        if path.suffix.lower() == ".csv":
-            return pd.read_csv(path)
-        return pd.read_parquet(path)
+        if suffix == ".csv":
+            return pd.read_csv(source)
+        return pd.read_parquet(source)
     except (ValueError, OSError, pd.errors.ParserError) as exc:
-        raise DataError(f"data.input={str(path)!r} could not be read: {first_line(exc)}") from exc
+        raise DataError(f"data.input={uri!r} could not be read: {first_line(exc)}") from exc
+
+
+def _read_s3(uri: str) -> tuple[pd.DataFrame, DataRef]:
+    from logistic_regression import s3
+
+    suffix = Path(uri).suffix.lower()
+    if suffix not in FILE_SUFFIXES:
+        raise DataError(f"data.input={uri!r} is not supported; use a .csv or .parquet object")
+    found = s3.get_object(uri)
+    frame = _parse(io.BytesIO(found.body), suffix, uri)
+    digest = hashlib.sha256(found.body).hexdigest()
+    return frame, DataRef(
+        uri, digest, "s3", *frame.shape, etag=found.etag, version=found.version_id
+    )
 
 
 def local_path(uri: str) -> Path:
@@ -82,7 +100,12 @@ def read_table(uri: str) -> tuple[pd.DataFrame, DataRef]:
         frame = _load_builtin(uri)
         ref = DataRef(uri, sha256_frame(frame), "builtin", *frame.shape)
         return frame, ref
-    allowed = f"a built-in dataset ({', '.join(BUILTIN_DATASETS)}) or a .csv/.parquet file"
+    allowed = (
+        f"a built-in dataset ({', '.join(BUILTIN_DATASETS)}), a .csv/.parquet file "
+        "or an s3://bucket/key object"
+    )
+    if uri.startswith("s3://"):
+        return _read_s3(uri)
     if "://" in uri and not uri.startswith("file://"):
         raise DataError(f"data.input={uri!r} is not supported; use {allowed}")
     path = local_path(uri)
@@ -90,7 +113,7 @@ def read_table(uri: str) -> tuple[pd.DataFrame, DataRef]:
         raise DataError(f"data.input={uri!r} is not supported; use {allowed}")
     if not path.is_file():
         raise DataError(f"data.input={uri!r}: no such file; use {allowed}")
-    frame = _read_file(path)
+    frame = _parse(path, path.suffix.lower(), str(path))
     ref = DataRef(str(path.resolve()), sha256_file(path), "file", *frame.shape)
     return frame, ref
 

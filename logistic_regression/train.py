@@ -142,6 +142,10 @@ def run(config: Config) -> RunSummary:
             "input_digest": dataset.ref.digest,
             "output_path": output_path,
         }
+        if dataset.ref.etag:
+            data_params["input_etag"] = dataset.ref.etag
+        if dataset.ref.version:
+            data_params["input_version"] = dataset.ref.version
         tracking.log_params(run_id, data_params)
         if result.warnings:
             tracking.log_tags(run_id, {tracking.WARNINGS_TAG: " | ".join(result.warnings)})

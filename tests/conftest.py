@@ -118,3 +118,20 @@ def git_server(tmp_path):
 
     with git_daemon(tmp_path / "git-server") as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """One real SeaweedFS S3 server for the session, with a `kit` bucket; stopped at the end."""
+    from servers import seaweedfs
+
+    with seaweedfs(tmp_path_factory.mktemp("seaweedfs"), buckets=("kit",)) as server:
+        yield server
+
+
+@pytest.fixture
+def s3_env(s3_server, monkeypatch):
+    """Point this test's MLflow and kit at the S3 server (endpoint and credentials)."""
+    for name, value in s3_server.environment().items():
+        monkeypatch.setenv(name, value)
+    return s3_server

@@ -1,0 +1,83 @@
+"""Reading input from a real S3 server (SeaweedFS started by the test session)."""
+
+import hashlib
+import io
+
+import pytest
+from servers import free_port
+from sklearn.datasets import load_breast_cancer
+
+from logistic_regression.data import load
+from logistic_regression.errors import DataError
+
+
+@pytest.fixture(scope="module")
+def cancer_csv() -> bytes:
+    return load_breast_cancer(as_frame=True).frame.to_csv(index=False).encode()
+
+
+def test_csv_and_parquet_objects_load_with_digest_and_etag(s3_env, cancer_csv):
+    s3 = s3_env.client()
+    s3.put_object(Bucket="kit", Key="data/cancer.csv", Body=cancer_csv)
+    buffer = io.BytesIO()
+    load_breast_cancer(as_frame=True).frame.to_parquet(buffer, index=False)
+    s3.put_object(Bucket="kit", Key="data/cancer.parquet", Body=buffer.getvalue())
+
+    from_csv = load("s3://kit/data/cancer.csv", "target")
+    assert from_csv.ref.kind == "s3" and from_csv.ref.uri == "s3://kit/data/cancer.csv"
+    assert from_csv.ref.digest == hashlib.sha256(cancer_csv).hexdigest()
+    head = s3.head_object(Bucket="kit", Key="data/cancer.csv")
+    assert from_csv.ref.etag == head["ETag"].strip('"')
+    assert from_csv.features.shape == (569, 30)
+
+    from_parquet = load("s3://kit/data/cancer.parquet", "target")
+    assert from_parquet.ref.digest == hashlib.sha256(buffer.getvalue()).hexdigest()
+    assert from_parquet.features.equals(from_csv.features)
+
+
+def test_missing_object_and_bucket_are_one_line(s3_env):
+    with pytest.raises(DataError, match=r"^s3://kit/nothing.csv: no such object$"):
+        load("s3://kit/nothing.csv", "target")
+    with pytest.raises(DataError) as caught:
+        load("s3://no-such-bucket/t.csv", "target")
+    assert str(caught.value).startswith("s3://no-such-bucket/t.csv: ")
+    assert "\n" not in str(caught.value)
+
+
+def test_wrong_credentials_are_named_without_the_secret(s3_env, monkeypatch, cancer_csv):
+    s3_env.client().put_object(Bucket="kit", Key="data/c.csv", Body=cancer_csv)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong-secret-value")
+    with pytest.raises(DataError, match="access denied with the current S3 credentials") as caught:
+        load("s3://kit/data/c.csv", "target")
+    assert "wrong-secret-value" not in str(caught.value)
+    assert s3_env.secret_key not in str(caught.value)
+
+
+def test_unreachable_endpoint_is_named(s3_env, monkeypatch):
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("MLFLOW_S3_ENDPOINT_URL", endpoint)
+    with pytest.raises(DataError, match=f"cannot reach the S3 endpoint {endpoint}"):
+        load("s3://kit/data/cancer.csv", "target")
+
+
+def test_a_run_on_s3_input_records_its_uri_digest_and_etag(s3_env, config, cancer_csv):
+    import dataclasses
+
+    from mlflow.tracking import MlflowClient
+
+    from logistic_regression import train
+
+    s3_env.client().put_object(Bucket="kit", Key="runs/input.csv", Body=cancer_csv)
+    uri = "s3://kit/runs/input.csv"
+    config = dataclasses.replace(config, data=dataclasses.replace(config.data, input=uri))
+    summary = train.run(config)
+    run = MlflowClient().get_run(summary.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["input_path"] == uri
+    assert run.data.params["input_digest"] == hashlib.sha256(cancer_csv).hexdigest()
+    head = s3_env.client().head_object(Bucket="kit", Key="runs/input.csv")
+    assert run.data.params["input_etag"] == head["ETag"].strip('"')
+    (dataset_input,) = run.inputs.dataset_inputs
+    assert uri in dataset_input.dataset.source
+    secrets = (s3_env.secret_key, s3_env.access_key)
+    assert not any(s in str(run.data.params) + str(run.data.tags) for s in secrets)
