@@ -21,6 +21,7 @@ def test_long_values_are_cut_to_mlflow_limit_and_accepted(config):
     flat = tracking.flatten({"data": {"input": long}})
     assert len(flat["data.input"]) == tracking.MAX_PARAM_LENGTH
     assert flat["data.input"].endswith(tracking.TRUNCATION_MARK)
+    mlflow.set_experiment("long-values")  # never rely on an experiment another test chose
     with mlflow.start_run() as run:
         tracking.log_params(run.info.run_id, flat)
     assert len(MlflowClient().get_run(run.info.run_id).data.params["data.input"]) == 6000
