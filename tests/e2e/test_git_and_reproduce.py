@@ -135,6 +135,14 @@ def test_dirty_run_is_reproduced_from_its_recorded_diff(kit_repo, tmp_path):
     assert git(kit_repo, "status", "--porcelain") == "", "reproduce must not touch the user's tree"
     assert git(kit_repo, "rev-parse", "HEAD") == head
 
+    # The same through the MLproject entry point.
+    done = mlflow_run(
+        str(kit_repo), tmp_path, "-e", "reproduce", "-P", f"run_id={original.info.run_id}"
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "verdict: reproduced" in done.stdout
+    assert git(kit_repo, "status", "--porcelain") == ""
+
 
 def test_changed_data_is_refused_and_changed_metrics_are_reported(kit_repo, tmp_path):
     frame = load_breast_cancer(as_frame=True).frame
