@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         overrides = to_overrides(args)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        train._fail_pending_mlflow_run(str(exc))
+        train.fail_pending_mlflow_run(str(exc))
         return 2
     return train.main(overrides)
 

@@ -213,7 +213,7 @@ def print_summary(summary: RunSummary, tracking_uri: str) -> None:
         print(f"  UI: mlflow ui --backend-store-uri {tracking_uri}")
 
 
-def _fail_pending_mlflow_run(reason: str) -> None:
+def fail_pending_mlflow_run(reason: str) -> None:
     """`mlflow run` created a run before starting us; never leave it RUNNING."""
     run_id = tracking.run_id_from_mlflow_run()
     if not run_id:
@@ -230,7 +230,7 @@ def execute(config: Config) -> int:
         summary = run(config)
     except KitError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        _fail_pending_mlflow_run(str(exc))
+        fail_pending_mlflow_run(str(exc))
         return 2
     print_summary(summary, os.environ.get("MLFLOW_TRACKING_URI") or config.tracking.uri)
     return 0
@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         return execute(compose_config(args))
     except KitError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        _fail_pending_mlflow_run(str(exc))
+        fail_pending_mlflow_run(str(exc))
         return 2
     except Exception as exc:
         if os.environ.get(DEBUG_VARIABLE):
@@ -264,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
             f"(set {DEBUG_VARIABLE}=1 for the traceback)",
             file=sys.stderr,
         )
-        _fail_pending_mlflow_run(f"{type(exc).__name__}: {line}")
+        fail_pending_mlflow_run(f"{type(exc).__name__}: {line}")
         return 1
 
 
