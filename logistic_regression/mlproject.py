@@ -75,9 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         overrides = to_overrides(args)
     except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        train.fail_pending_mlflow_run(str(exc))
-        return 2
+        return train.refuse(exc)
     return train.main(overrides)
 
 

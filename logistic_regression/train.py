@@ -224,14 +224,19 @@ def fail_pending_mlflow_run(reason: str) -> None:
         tracking.fail_run(run_id, reason)
 
 
+def refuse(exc: KitError) -> int:
+    """A user error: one line on stderr, the pending `mlflow run` run failed, exit code 2."""
+    print(f"error: {exc}", file=sys.stderr)
+    fail_pending_mlflow_run(str(exc))
+    return 2
+
+
 def execute(config: Config) -> int:
     """Run and print; user errors become one line on stderr and exit code 2."""
     try:
         summary = run(config)
     except KitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        fail_pending_mlflow_run(str(exc))
-        return 2
+        return refuse(exc)
     print_summary(summary, os.environ.get("MLFLOW_TRACKING_URI") or config.tracking.uri)
     return 0
 
@@ -252,9 +257,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         return execute(compose_config(args))
     except KitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        fail_pending_mlflow_run(str(exc))
-        return 2
+        return refuse(exc)
     except Exception as exc:
         if os.environ.get(DEBUG_VARIABLE):
             raise

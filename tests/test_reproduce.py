@@ -23,17 +23,16 @@ from logistic_regression.reproduce import (
 from logistic_regression.train import compose_config
 
 
-def recorded_run(config, tags: dict[str, str], with_config: bool = True) -> str:
+def recorded_run(config, tags: dict[str, str], digest: str | None = None) -> str:
     """A run as the kit would have recorded it, made directly through MLflow."""
     client = MlflowClient()
     experiment = client.create_experiment("recorded")
     run = client.create_run(experiment, tags=tags)
     _, ref = read_table("breast_cancer")
     client.log_param(run.info.run_id, "input_path", "breast_cancer")
-    client.log_param(run.info.run_id, "input_digest", ref.digest)
-    if with_config:
-        resolved = OmegaConf.to_container(OmegaConf.structured(config))
-        client.log_text(run.info.run_id, yaml.safe_dump(resolved), "config.yaml")
+    client.log_param(run.info.run_id, "input_digest", digest or ref.digest)
+    resolved = OmegaConf.to_container(OmegaConf.structured(config))
+    client.log_text(run.info.run_id, yaml.safe_dump(resolved), "config.yaml")
     client.set_terminated(run.info.run_id)
     return run.info.run_id
 
@@ -79,6 +78,19 @@ def test_unreachable_repository_is_refused_before_a_run_is_created(config):
     )
     before = runs_in_store()
     with pytest.raises(NotReproducible, match="git clone failed"):
+        reproduce(run_id)
+    assert runs_in_store() == before
+
+
+def test_changed_input_digest_is_refused_before_a_run_is_created(config, tmp_path):
+    tags = {
+        provenance.SOURCE_NAME: f"file://{tmp_path}",
+        provenance.GIT_COMMIT: "a" * 40,
+        provenance.GIT_DIRTY: "false",
+    }
+    run_id = recorded_run(config, tags, digest="0" * 64)
+    before = runs_in_store()
+    with pytest.raises(NotReproducible, match="input breast_cancer changed since run .*recorded"):
         reproduce(run_id)
     assert runs_in_store() == before
 
