@@ -18,7 +18,7 @@ from logistic_regression.errors import ConfigError
 
 PENALTIES = ("l1", "l2", "elasticnet", "none")
 CLASS_WEIGHTS = ("none", "balanced")
-STORAGE_KINDS = ("local",)
+STORAGE_KINDS = ("local", "s3")
 # Which penalties each scikit-learn solver can optimise (scikit-learn 1.9).
 SOLVER_PENALTIES: dict[str, tuple[str, ...]] = {
     "lbfgs": ("l2", "none"),
@@ -63,8 +63,25 @@ class TrackingConfig:
 
 
 @dataclass
+class RetryConfig:
+    max_attempts: int = 5
+    backoff_s: float = 0.5
+    max_backoff_s: float = 10.0
+
+
+@dataclass
 class StorageConfig:
     kind: str = "local"
+    endpoint: str = ""
+    bucket: str = ""
+    prefix: str = "mlflow"
+    upload_workers: int = 8
+    multipart_threshold_mb: int = 64
+    multipart_chunksize_mb: int = 16
+    retry: RetryConfig = field(default_factory=RetryConfig)
+    flush_timeout_s: float = 600.0
+    spool_dir: str = ""
+    progress: bool = True
 
 
 @dataclass
@@ -131,6 +148,35 @@ def validate(cfg: Config) -> None:
     _allowed("evaluation.headline_metric", e.headline_metric, METRIC_NAMES)
     if not cfg.data.input:
         raise ConfigError("data.input is empty; give a built-in dataset name or a CSV/Parquet path")
-    _allowed("storage.kind", cfg.storage.kind, STORAGE_KINDS)
+    validate_storage(cfg.storage)
     if not cfg.tracking.experiment_name:
         raise ConfigError("tracking.experiment_name is empty; give the experiment a name")
+
+
+def validate_storage(s: StorageConfig) -> None:
+    _allowed("storage.kind", s.kind, STORAGE_KINDS)
+    if s.kind == "s3" and not s.bucket:
+        raise ConfigError("storage.bucket is empty; storage=s3 needs the bucket for artifacts")
+    if "/" in s.bucket or s.bucket.startswith("s3:"):
+        raise ConfigError(
+            f"storage.bucket={s.bucket!r} is not allowed; give the bare bucket name "
+            "(the key prefix goes in storage.prefix)"
+        )
+    for name in ("upload_workers", "multipart_threshold_mb", "multipart_chunksize_mb"):
+        if getattr(s, name) < 1:
+            raise ConfigError(f"storage.{name}={getattr(s, name)} is not allowed; it must be >= 1")
+    if s.multipart_chunksize_mb < 5:
+        raise ConfigError(
+            f"storage.multipart_chunksize_mb={s.multipart_chunksize_mb} is not allowed; "
+            "S3 parts must be >= 5 MB"
+        )
+    if s.retry.max_attempts < 1:
+        raise ConfigError(
+            f"storage.retry.max_attempts={s.retry.max_attempts} is not allowed; it must be >= 1"
+        )
+    if s.retry.backoff_s < 0 or s.retry.max_backoff_s < 0:
+        raise ConfigError("storage.retry backoff times must be >= 0 seconds")
+    if not s.flush_timeout_s > 0:
+        raise ConfigError(
+            f"storage.flush_timeout_s={s.flush_timeout_s} is not allowed; it must be > 0 seconds"
+        )

@@ -17,3 +17,7 @@ class ConfigError(KitError):
 
 class DataError(KitError):
     """The input data cannot be used: missing file, unknown column, unsupported target."""
+
+
+class StorageError(KitError):
+    """The artifact or output store cannot be used: no bucket, no access, no endpoint."""

@@ -1,4 +1,9 @@
-"""Write what the run exports (the test predictions) under a per-run location."""
+"""Write what the run exports (the test predictions) under a per-run location.
+
+A local folder gets `<output>/<run_id>/predictions.csv` at once; an `s3://bucket/prefix/`
+output gets `s3://bucket/prefix/<run_id>/predictions.csv` through the asynchronous
+writer, so it is uploaded, verified and, if the store is down, spooled like any artifact.
+"""
 
 from __future__ import annotations
 
@@ -6,23 +11,43 @@ from pathlib import Path
 
 import pandas as pd
 
+from logistic_regression import s3
+from logistic_regression.artifacts import ArtifactWriter
 from logistic_regression.data import local_path
 from logistic_regression.errors import DataError
+
+PREDICTIONS = "predictions.csv"
+
+
+def is_s3(output: str) -> bool:
+    return output.startswith("s3://")
 
 
 def check_destination(output: str) -> None:
     """Refuse, before a run exists, an output the kit cannot write to."""
+    if is_s3(output):
+        s3.check_bucket(output)
+        return
     if "://" in output and not output.startswith("file://"):
-        raise DataError(f"data.output={output!r} is not supported; use a local folder")
+        raise DataError(
+            f"data.output={output!r} is not supported; use a local folder or s3://bucket/prefix/"
+        )
     path = local_path(output)
     if path.exists() and not path.is_dir():
         raise DataError(f"data.output={output!r} is a file; it must be a folder")
 
 
-def write_predictions(table: pd.DataFrame, output: str, run_id: str) -> str:
-    """Write `<output>/<run_id>/predictions.csv` and return its absolute path."""
+def write_predictions(table: pd.DataFrame, output: str, run_id: str, writer: ArtifactWriter) -> str:
+    """Write the predictions under a per-run location; return their exact URI or path."""
+    if is_s3(output):
+        root = f"{output.rstrip('/')}/{run_id}"
+        folder = writer.scratch("outputs")
+        folder.mkdir()
+        table.to_csv(folder / PREDICTIONS, index=False)
+        writer.adopt_folder(folder, root)
+        return f"{root}/{PREDICTIONS}"
     folder = local_path(output) / run_id
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "predictions.csv"
+    path = folder / PREDICTIONS
     table.to_csv(path, index=False)
     return str(Path(path).resolve())

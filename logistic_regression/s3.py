@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from logistic_regression.errors import DataError, first_line
+from logistic_regression.errors import DataError, KitError, StorageError, first_line
 
 ENDPOINT_VARIABLE = "MLFLOW_S3_ENDPOINT_URL"
 
@@ -30,7 +30,18 @@ def split_uri(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-def client():
+def endpoint() -> str | None:
+    return os.environ.get(ENDPOINT_VARIABLE) or None
+
+
+def use_endpoint(configured: str) -> None:
+    """`storage.endpoint`, when set, becomes MLFLOW_S3_ENDPOINT_URL for this process, so
+    MLflow's own S3 access and the kit's agree."""
+    if configured:
+        os.environ[ENDPOINT_VARIABLE] = configured
+
+
+def client(max_attempts: int = 3, pool_size: int = 10):
     import boto3
     from botocore.config import Config
 
@@ -38,32 +49,36 @@ def client():
     # found first, and a user who fixes AWS_* between calls expects the new ones.
     return boto3.session.Session().client(
         "s3",
-        endpoint_url=os.environ.get(ENDPOINT_VARIABLE) or None,
-        config=Config(connect_timeout=5, read_timeout=60, retries={"max_attempts": 3}),
+        endpoint_url=endpoint(),
+        config=Config(
+            connect_timeout=5,
+            read_timeout=60,
+            retries={"max_attempts": max_attempts, "mode": "standard"},
+            max_pool_connections=pool_size,
+        ),
     )
 
 
-def _explain(uri: str, exc: Exception) -> DataError:
+def _explain(uri: str, exc: Exception, error: type[KitError] = DataError) -> KitError:
     from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 
     if isinstance(exc, NoCredentialsError):
-        return DataError(
+        return error(
             f"{uri}: no S3 credentials found (set AWS_ACCESS_KEY_ID/"
             "AWS_SECRET_ACCESS_KEY or an AWS profile)"
         )
     if isinstance(exc, EndpointConnectionError):
-        endpoint = os.environ.get(ENDPOINT_VARIABLE) or "AWS"
-        return DataError(f"{uri}: cannot reach the S3 endpoint {endpoint}")
+        return error(f"{uri}: cannot reach the S3 endpoint {endpoint() or 'of AWS'}")
     if isinstance(exc, ClientError):
         code = exc.response.get("Error", {}).get("Code", "")
         if code in ("NoSuchBucket",):
-            return DataError(f"{uri}: the bucket does not exist")
+            return error(f"{uri}: the bucket does not exist")
         if code in ("NoSuchKey", "404", "NotFound"):
-            return DataError(f"{uri}: no such object")
+            return error(f"{uri}: no such object")
         if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403"):
-            return DataError(f"{uri}: access denied with the current S3 credentials ({code})")
-        return DataError(f"{uri}: S3 error {code}: {first_line(exc)}")
-    return DataError(f"{uri}: {first_line(exc)}")
+            return error(f"{uri}: access denied with the current S3 credentials ({code})")
+        return error(f"{uri}: S3 error {code}: {first_line(exc)}")
+    return error(f"{uri}: {first_line(exc)}")
 
 
 def get_object(uri: str) -> S3Object:
@@ -83,3 +98,20 @@ def get_object(uri: str) -> S3Object:
         etag=response.get("ETag", "").strip('"'),
         version_id=None if version in (None, "null") else version,
     )
+
+
+def check_bucket(uri: str) -> None:
+    """Refuse, before any work, a bucket that is missing or that these credentials cannot
+    write: a cheap HEAD on the bucket, with one retry."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket = uri.removeprefix("s3://").partition("/")[0]
+    if not bucket:
+        raise StorageError(f"{uri!r} names no bucket; use s3://bucket/prefix/")
+    try:
+        client(max_attempts=2).head_bucket(Bucket=bucket)
+    except (BotoCoreError, ClientError) as exc:
+        explained = _explain(f"s3://{bucket}", exc, StorageError)
+        if isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") == "404":
+            explained = StorageError(f"s3://{bucket}: the bucket does not exist")
+        raise explained from None

@@ -20,17 +20,22 @@ from typing import Any
 import mlflow
 import numpy as np
 import pandas as pd
-from mlflow.entities import Metric, Param, RunStatus, RunTag
+from mlflow.entities import LoggedModelOutput, Metric, Param, RunStatus, RunTag
 from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema
 
 from logistic_regression.config import TrackingConfig, flatten_tree
-from logistic_regression.errors import first_line
+from logistic_regression.errors import StorageError, first_line
 from logistic_regression.provenance import GIT_DIRTY
 
 ERROR_TAG = "kit.error"
 WARNINGS_TAG = "kit.warnings"
+# `pending` from the moment a run starts logging artifacts until every upload is verified,
+# then `complete`; `kit.artifacts_pending` lists what `sync` still has to upload.
+ARTIFACTS_TAG = "kit.artifacts"
+PENDING_TAG = "kit.artifacts_pending"
+PENDING_ERROR = "artifacts not stored"
 # MLflow refuses param values longer than this (MAX_PARAM_VAL_LENGTH in MLflow 3.x).
 MAX_PARAM_LENGTH = 6000
 TRUNCATION_MARK = "...[truncated]"
@@ -84,11 +89,35 @@ def fail_run(run_id: str, reason: str, status: str = "FAILED") -> None:
     client.set_terminated(run_id, status)
 
 
+def experiment_id(name: str, artifact_location: str | None) -> str:
+    """The experiment's id, created with `artifact_location` (an S3 prefix) when new.
+    An existing experiment that stores its artifacts elsewhere is refused: MLflow
+    cannot move it, and silently writing locally would betray `storage=s3`."""
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        return client.create_experiment(name, artifact_location=artifact_location)
+    check_artifact_location(experiment.artifact_location, artifact_location, f"experiment {name!r}")
+    return experiment.experiment_id
+
+
+def check_artifact_location(actual: str, wanted: str | None, what: str) -> None:
+    if wanted and not actual.startswith(wanted.rsplit("/", 1)[0] + "/"):
+        raise StorageError(
+            f"{what} stores artifacts at {actual}, not under {wanted}; use a new "
+            "tracking.experiment_name (the kit creates it in S3) or storage=local"
+        )
+
+
 @contextmanager
 def active_run(
-    tracking: TrackingConfig, run_name: str, tags: Mapping[str, str]
+    tracking: TrackingConfig,
+    run_name: str,
+    tags: Mapping[str, str],
+    artifact_location: str | None = None,
 ) -> Iterator[mlflow.ActiveRun]:
-    """Open (or continue) the run, tag it, and always end it with an honest status."""
+    """Open (or continue) the run, tag it, and always end it with an honest status.
+    `artifact_location`: where a new experiment keeps its artifacts (None: MLflow's default)."""
     existing = run_id_from_mlflow_run()
     if existing:
         run = mlflow.start_run(run_id=existing)
@@ -98,7 +127,9 @@ def active_run(
         recorded = run.data.tags
         mlflow.set_tags({k: v for k, v in tags.items() if k not in recorded or k == GIT_DIRTY})
     else:
-        mlflow.set_experiment(tracking.experiment_name)
+        mlflow.set_experiment(
+            experiment_id=experiment_id(tracking.experiment_name, artifact_location)
+        )
         run = mlflow.start_run(run_name=run_name, tags=dict(tags))
     try:
         yield run
@@ -156,20 +187,88 @@ def model_signature(features: pd.DataFrame, prediction: np.ndarray) -> ModelSign
     )
 
 
-def log_model(model, input_example: pd.DataFrame) -> str:
-    """Log the fitted pipeline; requirements are pinned here, so MLflow need not infer them
-    (inferring reloads the model in a subprocess: seconds per run)."""
-    signature = model_signature(input_example, model.predict(input_example))
-    requirements = mlflow.sklearn.get_default_pip_requirements(include_skops=True)
-    info = mlflow.sklearn.log_model(
-        model,
-        name="model",
+def create_model(run_id: str, params: Mapping[str, str]) -> tuple[str, str]:
+    """Register the run's model with MLflow 3's logged-model API (as `log_model` does) and
+    return `(model_id, artifact_location)`; its files are saved and uploaded in the
+    background, and `finalize_model` marks it READY once they are stored."""
+    client = MlflowClient()
+    experiment = client.get_run(run_id).info.experiment_id
+    model = client.create_logged_model(
+        experiment, name="model", source_run_id=run_id, params=dict(params)
+    )
+    client.log_outputs(run_id, [LoggedModelOutput(model.model_id, step=0)])
+    return model.model_id, model.artifact_location
+
+
+def save_model(
+    estimator,
+    input_example: pd.DataFrame,
+    path: str,
+    run_id: str,
+    model_id: str,
+    artifact_location: str,
+) -> None:
+    """Write the MLflow model folder (skops format, explicit signature, pinned
+    requirements so MLflow need not reload the model to infer them). Pure file work:
+    it runs on the second core while the main thread goes on."""
+    import mlflow.sklearn
+    from mlflow.models import Model
+
+    signature = model_signature(input_example, estimator.predict(input_example))
+    metadata = Model(
+        artifact_path=artifact_location, model_uuid=model_id, run_id=run_id, model_id=model_id
+    )
+    mlflow.sklearn.save_model(
+        estimator,
+        path,
+        mlflow_model=metadata,
         signature=signature,
         input_example=input_example,
-        pip_requirements=requirements,
+        pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True),
     )
-    return info.model_uri
+
+
+def finalize_model(model_id: str) -> None:
+    MlflowClient().finalize_logged_model(model_id, "READY")
 
 
 def artifact_uri(run_id: str) -> str:
     return MlflowClient().get_run(run_id).info.artifact_uri
+
+
+def mark_artifacts(run_id: str, pending: list[str]) -> None:
+    """`kit.artifacts` = complete, or pending with the list of what is not stored."""
+    client = MlflowClient()
+    if not pending:
+        client.set_tag(run_id, ARTIFACTS_TAG, "complete")
+        if PENDING_TAG in client.get_run(run_id).data.tags:
+            client.delete_tag(run_id, PENDING_TAG)
+        return
+    listing = f"{len(pending)} files: " + ", ".join(pending)
+    if len(listing) > MAX_PARAM_LENGTH:
+        listing = listing[: MAX_PARAM_LENGTH - len(TRUNCATION_MARK)] + TRUNCATION_MARK
+    client.log_batch(run_id, tags=[RunTag(ARTIFACTS_TAG, "pending"), RunTag(PENDING_TAG, listing)])
+
+
+def record_artifacts_stored(run_id: str, model_ids: list[str]) -> str:
+    """After `sync` stored every file: models READY, tags complete, and an honest status.
+    A run that failed only because artifacts were pending is FINISHED now; a run still
+    RUNNING lost its process (its lock was free) and is KILLED. Returns the status."""
+    client = MlflowClient()
+    for model_id in model_ids:
+        finalize_model(model_id)
+    mark_artifacts(run_id, [])
+    run = client.get_run(run_id)
+    error = run.data.tags.get(ERROR_TAG, "")
+    if run.info.status == "RUNNING":
+        fail_run(
+            run_id,
+            "the training process ended without ending the run; sync stored its artifacts",
+            "KILLED",
+        )
+        return "KILLED"
+    if run.info.status == "FAILED" and error.startswith(PENDING_ERROR):
+        client.delete_tag(run_id, ERROR_TAG)
+        client.set_terminated(run_id, "FINISHED")
+        return "FINISHED"
+    return run.info.status

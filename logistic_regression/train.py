@@ -17,7 +17,17 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from logistic_regression import data, evaluate, model, outputs, provenance, report, tracking
+from logistic_regression import (
+    data,
+    evaluate,
+    model,
+    outputs,
+    provenance,
+    report,
+    s3,
+    tracking,
+)
+from logistic_regression.artifacts import ArtifactWriter
 from logistic_regression.background import Background
 from logistic_regression.config import Config, validate
 from logistic_regression.errors import ConfigError, KitError, first_line
@@ -105,85 +115,147 @@ def metric_records(result: evaluate.Evaluation) -> list[tuple[str, float, int]]:
     return records
 
 
+def artifact_location(config: Config) -> str | None:
+    """Where experiments the kit creates keep their artifacts: an S3 prefix for storage=s3,
+    MLflow's default (./mlruns, or the tracking server's) otherwise."""
+    if config.storage.kind != "s3":
+        return None
+    prefix = config.storage.prefix.strip("/")
+    parts = [config.storage.bucket, *([prefix] if prefix else []), config.tracking.experiment_name]
+    return "s3://" + "/".join(parts)
+
+
+def check_storage(config: Config) -> None:
+    """Everything about the stores that can be known before any work: endpoint, bucket,
+    credentials, and the output destination."""
+    s3.use_endpoint(config.storage.endpoint)
+    if config.storage.kind == "s3":
+        s3.check_bucket(f"s3://{config.storage.bucket}")
+    outputs.check_destination(config.data.output)
+
+
 def run(config: Config) -> RunSummary:
     """Train, evaluate, report and record one run; returns what the console prints."""
     validate(config)
+    check_storage(config)
     dataset = data.load(config.data.input, config.data.target)
     evaluate.check_feasible(dataset, config.evaluation)
-    outputs.check_destination(config.data.output)
     estimator = model.build(config.model, config.seed)
     git = provenance.git_state(provenance.PROJECT_DIR)
     tags = provenance.tags(provenance.PROJECT_DIR, git, config.tracking.note)
-    tracking.use_tracking_uri(config.tracking)
+    tracking_uri = tracking.absolute_tracking_uri(tracking.use_tracking_uri(config.tracking))
     name = run_name(config)
+    location = artifact_location(config)
 
     with (
         Background(report.warm_up) as background,
-        tracking.active_run(config.tracking, name, tags) as active,
+        tracking.active_run(config.tracking, name, tags, location) as active,
     ):
-        installed = background.submit(provenance.installed_packages)
         run_id = active.info.run_id
-        resolved = OmegaConf.to_container(OmegaConf.structured(config))
-        params = config_params(resolved)
-        tracking.log_params(run_id, params)
-        tracking.log_dataset(
-            dataset.frame,
-            dataset.ref.uri,
-            Path(dataset.ref.uri).name,
-            config.data.target,
-            dataset.ref.digest,
-        )
-        result = evaluate.evaluate(dataset, estimator, config.evaluation, config.seed)
-        tracking.log_metrics(run_id, metric_records(result))
-        predictions = evaluate.predictions_table(result)
-        output_path = outputs.write_predictions(predictions, config.data.output, run_id)
-        data_params = {
-            "input_path": dataset.ref.uri,
-            "input_digest": dataset.ref.digest,
-            "output_path": output_path,
-        }
-        if dataset.ref.etag:
-            data_params["input_etag"] = dataset.ref.etag
-        if dataset.ref.version:
-            data_params["input_version"] = dataset.ref.version
-        tracking.log_params(run_id, data_params)
-        if result.warnings:
-            tracking.log_tags(run_id, {tracking.WARNINGS_TAG: " | ".join(result.warnings)})
-            for warning in result.warnings:
-                log.warning(warning)
+        run_root = tracking.artifact_uri(run_id)
+        tracking.check_artifact_location(run_root, location, f"run {run_id}")
+        with ArtifactWriter(run_id, tracking.redact(tracking_uri), config.storage) as writer:
+            tracking.log_tags(run_id, {tracking.ARTIFACTS_TAG: "pending"})
+            summary = _record(
+                config, dataset, estimator, git, tags, name, run_id, background, writer
+            )
+            stored = writer.flush()
+            if stored.complete:
+                for model_id in writer.journal.models:
+                    tracking.finalize_model(model_id)
+            tracking.mark_artifacts(run_id, stored.pending)
+            if not stored.complete:
+                reason = stored.errors[0] if stored.errors else "upload time limit reached"
+                raise ArtifactsPending(
+                    f"{tracking.PENDING_ERROR}: {len(stored.pending)} of "
+                    f"{stored.uploaded + len(stored.pending)} files are kept in "
+                    f"{writer.folder} ({reason}); run `python -m logistic_regression sync` "
+                    "when the store is back"
+                )
+    return summary
 
-        packages = installed()
-        report_input = report.ReportInput(
-            run_id=run_id,
-            run_name=name,
-            note=config.tracking.note,
-            params=params,
-            folds=result.folds,
-            test=result.test,
-            confusion=result.confusion,
-            labels=[str(label) for label in sorted(dataset.target.unique())],
-            roc_curve=result.roc_curve,
-            pr_curve=result.pr_curve,
-            coefficients=model.coefficients(result.model, list(dataset.features.columns)),
-            provenance={**tags, **data_params, "python": provenance.python_version()},
-            packages={k: v for k, v in packages.items() if k in KEY_PACKAGES},
-            warnings=result.warnings,
-        )
-        images = background.submit(report.plots, report_input)
-        tracking.log_model(result.model, result.split.X_train.head(5))
 
-        with tempfile.TemporaryDirectory(prefix="logreg-artifacts-") as staging_dir:
-            staging = Path(staging_dir)
-            html = report.render(report_input, images())
-            (staging / "report.html").write_text(html, encoding="utf-8")
-            predictions.to_csv(staging / "predictions.csv", index=False)
-            (staging / "features.txt").write_text("\n".join(dataset.features.columns) + "\n")
-            (staging / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
-            (staging / "environment.txt").write_text(provenance.environment_lock(packages))
-            if git is not None and git.dirty:
-                (staging / "uncommitted.patch").write_text(git.patch)
-            tracking.log_artifacts(staging)
-        report_uri = tracking.artifact_uri(run_id) + "/report.html"
+class ArtifactsPending(KitError):
+    """Uploads did not all finish; the files wait in the spool for `sync`."""
+
+
+def _record(config, dataset, estimator, git, tags, name, run_id, background, writer):
+    """The body of a run: everything logged, nothing waiting for the network."""
+    installed = background.submit(provenance.installed_packages)
+    resolved = OmegaConf.to_container(OmegaConf.structured(config))
+    params = config_params(resolved)
+    tracking.log_params(run_id, params)
+    tracking.log_dataset(
+        dataset.frame,
+        dataset.ref.uri,
+        Path(dataset.ref.uri).name,
+        config.data.target,
+        dataset.ref.digest,
+    )
+    result = evaluate.evaluate(dataset, estimator, config.evaluation, config.seed)
+    model_id, model_root = tracking.create_model(run_id, params)
+    model_folder = writer.scratch("model")
+    saved = background.submit(
+        tracking.save_model,
+        result.model,
+        result.split.X_train.head(5),
+        str(model_folder),
+        run_id,
+        model_id,
+        model_root,
+    )
+    tracking.log_metrics(run_id, metric_records(result))
+    predictions = evaluate.predictions_table(result)
+    output_path = outputs.write_predictions(predictions, config.data.output, run_id, writer)
+    data_params = {
+        "input_path": dataset.ref.uri,
+        "input_digest": dataset.ref.digest,
+        "output_path": output_path,
+    }
+    if dataset.ref.etag:
+        data_params["input_etag"] = dataset.ref.etag
+    if dataset.ref.version:
+        data_params["input_version"] = dataset.ref.version
+    tracking.log_params(run_id, data_params)
+    if result.warnings:
+        tracking.log_tags(run_id, {tracking.WARNINGS_TAG: " | ".join(result.warnings)})
+        for warning in result.warnings:
+            log.warning(warning)
+
+    packages = installed()
+    report_input = report.ReportInput(
+        run_id=run_id,
+        run_name=name,
+        note=config.tracking.note,
+        params=params,
+        folds=result.folds,
+        test=result.test,
+        confusion=result.confusion,
+        labels=[str(label) for label in sorted(dataset.target.unique())],
+        roc_curve=result.roc_curve,
+        pr_curve=result.pr_curve,
+        coefficients=model.coefficients(result.model, list(dataset.features.columns)),
+        provenance={**tags, **data_params, "python": provenance.python_version()},
+        packages={k: v for k, v in packages.items() if k in KEY_PACKAGES},
+        warnings=result.warnings,
+    )
+    images = background.submit(report.plots, report_input)
+    run_root = tracking.artifact_uri(run_id)
+
+    with tempfile.TemporaryDirectory(prefix="logreg-artifacts-") as staging_dir:
+        staging = Path(staging_dir)
+        (staging / "predictions.csv").write_text(predictions.to_csv(index=False))
+        (staging / "features.txt").write_text("\n".join(dataset.features.columns) + "\n")
+        (staging / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
+        (staging / "environment.txt").write_text(provenance.environment_lock(packages))
+        if git is not None and git.dirty:
+            (staging / "uncommitted.patch").write_text(git.patch)
+        html = report.render(report_input, images())
+        (staging / "report.html").write_text(html, encoding="utf-8")
+        writer.log_folder(staging, run_root)
+    saved()
+    writer.adopt_folder(model_folder, model_root)
+    writer.finalize_model_when_stored(model_id)
 
     headline = config.evaluation.headline_metric
     return RunSummary(
@@ -193,7 +265,7 @@ def run(config: Config) -> RunSummary:
         cv_mean=result.cv_mean(headline),
         cv_std=result.cv_std(headline),
         test_value=result.test[headline],
-        report_uri=report_uri,
+        report_uri=run_root + "/report.html",
         output_path=output_path,
     )
 

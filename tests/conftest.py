@@ -40,6 +40,7 @@ def isolated_mlflow(tmp_path, monkeypatch):
             monkeypatch.delenv(name)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("LOGREG_SPOOL_DIR", str(tmp_path / "spool"))
     mlflow.set_tracking_uri(uri)
     yield uri
     while mlflow.active_run():
