@@ -4,6 +4,7 @@
     python -m logistic_regression reproduce RUN_ID [--tolerance 1e-9]
     python -m logistic_regression inspect RUN_ID
     python -m logistic_regression inspect --experiment NAME
+    python -m logistic_regression sync [storage overrides, e.g. storage.spool_dir=...]
 
 The tracking store is MLFLOW_TRACKING_URI when set, else `tracking.uri` from conf/.
 """
@@ -44,6 +45,8 @@ def parser() -> argparse.ArgumentParser:
         help="allowed absolute difference per metric (default: exact)",
     )
     reproduce.add_argument("--tracking-uri", help="tracking store (default: MLFLOW_TRACKING_URI)")
+    sync = commands.add_parser("sync", help="upload artifacts left in the spool")
+    sync.add_argument("overrides", nargs="*", help="Hydra overrides (storage.*)")
     inspect = commands.add_parser("inspect", help="show a run as a tree, or an experiment's runs")
     inspect.add_argument("run_id", nargs="?")
     inspect.add_argument("--experiment", help="list the runs of this experiment instead")
@@ -59,6 +62,11 @@ def main(argv: list[str] | None = None) -> int:
         return train.main(args_list[1:])
     args = parser().parse_args(args_list)
     try:
+        if args.command == "sync":
+            from logistic_regression.sync import sync
+            from logistic_regression.train import compose_config
+
+            return sync(compose_config(args.overrides).storage)
         _use_tracking_store(args.tracking_uri)
         if args.command == "reproduce":
             if args.tolerance < 0:

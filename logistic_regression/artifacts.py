@@ -345,7 +345,7 @@ class ArtifactWriter:
                 if attempt == retry.max_attempts or self._give_up.is_set():
                     self.journal.errors[entry.id] = error
                     self._append(event="failed", id=entry.id, error=error)
-                    log.warning("upload failed after %d attempts: %s", attempt, error)
+                    log.debug("upload failed after %d attempts: %s", attempt, error)
                     return
                 pause = min(retry.max_backoff_s, retry.backoff_s * 2 ** (attempt - 1))
                 if self._give_up.wait(pause * (0.5 + random.random() / 2)):

