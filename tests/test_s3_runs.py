@@ -182,7 +182,11 @@ def test_the_run_ends_only_after_its_uploads_are_stored(private_s3, tmp_path, mo
     assert process.returncode == 0, err
     run = only_run("s3-runs")
     assert run.info.status == "FINISHED" and run.data.tags["kit.artifacts"] == "complete"
-    assert s3_bytes(private_s3, f"{run.info.artifact_uri}/report.html").lower().startswith(b"<!doctype")
+    assert (
+        s3_bytes(private_s3, f"{run.info.artifact_uri}/report.html")
+        .lower()
+        .startswith(b"<!doctype")
+    )
 
 
 @pytest.mark.e2e
