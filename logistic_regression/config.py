@@ -19,6 +19,7 @@ from logistic_regression.errors import ConfigError
 PENALTIES = ("l1", "l2", "elasticnet", "none")
 CLASS_WEIGHTS = ("none", "balanced")
 STORAGE_KINDS = ("local", "s3")
+SNAPSHOT_MODES = ("copy", "link")
 # Which penalties each scikit-learn solver can optimise (scikit-learn 1.9).
 SOLVER_PENALTIES: dict[str, tuple[str, ...]] = {
     "lbfgs": ("l2", "none"),
@@ -82,6 +83,7 @@ class StorageConfig:
     flush_timeout_s: float = 600.0
     spool_dir: str = ""
     progress: bool = True
+    snapshot: str = "copy"
 
 
 @dataclass
@@ -155,6 +157,7 @@ def validate(cfg: Config) -> None:
 
 def validate_storage(s: StorageConfig) -> None:
     _allowed("storage.kind", s.kind, STORAGE_KINDS)
+    _allowed("storage.snapshot", s.snapshot, SNAPSHOT_MODES)
     if s.kind == "s3" and not s.bucket:
         raise ConfigError("storage.bucket is empty; storage=s3 needs the bucket for artifacts")
     if "/" in s.bucket or s.bucket.startswith("s3:"):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -154,7 +153,10 @@ def run(config: Config) -> RunSummary:
         run_id = active.info.run_id
         run_root = tracking.artifact_uri(run_id)
         tracking.check_artifact_location(run_root, location, f"run {run_id}")
-        with ArtifactWriter(run_id, tracking.redact(tracking_uri), config.storage) as writer:
+        to_s3 = run_root.startswith("s3://") or outputs.is_s3(config.data.output)
+        with ArtifactWriter(
+            run_id, tracking.redact(tracking_uri), config.storage, warm_s3=to_s3
+        ) as writer:
             tracking.log_tags(run_id, {tracking.ARTIFACTS_TAG: "pending"})
             summary = _record(
                 config, dataset, estimator, git, tags, name, run_id, background, writer
@@ -242,17 +244,17 @@ def _record(config, dataset, estimator, git, tags, name, run_id, background, wri
     images = background.submit(report.plots, report_input)
     run_root = tracking.artifact_uri(run_id)
 
-    with tempfile.TemporaryDirectory(prefix="logreg-artifacts-") as staging_dir:
-        staging = Path(staging_dir)
-        (staging / "predictions.csv").write_text(predictions.to_csv(index=False))
-        (staging / "features.txt").write_text("\n".join(dataset.features.columns) + "\n")
-        (staging / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
-        (staging / "environment.txt").write_text(provenance.environment_lock(packages))
-        if git is not None and git.dirty:
-            (staging / "uncommitted.patch").write_text(git.patch)
-        html = report.render(report_input, images())
-        (staging / "report.html").write_text(html, encoding="utf-8")
-        writer.log_folder(staging, run_root)
+    staging = writer.scratch("artifacts")  # written in the spool: adopted without a copy
+    staging.mkdir()
+    (staging / "predictions.csv").write_text(predictions.to_csv(index=False))
+    (staging / "features.txt").write_text("\n".join(dataset.features.columns) + "\n")
+    (staging / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
+    (staging / "environment.txt").write_text(provenance.environment_lock(packages))
+    if git is not None and git.dirty:
+        (staging / "uncommitted.patch").write_text(git.patch)
+    html = report.render(report_input, images())
+    (staging / "report.html").write_text(html, encoding="utf-8")
+    writer.adopt_folder(staging, run_root)
     saved()
     writer.adopt_folder(model_folder, model_root)
     writer.finalize_model_when_stored(model_id)

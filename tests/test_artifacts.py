@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from logistic_regression.artifacts import ArtifactWriter, Journal, expected_etag, spool_root
+from logistic_regression.artifacts import ArtifactWriter, Journal, spool_root
+from logistic_regression.uploader import multipart_etag
 
 
 @pytest.fixture
@@ -142,9 +143,9 @@ def test_expected_etag_matches_s3_for_single_and_multipart(tmp_path):
     data = os.urandom(11 * 1024 * 1024)
     path = tmp_path / "x.bin"
     path.write_bytes(data)
-    assert expected_etag(path, 64 << 20, 8 << 20) == hashlib.md5(data).hexdigest()
+    assert multipart_etag(path, 64 << 20, 8 << 20) == hashlib.md5(data).hexdigest()
     parts = [hashlib.md5(data[i : i + (8 << 20)]).digest() for i in range(0, len(data), 8 << 20)]
-    assert expected_etag(path, 8 << 20, 8 << 20) == hashlib.md5(b"".join(parts)).hexdigest() + "-2"
+    assert multipart_etag(path, 8 << 20, 8 << 20) == hashlib.md5(b"".join(parts)).hexdigest() + "-2"
 
 
 def test_spool_root_prefers_config_then_environment(storage, monkeypatch, tmp_path):
