@@ -79,7 +79,8 @@ def _parse(source, suffix: str, uri: str) -> pd.DataFrame:
 def _read_s3(uri: str) -> tuple[pd.DataFrame, DataRef]:
     from logistic_regression import s3
 
-    suffix = Path(uri).suffix.lower()
+    _, key, _ = s3.parse_uri(uri)
+    suffix = Path(key).suffix.lower()
     if suffix not in FILE_SUFFIXES:
         raise DataError(f"data.input={uri!r} is not supported; use a .csv or .parquet object")
     found = s3.get_object(uri)

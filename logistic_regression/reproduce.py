@@ -25,7 +25,7 @@ import yaml
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from logistic_regression import data, provenance
+from logistic_regression import data, provenance, s3
 from logistic_regression.config import flatten_tree
 from logistic_regression.errors import KitError
 from logistic_regression.mlproject import hydra_quote
@@ -56,6 +56,7 @@ class Recorded:
     config: dict
     input_path: str
     input_digest: str
+    input_version: str | None
     metrics: dict[str, float]
     environment: dict[str, str]
     patch: Path | None
@@ -136,6 +137,7 @@ def read_recorded(client: MlflowClient, run_id: str, scratch: Path) -> Recorded:
         config=yaml.safe_load(config_file.read_text()),
         input_path=run.data.params.get("input_path", ""),
         input_digest=run.data.params.get("input_digest", ""),
+        input_version=run.data.params.get("input_version") or None,
         metrics=dict(run.data.metrics),
         environment=parse_environment(environment.read_text()) if environment else {},
         patch=patch,
@@ -143,10 +145,18 @@ def read_recorded(client: MlflowClient, run_id: str, scratch: Path) -> Recorded:
     )
 
 
+def input_uri(recorded: Recorded) -> str:
+    """The input as the run read it: the recorded S3 version when there is one."""
+    if recorded.input_version and recorded.input_path.startswith("s3://"):
+        return s3.versioned_uri(recorded.input_path, recorded.input_version)
+    return recorded.input_path
+
+
 def check_data(recorded: Recorded) -> None:
-    """The input must still be the bytes the run read (no version to fall back on yet)."""
+    """The input must still be the bytes the run read: the same file, or for a versioned
+    S3 object the recorded version (so later uploads to the key do not matter)."""
     try:
-        _, ref = data.read_table(recorded.input_path)
+        _, ref = data.read_table(input_uri(recorded))
     except KitError as exc:
         raise NotReproducible(f"the run's input cannot be read now: {exc}") from None
     if ref.digest != recorded.input_digest:
@@ -196,7 +206,7 @@ def replay_overrides(recorded: Recorded, output: Path) -> list[str]:
     for key, value in flat.items():
         if key not in NOT_REPLAYED:
             overrides.append(_override(key, value))
-    overrides.append(_override("data.input", recorded.input_path))
+    overrides.append(_override("data.input", input_uri(recorded)))
     overrides.append(_override("data.output", str(output)))
     note = f"Reproduction of run {recorded.run_id}. " + str(flat.get("tracking.note", ""))
     overrides.append(_override("tracking.note", note.strip()))

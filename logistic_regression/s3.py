@@ -23,11 +23,26 @@ class S3Object:
     version_id: str | None
 
 
+VERSION_QUERY = "?versionId="
+
+
 def split_uri(uri: str) -> tuple[str, str]:
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    bucket, key, _ = parse_uri(uri)
+    return bucket, key
+
+
+def parse_uri(uri: str) -> tuple[str, str, str | None]:
+    """`s3://bucket/key` or `s3://bucket/key?versionId=V` -> (bucket, key, version)."""
+    location, _, version = uri.partition(VERSION_QUERY)
+    bucket, _, key = location.removeprefix("s3://").partition("/")
     if not bucket or not key:
         raise DataError(f"{uri!r} is not an object URI; use s3://bucket/path/to/file.csv")
-    return bucket, key
+    return bucket, key, version or None
+
+
+def versioned_uri(uri: str, version: str) -> str:
+    """The URI that names exactly this version of the object."""
+    return f"{uri.partition(VERSION_QUERY)[0]}{VERSION_QUERY}{version}"
 
 
 def endpoint() -> str | None:
@@ -75,6 +90,8 @@ def _explain(uri: str, exc: Exception, error: type[KitError] = DataError) -> Kit
             return error(f"{uri}: the bucket does not exist")
         if code in ("NoSuchKey", "404", "NotFound"):
             return error(f"{uri}: no such object")
+        if code in ("NoSuchVersion", "InvalidArgument") and VERSION_QUERY in uri:
+            return error(f"{uri}: no such version of the object")
         if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403"):
             return error(f"{uri}: access denied with the current S3 credentials ({code})")
         return error(f"{uri}: S3 error {code}: {first_line(exc)}")
@@ -85,9 +102,10 @@ def get_object(uri: str) -> S3Object:
     """Read a whole object (tables the kit trains on fit in memory) with its ETag/version."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    bucket, key = split_uri(uri)
+    bucket, key, version = parse_uri(uri)
     try:
-        response = client().get_object(Bucket=bucket, Key=key)
+        extra = {"VersionId": version} if version else {}
+        response = client().get_object(Bucket=bucket, Key=key, **extra)
         body = response["Body"].read()
     except (BotoCoreError, ClientError) as exc:
         raise _explain(uri, exc) from None

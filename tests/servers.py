@@ -151,7 +151,10 @@ class S3Server:
                     # No Iceberg/Lance catalogs: they would listen on fixed ports.
                     "-s3.port.iceberg=0",
                     "-s3.port.lance=0",
-                    "-volume.max=0",
+                    # Small volumes, enough of them: every bucket (collection) gets its own,
+                    # and "free disk / 30 GB" (the default) can be too few on a small disk.
+                    "-volume.max=100",
+                    "-master.volumeSizeLimitMB=512",
                     "-s3",
                     f"-s3.config={self.config}",
                     *(f"-{name}={port}" for name, port in self.ports.items()),

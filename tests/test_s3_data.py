@@ -81,3 +81,19 @@ def test_a_run_on_s3_input_records_its_uri_digest_and_etag(s3_env, config, cance
     assert uri in dataset_input.dataset.source
     secrets = (s3_env.secret_key, s3_env.access_key)
     assert not any(s in str(run.data.params) + str(run.data.tags) for s in secrets)
+
+
+def test_a_version_of_an_object_is_read_by_its_version_id(s3_env, cancer_csv):
+    from logistic_regression.s3 import parse_uri, versioned_uri
+
+    s3 = s3_env.client()
+    s3.create_bucket(Bucket="versions")
+    s3.put_bucket_versioning(Bucket="versions", VersioningConfiguration={"Status": "Enabled"})
+    first = s3.put_object(Bucket="versions", Key="c.csv", Body=cancer_csv)["VersionId"]
+    s3.put_object(Bucket="versions", Key="c.csv", Body=cancer_csv + cancer_csv.splitlines(True)[1])
+    uri = versioned_uri("s3://versions/c.csv", first)
+    assert parse_uri(uri) == ("versions", "c.csv", first)
+    assert versioned_uri(uri, "other").endswith("?versionId=other")
+    old, newest = load(uri, "target"), load("s3://versions/c.csv", "target")
+    assert old.ref.version == first and old.ref.digest == hashlib.sha256(cancer_csv).hexdigest()
+    assert len(newest.features) == len(old.features) + 1

@@ -206,3 +206,55 @@ def test_classic_file_store_layout(kit_repo, tmp_path):
         kit_repo, "rev-parse", "HEAD"
     )
     assert (run_dir / "artifacts" / "report.html").is_file()
+
+
+def test_a_run_on_versioned_s3_data_is_reproduced_from_its_version(kit_repo, s3_env, tmp_path):
+    """Artifacts in S3, input a versioned S3 object that is overwritten after the run:
+    `reproduce` replays the recorded VersionId, so the data and metrics still match."""
+    s3 = s3_env.client()
+    bucket = "versioned-data"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    frame = load_breast_cancer(as_frame=True).frame
+    first = s3.put_object(Bucket=bucket, Key="cancer.csv", Body=frame.to_csv(index=False))
+    uri = f"s3://{bucket}/cancer.csv"
+    settings = ["storage=s3", "storage.bucket=kit", "tracking.experiment_name=versioned"]
+    done = run_command(
+        [PYTHON, "-m", "logistic_regression.train", *settings, f"data.input={uri}"], cwd=kit_repo
+    )
+    assert done.returncode == 0, done.stderr
+    client = MlflowClient()
+    original = newest_run(client)
+    assert original.data.params["input_version"] == first["VersionId"]
+    assert original.info.artifact_uri.startswith("s3://kit/mlflow/versioned/")
+
+    changed = pd.concat([frame, frame.head(5)]).to_csv(index=False)
+    s3.put_object(Bucket=bucket, Key="cancer.csv", Body=changed)  # the key moves on
+
+    done = kit_cli(tmp_path, "reproduce", original.info.run_id)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "verdict: reproduced" in done.stdout
+    rerun = newest_run(client)
+    assert rerun.data.tags["reproduces"] == original.info.run_id
+    assert rerun.data.params["input_version"] == first["VersionId"]
+    assert rerun.data.params["input_digest"] == original.data.params["input_digest"]
+    assert rerun.info.artifact_uri.startswith("s3://kit/")
+    assert rerun.data.metrics == original.data.metrics
+
+    # `inspect` reads the S3-backed run's artifact tree with sizes.
+    shown = kit_cli(tmp_path, "inspect", original.info.run_id)
+    assert shown.returncode == 0, shown.stderr
+    assert "report.html" in shown.stdout and "kB" in shown.stdout
+
+    # An unversioned key that changed is still refused, naming the digests.
+    s3.put_object(Bucket="kit", Key="plain/cancer.csv", Body=frame.to_csv(index=False))
+    done = run_command(
+        [PYTHON, "-m", "logistic_regression.train", "data.input=s3://kit/plain/cancer.csv"],
+        cwd=kit_repo,
+    )
+    assert done.returncode == 0, done.stderr
+    plain = newest_run(client)
+    assert "input_version" not in plain.data.params
+    s3.put_object(Bucket="kit", Key="plain/cancer.csv", Body=changed)
+    done = kit_cli(tmp_path, "reproduce", plain.info.run_id)
+    assert done.returncode == 2 and "changed since run" in done.stderr
