@@ -195,8 +195,10 @@ class Destination:
             shutil.copyfile(local, target)
             if target.stat().st_size != entry.size:
                 raise OSError(f"verify: {target} does not hold {entry.size} bytes")
+            progress(entry.size)
         else:
             self._put_mlflow(entry, local)
+            progress(entry.size)
 
     def _put_s3(self, entry: Entry, local: Path, progress: Callable[[int], None]) -> None:
         from logistic_regression.s3 import split_uri

@@ -156,3 +156,38 @@ def test_spool_root_prefers_config_then_environment(storage, monkeypatch, tmp_pa
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     expected = tmp_path / "cache" / "logistic-regression" / "spool"
     assert spool_root(dataclasses.replace(storage, spool_dir="")) == expected
+
+
+def test_progress_bar_only_for_large_files_when_enabled(tmp_path, capsys):
+    from logistic_regression.uploader import Engine, Entry, Settings
+
+    folder = tmp_path / "run"
+    (folder / "files").mkdir(parents=True)
+    big, small = folder / "files" / "big.bin", folder / "files" / "small.txt"
+    big.write_bytes(os.urandom(9 * 1024 * 1024))
+    small.write_text("tiny")
+    store = tmp_path / "store"
+
+    def upload(progress: bool) -> str:
+        engine = Engine(folder, Settings(workers=2, progress=progress))
+        for n, path in enumerate((big, small)):
+            engine.submit(
+                Entry(n, f"files/{path.name}", str(store), path.name, path.stat().st_size)
+            )
+        import time
+
+        assert engine.wait(time.monotonic() + 60)
+        engine.close()
+        return capsys.readouterr().err
+
+    shown = upload(progress=True)
+    assert "big.bin" in shown and "9.44M" in shown and "small.txt" not in shown
+    assert upload(progress=False) == ""
+    assert (store / "big.bin").read_bytes() == big.read_bytes()
+
+
+def test_progress_is_off_when_stderr_is_not_a_terminal(storage):
+    from logistic_regression.uploader import Settings
+
+    enabled = dataclasses.replace(storage, progress=True)
+    assert Settings.from_storage(enabled, "sqlite:///x.db").progress is False  # pytest: no tty

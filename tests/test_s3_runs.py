@@ -190,7 +190,7 @@ def test_the_run_ends_only_after_its_uploads_are_stored(private_s3, tmp_path, mo
 
 
 @pytest.mark.e2e
-def test_a_store_outage_keeps_every_file_and_sync_stores_it(private_s3, tmp_path):
+def test_a_store_outage_keeps_every_file_and_sync_stores_it(private_s3, kit_repo, tmp_path):
     spool = tmp_path / "spool"
     process = start_training(tmp_path, "storage.flush_timeout_s=5", "storage.retry.max_attempts=2")
     wait_for_journal(spool, process, "run")
@@ -211,9 +211,30 @@ def test_a_store_outage_keeps_every_file_and_sync_stores_it(private_s3, tmp_path
     assert any(uri.endswith("/MLmodel") for uri in kept) and len(kept) >= 10
 
     private_s3.start()
-    done = sync(tmp_path)
-    out, err = done.communicate(timeout=300)
-    assert done.returncode == 0, out + err
+    # The `sync` MLproject entry point, as a user of `mlflow run` would call it.
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "run",
+            str(kit_repo),
+            "-e",
+            "sync",
+            "--env-manager",
+            "local",
+            "--experiment-name",
+            "maintenance",
+            "-P",
+            f"spool_dir={spool}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "files uploaded and verified" in done.stdout
     for uri, content in kept.items():
         assert s3_bytes(private_s3, uri) == content, uri
     run = only_run("s3-runs")
