@@ -87,12 +87,19 @@ class StorageConfig:
 
 
 @dataclass
+class SweepConfig:
+    metric: str = "cv_roc_auc_mean"
+    direction: str = "maximize"
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
     seed: int = 42
 
 
@@ -151,6 +158,10 @@ def validate(cfg: Config) -> None:
     if not cfg.data.input:
         raise ConfigError("data.input is empty; give a built-in dataset name or a CSV/Parquet path")
     validate_storage(cfg.storage)
+    sweep_metrics = [f"{kind}_{m}" for m in METRIC_NAMES for kind in ("cv", "test")]
+    sweep_metrics = [f"{m}_mean" if m.startswith("cv_") else m for m in sweep_metrics]
+    _allowed("sweep.metric", cfg.sweep.metric, tuple(sweep_metrics))
+    _allowed("sweep.direction", cfg.sweep.direction, ("maximize", "minimize"))
     if not cfg.tracking.experiment_name:
         raise ConfigError("tracking.experiment_name is empty; give the experiment a name")
 

@@ -56,11 +56,11 @@ class Recorded:
     config: dict
     input_path: str
     input_digest: str
-    input_version: str | None
     metrics: dict[str, float]
     environment: dict[str, str]
     patch: Path | None
     tags: dict[str, str]
+    input_version: str | None = None  # S3 VersionId, when the bucket is versioned
 
 
 def _download(run_id: str, path: str, destination: Path) -> Path | None:

@@ -36,6 +36,9 @@ WARNINGS_TAG = "kit.warnings"
 ARTIFACTS_TAG = "kit.artifacts"
 PENDING_TAG = "kit.artifacts_pending"
 PENDING_ERROR = "artifacts not stored"
+PARENT_TAG = "mlflow.parentRunId"
+# Set by the sweep callback (sweep.py) while a multirun is in progress.
+PARENT_VARIABLE = "LOGREG_PARENT_RUN_ID"
 # MLflow refuses param values longer than this (MAX_PARAM_VAL_LENGTH in MLflow 3.x).
 MAX_PARAM_LENGTH = 6000
 TRUNCATION_MARK = "...[truncated]"
@@ -122,8 +125,16 @@ def active_run(
 ) -> Iterator[mlflow.ActiveRun]:
     """Open (or continue) the run, tag it, and always end it with an honest status.
     `artifact_location`: where a new experiment keeps its artifacts (None: MLflow's default)."""
-    existing = run_id_from_mlflow_run()
-    if existing:
+    parent = os.environ.get(PARENT_VARIABLE)
+    existing = None if parent else run_id_from_mlflow_run()
+    if parent:  # a configuration of a sweep: a child of the sweep's parent run
+        experiment = MlflowClient().get_run(parent).info.experiment_id
+        run = mlflow.start_run(
+            experiment_id=experiment,
+            run_name=run_name,
+            tags={**tags, PARENT_TAG: parent},
+        )
+    elif existing:
         run = mlflow.start_run(run_id=existing)
         MlflowClient().update_run(existing, name=run_name)
         # `mlflow run` already recorded where the code came from (a git URL, for one); keep
@@ -232,6 +243,12 @@ def save_model(
     )
 
 
+def warm_up_model_format() -> None:
+    """Import what `save_model` needs (skops enumerates scikit-learn's types: ~1 s)."""
+    import mlflow.sklearn  # noqa: F401
+    import skops.io  # noqa: F401
+
+
 def finalize_model(model_id: str) -> None:
     MlflowClient().finalize_logged_model(model_id, "READY")
 
@@ -276,3 +293,40 @@ def record_artifacts_stored(run_id: str, model_ids: list[str]) -> str:
         client.set_terminated(run_id, "FINISHED")
         return "FINISHED"
     return run.info.status
+
+
+def start_parent(experiment: str, run_name: str, tags: Mapping[str, str]) -> str:
+    """A sweep's parent run (not the fluent active run: children are started under it)."""
+    run = MlflowClient().create_run(experiment, run_name=run_name, tags=dict(tags))
+    return run.info.run_id
+
+
+def record_failed_child(parent: str, run_name: str, reason: str, params: Mapping[str, str]) -> str:
+    """A configuration refused before its run existed still shows up, FAILED, with why."""
+    client = MlflowClient()
+    experiment = client.get_run(parent).info.experiment_id
+    run = client.create_run(
+        experiment,
+        run_name=run_name,
+        tags={PARENT_TAG: parent, ERROR_TAG: reason[:MAX_PARAM_LENGTH]},
+    )
+    log_params(run.info.run_id, params)
+    client.set_terminated(run.info.run_id, "FAILED")
+    return run.info.run_id
+
+
+def child_runs(parent: str) -> list:
+    client = MlflowClient()
+    experiment = client.get_run(parent).info.experiment_id
+    return client.search_runs(
+        [experiment], filter_string=f"tags.`{PARENT_TAG}` = '{parent}'", max_results=50000
+    )
+
+
+def metric_value(run_id: str, metric: str) -> float | None:
+    return MlflowClient().get_run(run_id).data.metrics.get(metric)
+
+
+def end_run(run_id: str, status: str, tags: Mapping[str, str]) -> None:
+    log_tags(run_id, tags)
+    MlflowClient().set_terminated(run_id, status)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -151,6 +152,7 @@ def run(config: Config) -> RunSummary:
         tracking.active_run(config.tracking, name, tags, location) as active,
     ):
         run_id = active.info.run_id
+        _opened.append(run_id)
         run_root = tracking.artifact_uri(run_id)
         tracking.check_artifact_location(run_root, location, f"run {run_id}")
         to_s3 = run_root.startswith("s3://") or outputs.is_s3(config.data.output)
@@ -316,9 +318,113 @@ def execute(config: Config) -> int:
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
-def hydra_main(cfg: DictConfig) -> int:
+def hydra_main(cfg: DictConfig) -> int | float:
     """Hydra's full command line (--help, --cfg job, -m multirun) lands here."""
-    return execute(OmegaConf.to_object(cfg))
+    config = OmegaConf.to_object(cfg)
+    if os.environ.get(tracking.PARENT_VARIABLE):
+        return run_child(config)
+    return execute(config)
+
+
+# Run ids this process opened: tells a sweep whether a failed configuration got a run.
+_opened: list[str] = []
+
+
+def run_child(config: Config) -> float:
+    """One configuration of a sweep. Never raises: a failure is a FAILED child run with
+    its reason, and the sweep goes on. Returns the sweep metric (for Optuna), NaN if none."""
+    _opened.clear()
+    report.warm_up()  # once per process (a no-op after the first configuration), so the
+    tracking.warm_up_model_format()  # workers forked for each run inherit the imports
+    try:
+        summary = run(config)
+    except Exception as exc:
+        reason = (
+            str(exc) if isinstance(exc, KitError) else f"{type(exc).__name__}: {first_line(exc)}"
+        )
+        print(f"error: {reason}", file=sys.stderr)
+        if not _opened:
+            resolved = OmegaConf.to_container(OmegaConf.structured(config))
+            tracking.record_failed_child(
+                os.environ[tracking.PARENT_VARIABLE],
+                run_name(config),
+                reason,
+                config_params(resolved),
+            )
+        return float("nan")
+    print_summary(summary, os.environ.get("MLFLOW_TRACKING_URI") or config.tracking.uri)
+    value = tracking.metric_value(summary.run_id, config.sweep.metric)
+    return float("nan") if value is None else value
+
+
+def sweep_parent(config: Config) -> str:
+    """The parent run of a sweep: the run `mlflow run -e sweep` made, else a new one.
+
+    It also imports, once, what each configuration's forked workers would otherwise
+    import again every time (skops for the model, matplotlib for the charts)."""
+    report.warm_up()
+    tracking.warm_up_model_format()
+    tracking.use_tracking_uri(config.tracking)
+    existing = tracking.run_id_from_mlflow_run()
+    if existing:
+        return existing
+    git = provenance.git_state(provenance.PROJECT_DIR)
+    tags = provenance.tags(provenance.PROJECT_DIR, git, config.tracking.note)
+    experiment = tracking.experiment_id(config.tracking.experiment_name, artifact_location(config))
+    return tracking.start_parent(experiment, f"sweep-{time.strftime('%Y%m%d-%H%M%S')}", tags)
+
+
+def finish_sweep(config: Config, parent_id: str, aborted: str = "") -> bool:
+    """Best child, counts and the HTML summary on the parent, then its honest end.
+    Returns True when at least one configuration finished."""
+    from logistic_regression import sweep
+
+    metric, direction = config.sweep.metric, config.sweep.direction
+    children = [
+        sweep.Child(
+            run_id=child.info.run_id,
+            name=child.info.run_name,
+            status=child.info.status,
+            params={k: v for k, v in child.data.params.items() if "." in k},
+            value=child.data.metrics.get(metric),
+            error=child.data.tags.get(tracking.ERROR_TAG, ""),
+        )
+        for child in tracking.child_runs(parent_id)
+    ]
+    html, best, swept = sweep.render_summary(parent_id, children, metric, direction)
+    failed = sum(child.status != "FINISHED" for child in children)
+    tags = {
+        sweep.SWEEP_TAG: "aborted" if aborted else "finished",
+        "sweep.children": str(len(children)),
+        "sweep.failed": str(failed),
+        "sweep.metric": metric,
+        "sweep.direction": direction,
+        "sweep.parameters": ", ".join(swept),
+    }
+    if best is not None:
+        tags["sweep.best_run_id"] = best.run_id
+        tags.update({f"sweep.best.{name}": best.params.get(name, "") for name in swept})
+        tracking.log_metrics(parent_id, [(f"best_{metric}", best.value, 0)])
+    root = tracking.artifact_uri(parent_id)
+    tracking_uri = tracking.absolute_tracking_uri(tracking.use_tracking_uri(config.tracking))
+    with ArtifactWriter(parent_id, tracking.redact(tracking_uri), config.storage) as writer:
+        folder = writer.scratch("summary")
+        folder.mkdir()
+        sweep.summary_path(folder).write_text(html, encoding="utf-8")
+        writer.adopt_folder(folder, root)
+        stored = writer.flush()
+    tracking.mark_artifacts(parent_id, stored.pending)
+    if aborted:
+        tags[tracking.ERROR_TAG] = aborted
+    elif best is None:
+        tags[tracking.ERROR_TAG] = f"all {len(children)} configurations failed"
+    status = "FINISHED" if best is not None and not aborted else "FAILED"
+    tracking.end_run(parent_id, status, tags)
+    print(
+        f"Sweep {parent_id}: {len(children)} configurations, {failed} failed"
+        + (f"; best {metric} = {best.value:.4f} in run {best.run_id}" if best else "")
+    )
+    return best is not None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -327,8 +433,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if any(arg.startswith("-") for arg in args):
             sys.argv = [sys.argv[0], *args]
-            hydra_main()
-            return 0
+            try:
+                hydra_main()
+            except SystemExit as stop:  # Hydra reports its own errors, then exits
+                _end_interrupted_sweep(f"the sweep stopped: exit code {stop.code}")
+                raise
+            return _sweep_exit_code()
         return execute(compose_config(args))
     except KitError as exc:
         return refuse(exc)
@@ -343,6 +453,22 @@ def main(argv: list[str] | None = None) -> int:
         )
         fail_pending_mlflow_run(f"{type(exc).__name__}: {line}")
         return 1
+
+
+_sweep_outcome: list[bool] = []
+
+
+def _end_interrupted_sweep(reason: str) -> None:
+    """A multirun that Hydra aborted (a bad override value) still ends its parent."""
+    parent = os.environ.pop(tracking.PARENT_VARIABLE, "")
+    if parent:
+        config = compose_config([])
+        finish_sweep(config, parent, aborted=reason)
+
+
+def _sweep_exit_code() -> int:
+    """After a multirun: 1 when no configuration finished, else 0."""
+    return 1 if _sweep_outcome and not any(_sweep_outcome) else 0
 
 
 if __name__ == "__main__":
