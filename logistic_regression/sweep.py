@@ -70,8 +70,10 @@ def charts(children: list[Child], parameters: list[str], metric: str) -> dict[st
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    images = {}
+    images: dict[str, str] = {}
     scored = [c for c in children if c.value is not None]
+    if not scored:
+        return images
     for name in parameters:
         figure = Figure(figsize=(4.2, 3.0))
         axes = figure.subplots()
@@ -148,8 +150,16 @@ class SweepCallback(Callback):
         from logistic_regression.train import _sweep_outcome, finish_sweep
 
         parent_id = os.environ.pop(PARENT_VARIABLE, "")
-        if parent_id:
+        if not parent_id:
+            return
+        try:
             _sweep_outcome.append(finish_sweep(typed_config(config), parent_id))
+        except Exception as exc:  # Hydra would only warn: the parent must not stay RUNNING
+            from logistic_regression import tracking
+
+            tracking.fail_run(parent_id, f"summarising the sweep failed: {exc}")
+            _sweep_outcome.append(False)
+            raise
 
 
 def is_number(value: float | None) -> bool:

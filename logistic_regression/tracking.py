@@ -128,12 +128,12 @@ def active_run(
     parent = os.environ.get(PARENT_VARIABLE)
     existing = None if parent else run_id_from_mlflow_run()
     if parent:  # a configuration of a sweep: a child of the sweep's parent run
-        experiment = MlflowClient().get_run(parent).info.experiment_id
-        run = mlflow.start_run(
-            experiment_id=experiment,
-            run_name=run_name,
-            tags={**tags, PARENT_TAG: parent},
-        )
+        # Created by the client: the fluent API would resume MLFLOW_RUN_ID (the parent,
+        # when `mlflow run -e sweep` started the sweep) instead of opening a new run.
+        client = MlflowClient()
+        experiment = client.get_run(parent).info.experiment_id
+        child = client.create_run(experiment, run_name=run_name, tags={**tags, PARENT_TAG: parent})
+        run = mlflow.start_run(run_id=child.info.run_id)
     elif existing:
         run = mlflow.start_run(run_id=existing)
         MlflowClient().update_run(existing, name=run_name)

@@ -433,6 +433,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if any(arg.startswith("-") for arg in args):
             sys.argv = [sys.argv[0], *args]
+            _sweep_outcome.clear()
             try:
                 hydra_main()
             except SystemExit as stop:  # Hydra reports its own errors, then exits

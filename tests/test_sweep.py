@@ -1,0 +1,156 @@
+"""Sweeps against a real MLflow store: a Hydra multirun is one parent run with a child
+per configuration, in this very process; failures are recorded and the sweep goes on."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import mlflow
+import pytest
+from conftest import PYTHON, run_command
+from mlflow.tracking import MlflowClient
+
+from logistic_regression import train
+
+
+def sweep(*overrides: str, experiment: str = "sweeps") -> int:
+    return train.main(["-m", f"tracking.experiment_name={experiment}", *overrides])
+
+
+def runs_of(experiment: str):
+    client = MlflowClient()
+    experiment_id = client.get_experiment_by_name(experiment).experiment_id
+    runs = client.search_runs([experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    return parents, children
+
+
+def test_a_multirun_is_one_parent_with_a_child_per_configuration(tmp_path):
+    pid = os.getpid()
+    code = sweep("model.C=0.1,1", "model.penalty=l1,l2", "model.solver=liblinear")
+    assert code == 0
+    (parent,), children = runs_of("sweeps")
+    assert len(children) == 4
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
+    assert {(c.data.params["model.C"], c.data.params["model.penalty"]) for c in children} == {
+        ("0.1", "l1"),
+        ("0.1", "l2"),
+        ("1.0", "l1"),
+        ("1.0", "l2"),
+    }
+    assert all(c.info.status == "FINISHED" for c in children)
+    assert os.getpid() == pid  # all in this process: nothing re-imported per configuration
+
+    best = max(children, key=lambda c: c.data.metrics["cv_roc_auc_mean"])
+    tags = parent.data.tags
+    assert parent.info.status == "FINISHED"
+    assert tags["sweep.children"] == "4" and tags["sweep.failed"] == "0"
+    assert tags["sweep.best_run_id"] == best.info.run_id
+    assert tags["sweep.best.model.C"] == best.data.params["model.C"]
+    assert tags["sweep.parameters"] == "model.C, model.penalty"
+    assert parent.data.metrics["best_cv_roc_auc_mean"] == best.data.metrics["cv_roc_auc_mean"]
+
+    summary = mlflow.artifacts.load_text(f"{parent.info.artifact_uri}/sweep_summary.html")
+    for child in children:
+        assert child.info.run_id[:12] in summary
+    assert summary.count("<img") == 2, "one chart per swept parameter"
+
+
+def test_a_failing_configuration_is_recorded_and_the_sweep_goes_on(capsys):
+    assert sweep("model.C=1,-1") == 0
+    (parent,), children = runs_of("sweeps")
+    failed = [c for c in children if c.info.status == "FAILED"]
+    assert len(children) == 2 and len(failed) == 1
+    assert "model.C=-1.0 is not allowed" in failed[0].data.tags["kit.error"]
+    assert failed[0].data.params["model.C"] == "-1.0"
+    assert parent.info.status == "FINISHED" and parent.data.tags["sweep.failed"] == "1"
+    assert "2 configurations, 1 failed" in capsys.readouterr().out
+
+
+def test_a_sweep_where_everything_fails_fails_its_parent():
+    assert sweep("model.C=-1,-2") == 1
+    (parent,), children = runs_of("sweeps")
+    assert [c.info.status for c in children] == ["FAILED", "FAILED"]
+    assert parent.info.status == "FAILED"
+    assert parent.data.tags["kit.error"] == "all 2 configurations failed"
+
+
+def test_a_sweep_hydra_aborts_still_ends_its_parent():
+    with pytest.raises(SystemExit):
+        sweep("model.C=1,abc")  # Hydra refuses `abc` for a float while launching
+    (parent,), _ = runs_of("sweeps")
+    assert parent.info.status == "FAILED"
+    assert parent.data.tags["kit.sweep"] == "aborted"
+
+
+def test_the_best_of_a_minimising_sweep_is_the_lowest():
+    assert sweep("model.C=0.01,1", "sweep.metric=test_log_loss", "sweep.direction=minimize") == 0
+    (parent,), children = runs_of("sweeps")
+    lowest = min(children, key=lambda c: c.data.metrics["test_log_loss"])
+    assert parent.data.tags["sweep.best_run_id"] == lowest.info.run_id
+
+
+@pytest.mark.e2e
+def test_joblib_parallel_sweep_is_nested_correctly():
+    code = sweep(
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "model.C=0.1,1,10",
+        experiment="parallel",
+    )
+    assert code == 0
+    (parent,), children = runs_of("parallel")
+    assert len(children) == 3 and all(c.info.status == "FINISHED" for c in children)
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
+    assert parent.data.tags["sweep.children"] == "3"
+
+
+@pytest.mark.e2e
+def test_optuna_search_maximises_the_sweep_metric(capsys):
+    code = sweep(
+        "hydra/sweeper=optuna",
+        "hydra.sweeper.n_trials=3",
+        "hydra.sweeper.direction=maximize",
+        "hydra.sweeper.sampler.seed=7",
+        "model.C=interval(0.01,10)",
+        experiment="optuna",
+    )
+    assert code == 0
+    (parent,), children = runs_of("optuna")
+    assert len(children) == 3
+    best = max(c.data.metrics["cv_roc_auc_mean"] for c in children)
+    assert parent.data.metrics["best_cv_roc_auc_mean"] == best
+    reported = re.search(r"Best value: ([0-9.]+)", capsys.readouterr().out + "")
+    if reported:  # Hydra logs Optuna's own verdict; it must agree with the parent's
+        assert float(reported.group(1)) == pytest.approx(best)
+
+
+@pytest.mark.e2e
+def test_mlflow_run_sweep_entry_point_nests_under_its_own_run(kit_repo, tmp_path):
+    done = run_command(
+        [
+            PYTHON,
+            "-m",
+            "mlflow",
+            "run",
+            str(kit_repo),
+            "-e",
+            "sweep",
+            "--env-manager",
+            "local",
+            "--experiment-name",
+            "entry",
+            "-P",
+            "sweep=model.C=0.5,2 'tracking.note=sweep note'",
+        ],
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    (parent,), children = runs_of("entry")
+    assert parent.info.status == "FINISHED"
+    assert "model.C=0.5,2" in parent.data.params["sweep"]  # as `mlflow run` logs it (quoted)
+    assert len(children) == 2
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
+    assert {c.data.tags["mlflow.note.content"] for c in children} == {"sweep note"}
