@@ -5,6 +5,8 @@
     python -m logistic_regression inspect RUN_ID
     python -m logistic_regression inspect --experiment NAME
     python -m logistic_regression sync [storage overrides, e.g. storage.spool_dir=...]
+    python -m logistic_regression best --metric cv_roc_auc_mean [--experiment NAME]
+                                       [--filter "params.model.penalty = 'l2'"] [--top N]
 
 The tracking store is MLFLOW_TRACKING_URI when set, else `tracking.uri` from conf/.
 """
@@ -47,6 +49,14 @@ def parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--tracking-uri", help="tracking store (default: MLFLOW_TRACKING_URI)")
     sync = commands.add_parser("sync", help="upload artifacts left in the spool")
     sync.add_argument("overrides", nargs="*", help="Hydra overrides (storage.*)")
+    best = commands.add_parser("best", help="the best finished runs by a metric")
+    best.add_argument("--metric", default="cv_roc_auc_mean")
+    best.add_argument("--experiment", help="default: tracking.experiment_name from conf/")
+    best.add_argument(
+        "--filter", default="", help="MLflow search filter, e.g. \"params.model.penalty = 'l2'\""
+    )
+    best.add_argument("--top", type=int, default=5)
+    best.add_argument("--tracking-uri", help="tracking store (default: MLFLOW_TRACKING_URI)")
     inspect = commands.add_parser("inspect", help="show a run as a tree, or an experiment's runs")
     inspect.add_argument("run_id", nargs="?")
     inspect.add_argument("--experiment", help="list the runs of this experiment instead")
@@ -76,6 +86,12 @@ def main(argv: list[str] | None = None) -> int:
             return reproduce(args.run_id, args.tolerance)
         from logistic_regression import inspection
 
+        if args.command == "best":
+            from logistic_regression.train import compose_config
+
+            experiment = args.experiment or compose_config([]).tracking.experiment_name
+            print(inspection.best_runs(args.metric, experiment, args.filter, args.top))
+            return 0
         if bool(args.run_id) == bool(args.experiment):
             raise KitError("inspect takes a RUN_ID or --experiment NAME (one of the two)")
         print(

@@ -6,12 +6,13 @@ through MLflow's client, so it works on SQLite, a tracking server or S3 artifact
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from logistic_regression.errors import KitError
+from logistic_regression.errors import KitError, first_line
 
 KEY_METRICS = ("cv_roc_auc_mean", "cv_roc_auc_std", "test_roc_auc", "test_accuracy")
 
@@ -78,12 +79,75 @@ def run_tree(run_id: str, client: MlflowClient | None = None) -> str:
     return "\n".join(lines)
 
 
-def experiment_table(name: str, client: MlflowClient | None = None) -> str:
-    client = client or MlflowClient()
+def _experiment(name: str, client: MlflowClient):
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
         known = ", ".join(repr(e.name) for e in client.search_experiments()) or "none"
         raise KitError(f"no experiment named {name!r}; experiments here: {known}")
+    return experiment
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
+    return [
+        "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True))
+        for row in [header, *rows]
+    ]
+
+
+LOWER_IS_BETTER = ("log_loss",)
+BEST_PARAMS = ("model.C", "model.penalty", "model.solver", "model.l1_ratio")
+
+
+def best_runs(
+    metric: str,
+    experiment_name: str,
+    filter_string: str = "",
+    top: int = 5,
+    client: MlflowClient | None = None,
+) -> str:
+    """The top finished runs by `metric` (lowest first for log loss), through MLflow's own
+    search: `filter_string` is MLflow's filter syntax, e.g. `params.model.penalty = 'l2'`."""
+    client = client or MlflowClient()
+    if top < 1:
+        raise KitError(f"--top={top} is not allowed; it must be >= 1")
+    if not re.fullmatch(r"[A-Za-z0-9_.\-/ ]+", metric):
+        raise KitError(f"--metric={metric!r} is not a metric name")
+    experiment = _experiment(experiment_name, client)
+    lowest = any(name in metric for name in LOWER_IS_BETTER)
+    conditions = [f"metrics.`{metric}` > -1e308", "attributes.status = 'FINISHED'"]
+    if filter_string.strip():
+        conditions.insert(0, filter_string.strip())
+    try:
+        runs = client.search_runs(
+            [experiment.experiment_id],
+            filter_string=" and ".join(conditions),
+            order_by=[f"metrics.`{metric}` {'ASC' if lowest else 'DESC'}"],
+            max_results=top,
+        )
+    except MlflowException as exc:
+        raise KitError(f"--filter={filter_string!r} was refused: {first_line(exc)}") from None
+    order = "lowest" if lowest else "highest"
+    lines = [f"best {len(runs)} runs of {experiment_name!r} by {metric} ({order} first)"]
+    if not runs:
+        return lines[0] + ": none match"
+    header = ["rank", "run_id", "name", metric, *BEST_PARAMS]
+    rows = [
+        [
+            str(rank),
+            run.info.run_id,
+            run.info.run_name or "",
+            f"{run.data.metrics[metric]:.6f}",
+            *(run.data.params.get(name, "-") for name in BEST_PARAMS),
+        ]
+        for rank, run in enumerate(runs, start=1)
+    ]
+    return "\n".join(lines + _table(header, rows))
+
+
+def experiment_table(name: str, client: MlflowClient | None = None) -> str:
+    client = client or MlflowClient()
+    experiment = _experiment(name, client)
     runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"])
     header = ["run_id", "name", "status", *KEY_METRICS]
     rows = [
@@ -95,9 +159,5 @@ def experiment_table(name: str, client: MlflowClient | None = None) -> str:
         ]
         for run in runs
     ]
-    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
     lines = [f"experiment {name!r} (id {experiment.experiment_id}): {len(runs)} runs"]
-    for row in [header, *rows]:
-        cells = zip(row, widths, strict=True)
-        lines.append("  ".join(str(cell).ljust(width) for cell, width in cells))
-    return "\n".join(lines)
+    return "\n".join(lines + _table(header, rows))
