@@ -93,6 +93,16 @@ class SweepConfig:
 
 
 @dataclass
+class NotifyConfig:
+    webhook_url: str = ""
+    timeout_s: float = 5.0
+
+
+# Config values that are secrets: never logged, stored or replayed (see `public`).
+SECRET_KEYS = ("notify.webhook_url",)
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -100,6 +110,7 @@ class Config:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
     seed: int = 42
 
 
@@ -162,6 +173,16 @@ def validate(cfg: Config) -> None:
     sweep_metrics = [f"{m}_mean" if m.startswith("cv_") else m for m in sweep_metrics]
     _allowed("sweep.metric", cfg.sweep.metric, tuple(sweep_metrics))
     _allowed("sweep.direction", cfg.sweep.direction, ("maximize", "minimize"))
+    if not cfg.notify.timeout_s > 0:
+        raise ConfigError(
+            f"notify.timeout_s={cfg.notify.timeout_s} is not allowed; it must be > 0 seconds"
+        )
+    url = cfg.notify.webhook_url
+    if url and not url.startswith(("http://", "https://")):
+        raise ConfigError(
+            "notify.webhook_url is not allowed: it must start with http:// or https:// "
+            "(the value is a secret and is not shown)"
+        )
     if not cfg.tracking.experiment_name:
         raise ConfigError("tracking.experiment_name is empty; give the experiment a name")
 
@@ -194,3 +215,16 @@ def validate_storage(s: StorageConfig) -> None:
         raise ConfigError(
             f"storage.flush_timeout_s={s.flush_timeout_s} is not allowed; it must be > 0 seconds"
         )
+
+
+def public(resolved: dict) -> dict:
+    """The resolved config with every secret replaced by `***` (when set): what may be
+    logged as params, written to config.yaml or shown in the report."""
+    cleaned = {
+        key: dict(value) if isinstance(value, dict) else value for key, value in resolved.items()
+    }
+    for dotted in SECRET_KEYS:
+        group, _, key = dotted.partition(".")
+        if cleaned.get(group, {}).get(key):
+            cleaned[group][key] = "***"
+    return cleaned

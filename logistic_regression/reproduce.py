@@ -35,7 +35,13 @@ REPRODUCES_TAG = "reproduces"
 VERDICT_TAG = "reproduce.verdict"
 MISMATCH_TAG = "reproduce.mismatches"
 # Settings that describe where the rerun records, not what it computes.
-NOT_REPLAYED = {"tracking.uri", "data.output", "tracking.note", "data.input"}
+NOT_REPLAYED = {
+    "tracking.uri",
+    "data.output",
+    "tracking.note",
+    "data.input",
+    "notify.webhook_url",  # a secret, recorded as *** : the reproduction uses your own
+}
 
 
 class NotReproducible(KitError):

@@ -330,3 +330,9 @@ def metric_value(run_id: str, metric: str) -> float | None:
 def end_run(run_id: str, status: str, tags: Mapping[str, str]) -> None:
     log_tags(run_id, tags)
     MlflowClient().set_terminated(run_id, status)
+
+
+def run_summary(run_id: str):
+    """(run info, metrics) of a run, for notifications."""
+    run = MlflowClient().get_run(run_id)
+    return run.info, dict(run.data.metrics)

@@ -29,7 +29,7 @@ from logistic_regression import (
 )
 from logistic_regression.artifacts import ArtifactWriter
 from logistic_regression.background import Background
-from logistic_regression.config import Config, validate
+from logistic_regression.config import Config, public, validate
 from logistic_regression.errors import ConfigError, KitError, first_line
 
 CONF_DIR = provenance.PROJECT_DIR / "conf"
@@ -186,7 +186,7 @@ class ArtifactsPending(KitError):
 def _record(config, dataset, estimator, git, tags, name, run_id, background, writer):
     """The body of a run: everything logged, nothing waiting for the network."""
     installed = background.submit(provenance.installed_packages)
-    resolved = OmegaConf.to_container(OmegaConf.structured(config))
+    resolved = public(OmegaConf.to_container(OmegaConf.structured(config)))
     params = config_params(resolved)
     tracking.log_params(run_id, params)
     tracking.log_dataset(
@@ -307,13 +307,39 @@ def refuse(exc: KitError) -> int:
     return 2
 
 
+def notify_end(config: Config, status: str, error: str = "") -> None:
+    """POST the run's summary to the webhook, if one is set (a failure is a warning)."""
+    if not config.notify.webhook_url or not _opened:
+        return
+    from logistic_regression import notify
+
+    run_id = _opened[-1]
+    info, metrics = tracking.run_summary(run_id)
+    tracking_uri = tracking.redact(os.environ.get("MLFLOW_TRACKING_URI") or config.tracking.uri)
+    body = notify.payload(
+        run_id,
+        info.run_name,
+        status,
+        metrics,
+        notify.run_link(tracking_uri, info.experiment_id, run_id),
+        error,
+    )
+    notify.send(config.notify.webhook_url, body, config.notify.timeout_s)
+
+
 def execute(config: Config) -> int:
     """Run and print; user errors become one line on stderr and exit code 2."""
+    _opened.clear()
     try:
         summary = run(config)
     except KitError as exc:
+        notify_end(config, "FAILED", str(exc))
         return refuse(exc)
+    except Exception as exc:
+        notify_end(config, "FAILED", f"{type(exc).__name__}: {first_line(exc)}")
+        raise
     print_summary(summary, os.environ.get("MLFLOW_TRACKING_URI") or config.tracking.uri)
+    notify_end(config, "FINISHED")
     return 0
 
 
@@ -344,7 +370,7 @@ def run_child(config: Config) -> float:
         )
         print(f"error: {reason}", file=sys.stderr)
         if not _opened:
-            resolved = OmegaConf.to_container(OmegaConf.structured(config))
+            resolved = public(OmegaConf.to_container(OmegaConf.structured(config)))
             tracking.record_failed_child(
                 os.environ[tracking.PARENT_VARIABLE],
                 run_name(config),

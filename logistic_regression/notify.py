@@ -1,0 +1,90 @@
+"""Tell a chat or a service when a run ends: POST a JSON summary to a webhook.
+
+The URL is a secret (it usually embeds a token): it comes from LOGREG_WEBHOOK_URL or
+`notify.webhook_url` in the git-ignored conf/local/default.yaml, and is never logged,
+stored in params or tags, or written to the report or config.yaml. Sending happens in a
+daemon thread that the run waits for at most `notify.timeout_s`: a webhook that fails or
+hangs costs a warning, never the run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import urllib.request
+from collections.abc import Mapping
+
+log = logging.getLogger("logistic_regression")
+
+KEY_METRICS = ("cv_roc_auc_mean", "test_roc_auc", "test_accuracy", "test_log_loss", "test_f1")
+
+
+def run_link(tracking_uri: str, experiment_id: str, run_id: str) -> str:
+    """The run's page in the MLflow UI (the local `mlflow ui` for a file or SQLite store)."""
+    base = (
+        tracking_uri
+        if tracking_uri.startswith(("http://", "https://"))
+        else ("http://127.0.0.1:5000")
+    )
+    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def payload(
+    run_id: str,
+    run_name: str,
+    status: str,
+    metrics: Mapping[str, float],
+    link: str,
+    error: str = "",
+) -> dict:
+    """The JSON body; `text` makes it readable as-is by Slack/Mattermost/Teams-style hooks."""
+    key = {name: metrics[name] for name in KEY_METRICS if name in metrics}
+    shown = ", ".join(f"{name}={value:.4f}" for name, value in key.items())
+    verb = "finished" if status == "FINISHED" else status.lower()
+    text = f"Run {run_name} ({run_id[:8]}) {verb}" + (f": {shown}" if shown else "")
+    if error:
+        text += f". Error: {error}"
+    body = {
+        "text": f"{text}. {link}",
+        "run_id": run_id,
+        "run_name": run_name,
+        "status": status,
+        "metrics": key,
+        "link": link,
+    }
+    if error:
+        body["error"] = error
+    return body
+
+
+def _post(url: str, body: dict, timeout: float, outcome: list[str]) -> None:
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            outcome.append(f"HTTP {response.status}")
+    except Exception as exc:  # any failure becomes the warning's reason
+        outcome.append(f"failed: {type(exc).__name__}: {exc}")
+
+
+def send(url: str, body: dict, timeout: float) -> bool:
+    """POST `body`; wait at most `timeout` seconds. True when the hook answered 2xx."""
+    if not url:
+        return False
+    outcome: list[str] = []
+    sender = threading.Thread(target=_post, args=(url, body, timeout, outcome), daemon=True)
+    sender.start()
+    sender.join(timeout)
+    if sender.is_alive() or not outcome:
+        log.warning("webhook did not answer within %gs; the run is not affected", timeout)
+        return False
+    result = outcome[0].replace(url, "<webhook>")
+    if not result.startswith("HTTP 2"):
+        log.warning("webhook notification %s; the run is not affected", result)
+        return False
+    return True

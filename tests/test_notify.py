@@ -1,0 +1,136 @@
+"""Webhook notifications against a real HTTP server on 127.0.0.1, started by the test."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+import time
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from logistic_regression import evaluate, notify, train
+from logistic_regression.errors import DataError
+
+SECRET = "T0KEN-do-not-leak-8f3a"
+
+
+class Hook:
+    """An HTTP server recording POST bodies; `mode` makes it answer, fail or hang."""
+
+    def __init__(self, mode: str = "ok") -> None:
+        self.bodies: list[dict] = []
+        self.mode = mode
+        hook = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers["Content-Length"])
+                hook.bodies.append(json.loads(self.rfile.read(length)))
+                if hook.mode == "hang":
+                    time.sleep(10)
+                self.send_response(500 if hook.mode == "error" else 200)
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/{SECRET}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def hook(monkeypatch):
+    server = Hook()
+    monkeypatch.setenv("LOGREG_WEBHOOK_URL", server.url)
+    yield server
+    server.stop()
+
+
+def everything_recorded(run_id: str) -> str:
+    run = MlflowClient().get_run(run_id)
+    artifacts = run.info.artifact_uri
+    return "\n".join(
+        [
+            str(run.data.params),
+            str(run.data.tags),
+            mlflow.artifacts.load_text(f"{artifacts}/config.yaml"),
+            mlflow.artifacts.load_text(f"{artifacts}/report.html"),
+        ]
+    )
+
+
+def test_a_finished_run_posts_its_summary_and_never_records_the_url(hook, capsys, caplog):
+    assert train.main(["tracking.experiment_name=notify", "model.C=0.5"]) == 0
+    (body,) = hook.bodies
+    run = MlflowClient().search_runs(
+        [MlflowClient().get_experiment_by_name("notify").experiment_id]
+    )[0]
+    assert body["run_id"] == run.info.run_id and body["status"] == "FINISHED"
+    assert body["metrics"]["cv_roc_auc_mean"] == run.data.metrics["cv_roc_auc_mean"]
+    assert body["link"].endswith(f"/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}")
+    assert run.info.run_id[:8] in body["text"]
+    recorded = everything_recorded(run.info.run_id)
+    assert SECRET not in recorded and "***" in recorded  # stored redacted, never in clear
+    out = capsys.readouterr()
+    assert SECRET not in out.out + out.err + caplog.text
+
+
+def test_a_run_that_fails_inside_posts_failed_with_the_reason(hook, monkeypatch):
+    def broken(*args, **kwargs):
+        raise DataError("the features went missing")
+
+    monkeypatch.setattr(evaluate, "evaluate", broken)
+    assert train.main(["tracking.experiment_name=notify"]) == 2
+    (body,) = hook.bodies
+    assert body["status"] == "FAILED" and body["error"] == "the features went missing"
+    assert MlflowClient().get_run(body["run_id"]).info.status == "FAILED"
+
+
+def test_a_refused_config_creates_no_run_and_sends_nothing(hook):
+    assert train.main(["model.C=-1"]) == 2
+    assert hook.bodies == []
+
+
+@pytest.mark.parametrize("mode", ["hang", "error"])
+def test_a_webhook_that_hangs_or_fails_costs_a_warning_not_the_run(mode, caplog):
+    server = Hook(mode)
+    try:
+        started = time.monotonic()
+        delivered = notify.send(server.url, {"text": "x"}, timeout=1.0)
+        elapsed = time.monotonic() - started
+    finally:
+        server.stop()
+    assert delivered is False
+    assert elapsed < 4.0, "bounded by the timeout (plus scheduling slack), never the hang"
+    assert ("did not answer within 1s" if mode == "hang" else "HTTP Error 500") in caplog.text
+    assert SECRET not in caplog.text
+
+
+def test_a_webhook_timeout_does_not_fail_the_run(monkeypatch):
+    server = Hook("hang")
+    monkeypatch.setenv("LOGREG_WEBHOOK_URL", server.url)
+    try:
+        code = train.main(["tracking.experiment_name=notify", "notify.timeout_s=1"])
+    finally:
+        server.stop()
+    assert code == 0
+    (run,) = MlflowClient().search_runs(
+        [MlflowClient().get_experiment_by_name("notify").experiment_id]
+    )
+    assert run.info.status == "FINISHED"
+
+
+def test_a_webhook_url_that_is_not_http_is_refused_without_showing_it(monkeypatch, capsys):
+    monkeypatch.setenv("LOGREG_WEBHOOK_URL", f"ftp://example.invalid/{SECRET}")
+    assert train.main([]) == 2
+    err = capsys.readouterr().err
+    assert "notify.webhook_url is not allowed" in err and SECRET not in err
