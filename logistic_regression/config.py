@@ -98,6 +98,12 @@ class NotifyConfig:
     timeout_s: float = 5.0
 
 
+@dataclass
+class RegistryConfig:
+    register: bool = False
+    model_name: str = "logistic-regression"
+
+
 # Config values that are secrets: never logged, stored or replayed (see `public`).
 SECRET_KEYS = ("notify.webhook_url",)
 
@@ -111,6 +117,7 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
+    registry: RegistryConfig = field(default_factory=RegistryConfig)
     seed: int = 42
 
 
@@ -177,6 +184,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError(
             f"notify.timeout_s={cfg.notify.timeout_s} is not allowed; it must be > 0 seconds"
         )
+    if cfg.registry.register and not cfg.registry.model_name.strip():
+        raise ConfigError("registry.model_name is empty; registry.register=true needs a name")
     url = cfg.notify.webhook_url
     if url and not url.startswith(("http://", "https://")):
         raise ConfigError(

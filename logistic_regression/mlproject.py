@@ -30,8 +30,10 @@ PARAMETERS = {
     "target": "data.target",
     "output": "data.output",
     "note": "tracking.note",
+    "register": "registry.register",
+    "model_name": "registry.model_name",
 }
-TEXT_PARAMETERS = {"input", "target", "output", "note"}
+TEXT_PARAMETERS = {"input", "target", "output", "note", "model_name"}
 
 
 def hydra_quote(text: str) -> str:

@@ -336,3 +336,9 @@ def run_summary(run_id: str):
     """(run info, metrics) of a run, for notifications."""
     run = MlflowClient().get_run(run_id)
     return run.info, dict(run.data.metrics)
+
+
+def register_model(model_id: str, name: str) -> str:
+    """A new version of `name` in the Model Registry from the logged model; its number."""
+    version = mlflow.register_model(f"models:/{model_id}", name)
+    return str(version.version)

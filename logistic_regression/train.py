@@ -168,6 +168,12 @@ def run(config: Config) -> RunSummary:
                 for model_id in writer.journal.models:
                     tracking.finalize_model(model_id)
             tracking.mark_artifacts(run_id, stored.pending)
+            if stored.complete and config.registry.register:
+                name = config.registry.model_name
+                for model_id in writer.journal.models:
+                    version = tracking.register_model(model_id, name)
+                    tracking.log_tags(run_id, {"kit.registered_model": f"{name}/{version}"})
+                    print(f"Registered model {name} version {version} (models:/{name}/{version})")
             if not stored.complete:
                 reason = stored.errors[0] if stored.errors else "upload time limit reached"
                 raise ArtifactsPending(

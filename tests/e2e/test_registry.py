@@ -1,0 +1,93 @@
+"""Model Registry and serving: a registered version, served by a real `mlflow models
+serve` on a free loopback port, answers with the run's own predictions."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.request
+
+import mlflow
+import pandas as pd
+import pytest
+from conftest import PYTHON
+from mlflow.tracking import MlflowClient
+from servers import free_port
+
+from logistic_regression import train
+
+pytestmark = pytest.mark.e2e
+
+
+def test_register_then_serve_answers_like_the_runs_predictions(tmp_path):
+    settings = ["registry.register=true", "registry.model_name=cancer"]
+    assert train.main([*settings, "tracking.experiment_name=registry", "model.C=0.5"]) == 0
+    assert train.main([*settings, "tracking.experiment_name=registry", "model.C=2"]) == 0
+    client = MlflowClient()
+    versions = sorted(client.search_model_versions("name = 'cancer'"), key=lambda v: int(v.version))
+    assert [str(v.version) for v in versions] == ["1", "2"]
+    first = client.get_run(versions[0].run_id)
+    assert first.data.params["model.C"] == "0.5"
+    assert first.data.tags["kit.registered_model"] == "cancer/1"
+
+    predictions = pd.read_csv(first.data.params["output_path"])
+    features = predictions.drop(columns=["row", "label", "prediction", "probability"])
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            PYTHON,
+            "-m",
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            "models:/cancer/1",
+            "--env-manager",
+            "local",
+            "--host",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        env={**os.environ},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None, server.stderr.read().decode()[-2000:]
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as ping:
+                    if ping.status == 200:
+                        break
+            assert time.monotonic() < deadline, "the model server did not come up"
+            time.sleep(0.5)
+        body = json.dumps({"dataframe_split": features.to_dict(orient="split")}).encode()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations",
+            data=body,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            answered = json.loads(response.read())["predictions"]
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+    assert answered == predictions["prediction"].tolist()
+    assert mlflow.pyfunc.load_model("models:/cancer/2").metadata.run_id == versions[1].run_id
+
+
+def test_register_without_a_name_is_refused_before_the_run(capsys):
+    assert train.main(["registry.register=true", "registry.model_name="]) == 2
+    assert "registry.model_name is empty" in capsys.readouterr().err
