@@ -4,6 +4,7 @@
     python -m logistic_regression reproduce RUN_ID [--tolerance 1e-9]
     python -m logistic_regression inspect RUN_ID
     python -m logistic_regression inspect --experiment NAME
+    python -m logistic_regression baseline RUN_ID
     python -m logistic_regression sync [storage overrides, e.g. storage.spool_dir=...]
     python -m logistic_regression best --metric cv_roc_auc_mean [--experiment NAME]
                                        [--filter "params.model.penalty = 'l2'"] [--top N]
@@ -49,6 +50,9 @@ def parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--tracking-uri", help="tracking store (default: MLFLOW_TRACKING_URI)")
     sync = commands.add_parser("sync", help="upload artifacts left in the spool")
     sync.add_argument("overrides", nargs="*", help="Hydra overrides (storage.*)")
+    baseline = commands.add_parser("baseline", help="make a run its experiment's baseline")
+    baseline.add_argument("run_id")
+    baseline.add_argument("--tracking-uri", help="tracking store (default: MLFLOW_TRACKING_URI)")
     best = commands.add_parser("best", help="the best finished runs by a metric")
     best.add_argument("--metric", default="cv_roc_auc_mean")
     best.add_argument("--experiment", help="default: tracking.experiment_name from conf/")
@@ -86,6 +90,12 @@ def main(argv: list[str] | None = None) -> int:
             return reproduce(args.run_id, args.tolerance)
         from logistic_regression import inspection
 
+        if args.command == "baseline":
+            from logistic_regression.tracking import mark_baseline
+
+            experiment = mark_baseline(args.run_id)
+            print(f"run {args.run_id} is now the baseline of experiment {experiment!r}")
+            return 0
         if args.command == "best":
             from logistic_regression.train import compose_config
 

@@ -33,6 +33,7 @@ class ReportInput:
     packages: dict[str, str]
     warnings: list[str] = field(default_factory=list)
     top_coefficients: int = 15
+    baseline: dict | None = None  # {"run_id", "run_name", "rows": [{metric, value, ...}]}
 
 
 _ENVIRONMENT = jinja2.Environment(

@@ -214,7 +214,9 @@ def _record(config, dataset, estimator, git, tags, name, run_id, background, wri
         model_id,
         model_root,
     )
-    tracking.log_metrics(run_id, metric_records(result))
+    records = metric_records(result)
+    tracking.log_metrics(run_id, records)
+    baseline = tracking.compare_with_baseline(run_id, {k: v for k, v, step in records if not step})
     predictions = evaluate.predictions_table(result)
     output_path = outputs.write_predictions(predictions, config.data.output, run_id, writer)
     data_params = {
@@ -248,6 +250,7 @@ def _record(config, dataset, estimator, git, tags, name, run_id, background, wri
         provenance={**tags, **data_params, "python": provenance.python_version()},
         packages={k: v for k, v in packages.items() if k in KEY_PACKAGES},
         warnings=result.warnings,
+        baseline=baseline,
     )
     images = background.submit(report.plots, report_input)
     run_root = tracking.artifact_uri(run_id)
