@@ -5,6 +5,7 @@
     python -m logistic_regression inspect RUN_ID
     python -m logistic_regression inspect --experiment NAME
     python -m logistic_regression baseline RUN_ID
+    python -m logistic_regression import FILE.csv|FILE.xlsx [--experiment NAME]
     python -m logistic_regression sync [storage overrides, e.g. storage.spool_dir=...]
     python -m logistic_regression best --metric cv_roc_auc_mean [--experiment NAME]
                                        [--filter "params.model.penalty = 'l2'"] [--top N]
@@ -50,6 +51,10 @@ def parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--tracking-uri", help="tracking store (default: MLFLOW_TRACKING_URI)")
     sync = commands.add_parser("sync", help="upload artifacts left in the spool")
     sync.add_argument("overrides", nargs="*", help="Hydra overrides (storage.*)")
+    importing = commands.add_parser("import", help="past results from a CSV/.xlsx as runs")
+    importing.add_argument("file")
+    importing.add_argument("--experiment", default="imported", help="default: imported")
+    importing.add_argument("--tracking-uri", help="tracking store (default: MLFLOW_TRACKING_URI)")
     baseline = commands.add_parser("baseline", help="make a run its experiment's baseline")
     baseline.add_argument("run_id")
     baseline.add_argument("--tracking-uri", help="tracking store (default: MLFLOW_TRACKING_URI)")
@@ -90,6 +95,17 @@ def main(argv: list[str] | None = None) -> int:
             return reproduce(args.run_id, args.tolerance)
         from logistic_regression import inspection
 
+        if args.command == "import":
+            from pathlib import Path
+
+            from logistic_regression.importer import import_file
+
+            added, present = import_file(Path(args.file), args.experiment)
+            print(
+                f"imported {added} runs into experiment {args.experiment!r}"
+                + (f" ({present} rows were already imported)" if present else "")
+            )
+            return 0
         if args.command == "baseline":
             from logistic_regression.tracking import mark_baseline
 
