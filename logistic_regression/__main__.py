@@ -80,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
 
         return train.main(args_list[1:])
     args = parser().parse_args(args_list)
+    # MLflow draws a progress bar for every artifact download (reproduce reads a run's
+    # config.yaml): noise around the kit's own one-line output. A user can turn it back on.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
         if args.command == "sync":
             from logistic_regression.sync import sync
