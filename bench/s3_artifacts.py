@@ -52,7 +52,9 @@ def make_workloads(folder: Path, big_mb: int, small_count: int) -> dict[str, lis
 
 
 def settle(seconds: float = 1.0) -> None:
-    """Let the store finish writing what the previous contender sent (same machine)."""
+    """Let the store finish writing what the previous contender sent (same machine): flush
+    dirty pages to disk, so no contender pays for another's write-back."""
+    os.sync()
     time.sleep(seconds)
 
 

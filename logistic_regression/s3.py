@@ -56,7 +56,9 @@ def use_endpoint(configured: str) -> None:
         os.environ[ENDPOINT_VARIABLE] = configured
 
 
-def client(max_attempts: int = 3, pool_size: int = 10):
+def client(max_attempts: int = 3, pool_size: int = 10, extra_checksums: bool = True):
+    """An S3 client. `extra_checksums=False` drops boto3's default CRC32 on every request
+    (the uploader verifies each object by its MD5-based ETag instead: one check, not two)."""
     import boto3
     from botocore.config import Config
 
@@ -70,6 +72,14 @@ def client(max_attempts: int = 3, pool_size: int = 10):
             read_timeout=60,
             retries={"max_attempts": max_attempts, "mode": "standard"},
             max_pool_connections=pool_size,
+            **(
+                {}
+                if extra_checksums
+                else {
+                    "request_checksum_calculation": "when_required",
+                    "response_checksum_validation": "when_required",
+                }
+            ),
         ),
     )
 

@@ -180,7 +180,11 @@ class Destination:
             if self._s3 is None:
                 from logistic_regression import s3
 
-                self._s3 = s3.client(max_attempts=2, pool_size=self.settings.workers * 2 + 2)
+                self._s3 = s3.client(
+                    max_attempts=2,
+                    pool_size=self.settings.workers * 2 + 2,
+                    extra_checksums=False,
+                )
             return self._s3
 
     def warm_up(self) -> None:
