@@ -1,5 +1,8 @@
 """Tell a chat or a service when a run ends: POST a JSON summary to a webhook.
 
+A single run notifies when it ends; a sweep notifies once, for its parent (with
+`best_<metric>`), not for each configuration.
+
 The URL is a secret (it usually embeds a token): it comes from LOGREG_WEBHOOK_URL or
 `notify.webhook_url` in the git-ignored conf/local/default.yaml, and is never logged,
 stored in params or tags, or written to the report or config.yaml. Sending happens in a
@@ -40,6 +43,7 @@ def payload(
 ) -> dict:
     """The JSON body; `text` makes it readable as-is by Slack/Mattermost/Teams-style hooks."""
     key = {name: metrics[name] for name in KEY_METRICS if name in metrics}
+    key.update({name: value for name, value in metrics.items() if name.startswith("best_")})
     shown = ", ".join(f"{name}={value:.4f}" for name, value in key.items())
     verb = "finished" if status == "FINISHED" else status.lower()
     text = f"Run {run_name} ({run_id[:8]}) {verb}" + (f": {shown}" if shown else "")

@@ -316,13 +316,14 @@ def refuse(exc: KitError) -> int:
     return 2
 
 
-def notify_end(config: Config, status: str, error: str = "") -> None:
-    """POST the run's summary to the webhook, if one is set (a failure is a warning)."""
-    if not config.notify.webhook_url or not _opened:
+def notify_end(config: Config, status: str, error: str = "", run_id: str = "") -> None:
+    """POST the run's summary to the webhook, if one is set (a failure is a warning).
+    `run_id`: which run ended (default: the last run this process opened)."""
+    run_id = run_id or (_opened[-1] if _opened else "")
+    if not config.notify.webhook_url or not run_id:
         return
     from logistic_regression import notify
 
-    run_id = _opened[-1]
     info, metrics = tracking.run_summary(run_id)
     tracking_uri = tracking.redact(os.environ.get("MLFLOW_TRACKING_URI") or config.tracking.uri)
     body = notify.payload(
@@ -455,6 +456,7 @@ def finish_sweep(config: Config, parent_id: str, aborted: str = "") -> bool:
         tags[tracking.ERROR_TAG] = f"all {len(children)} configurations failed"
     status = "FINISHED" if best is not None and not aborted else "FAILED"
     tracking.end_run(parent_id, status, tags)
+    notify_end(config, status, tags.get(tracking.ERROR_TAG, ""), run_id=parent_id)
     print(
         f"Sweep {parent_id}: {len(children)} configurations, {failed} failed"
         + (f"; best {metric} = {best.value:.4f} in run {best.run_id}" if best else "")

@@ -134,3 +134,15 @@ def test_a_webhook_url_that_is_not_http_is_refused_without_showing_it(monkeypatc
     assert train.main([]) == 2
     err = capsys.readouterr().err
     assert "notify.webhook_url is not allowed" in err and SECRET not in err
+
+
+def test_a_sweep_notifies_once_for_its_parent(hook):
+    assert train.main(["-m", "tracking.experiment_name=notify-sweep", "model.C=0.1,1"]) == 0
+    (body,) = hook.bodies
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name("notify-sweep").experiment_id
+    (parent,) = [
+        r for r in client.search_runs([experiment]) if "mlflow.parentRunId" not in r.data.tags
+    ]
+    assert body["run_id"] == parent.info.run_id and body["status"] == "FINISHED"
+    assert body["metrics"]["best_cv_roc_auc_mean"] == parent.data.metrics["best_cv_roc_auc_mean"]
