@@ -36,7 +36,7 @@ class ReportInput:
     baseline: dict | None = None  # {"run_id", "run_name", "rows": [{metric, value, ...}]}
 
 
-_ENVIRONMENT = jinja2.Environment(
+TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("logistic_regression", "templates"),
     autoescape=True,
     undefined=jinja2.StrictUndefined,
@@ -45,7 +45,7 @@ _ENVIRONMENT = jinja2.Environment(
 )
 
 
-def _png_data_uri(figure) -> str:
+def png_data_uri(figure) -> str:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=96, bbox_inches="tight", metadata={"Software": None})
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
@@ -66,14 +66,14 @@ def plots(report: ReportInput) -> dict[str, str]:
     axes.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=0.8)
     axes.set(xlabel="False positive rate", ylabel="True positive rate", title="ROC (test)")
     axes.legend(loc="lower right")
-    images["roc"] = _png_data_uri(figure)
+    images["roc"] = png_data_uri(figure)
 
     recall, precision = report.pr_curve
     figure = Figure(figsize=(4.2, 3.6))
     axes = figure.add_subplot()
     axes.plot(recall, precision)
     axes.set(xlabel="Recall", ylabel="Precision", title="Precision-recall (test)")
-    images["pr"] = _png_data_uri(figure)
+    images["pr"] = png_data_uri(figure)
 
     top = report.coefficients[: report.top_coefficients][::-1]
     figure = Figure(figsize=(5.5, 0.28 * len(top) + 1.0))
@@ -84,7 +84,7 @@ def plots(report: ReportInput) -> dict[str, str]:
         color=["#c0392b" if value < 0 else "#2471a3" for _, value in top],
     )
     axes.set(xlabel="Coefficient (standardised features)", title="Largest coefficients")
-    images["coefficients"] = _png_data_uri(figure)
+    images["coefficients"] = png_data_uri(figure)
     return images
 
 
@@ -103,7 +103,7 @@ def render(report: ReportInput, images: dict[str, str] | None = None) -> str:
         name: (float(np.mean([f[name] for f in folds])), float(np.std([f[name] for f in folds])))
         for name in METRIC_NAMES
     }
-    return _ENVIRONMENT.get_template("report.html.j2").render(
+    return TEMPLATES.get_template("report.html.j2").render(
         r=report,
         metrics=METRIC_NAMES,
         summary=summary,

@@ -14,22 +14,18 @@ swept parameter). A failing child is FAILED with its reason; the sweep goes on.
 
 from __future__ import annotations
 
-import base64
-import io
-import math
 import os
 import shlex
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jinja2
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from logistic_regression.tracking import PARENT_VARIABLE  # noqa: E402
+from logistic_regression.report import TEMPLATES, png_data_uri
+from logistic_regression.tracking import PARENT_VARIABLE
 
 SWEEP_TAG = "kit.sweep"
 
@@ -89,9 +85,7 @@ def charts(children: list[Child], parameters: list[str], metric: str) -> dict[st
         axes.set_xlabel(name)
         axes.set_ylabel(metric)
         axes.grid(alpha=0.3)
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", dpi=96, bbox_inches="tight")
-        images[name] = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+        images[name] = png_data_uri(figure)
     return images
 
 
@@ -100,12 +94,7 @@ def render_summary(
 ) -> tuple[str, Child | None, list[str]]:
     parameters = swept_parameters(children)
     best = best_child(children, direction)
-    environment = jinja2.Environment(
-        loader=jinja2.PackageLoader("logistic_regression", "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-    )
-    html = environment.get_template("sweep.html.j2").render(
+    html = TEMPLATES.get_template("sweep.html.j2").render(
         parent_id=parent_id,
         children=sorted(
             children,
@@ -143,7 +132,6 @@ class SweepCallback(Callback):
 
         parent_id = sweep_parent(typed_config(config))
         os.environ[PARENT_VARIABLE] = parent_id
-        self.started = time.monotonic()
         tracking.log_tags(parent_id, {SWEEP_TAG: "running"})
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -160,10 +148,6 @@ class SweepCallback(Callback):
             tracking.fail_run(parent_id, f"summarising the sweep failed: {exc}")
             _sweep_outcome.append(False)
             raise
-
-
-def is_number(value: float | None) -> bool:
-    return value is not None and not math.isnan(value)
 
 
 def main(argv: list[str] | None = None) -> int:

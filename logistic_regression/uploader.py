@@ -31,6 +31,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from logistic_regression.errors import first_line
+
 JOURNAL = "journal.jsonl"
 RESULTS = "results.jsonl"
 MB = 1024 * 1024
@@ -96,6 +98,10 @@ class Journal:
     @property
     def pending(self) -> list[Entry]:
         return [e for i, e in sorted(self.entries.items()) if i not in self.verified]
+
+    def errors_of(self, entries: list[Entry]) -> list[str]:
+        """The distinct last errors recorded for these entries."""
+        return sorted({self.errors[e.id] for e in entries if e.id in self.errors})
 
     def apply(self, record: dict) -> None:
         event = record.get("event")
@@ -309,7 +315,7 @@ class Engine:
                 with _progress_bar(entry, s.progress) as advance:
                     self.destination.put(entry, local, advance)
             except Exception as exc:  # every failure is retried, then recorded
-                error = f"{entry.path}: {type(exc).__name__}: {_first_line(exc)}"
+                error = f"{entry.path}: {type(exc).__name__}: {first_line(exc)}"
                 if attempt == s.max_attempts:
                     self._record(event="failed", id=entry.id, error=error)
                     return
@@ -343,11 +349,6 @@ class _progress_bar:
 
 def _ignore(_: int) -> None:
     return None
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 def serve(folder: Path, settings: Settings) -> None:
