@@ -69,11 +69,10 @@ def _in_project(path: str) -> Path:
 
 
 def backend_uri(config: ServerConfig) -> str:
-    prefix = "sqlite:///"
-    uri = config.backend_store_uri
-    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
-        return prefix + str(_in_project(uri[len(prefix) :]))
-    return uri
+    """A relative SQLite path is relative to the project folder, not to where you are."""
+    from logistic_regression.tracking import absolute_tracking_uri
+
+    return absolute_tracking_uri(config.backend_store_uri, PROJECT_DIR)
 
 
 def artifacts_destination(config: ServerConfig) -> str:

@@ -56,12 +56,12 @@ def use_uri(uri: str) -> None:
     mlflow.set_tracking_uri(uri)
 
 
-def absolute_tracking_uri(uri: str) -> str:
-    """A relative `sqlite:///mlflow.db` made absolute, so a child process in another
-    folder records into the same store."""
+def absolute_tracking_uri(uri: str, base: Path | None = None) -> str:
+    """A relative `sqlite:///mlflow.db` made absolute (against `base`, default the working
+    folder), so a child process in another folder records into the same store."""
     prefix = "sqlite:///"
     if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
-        return prefix + str(Path(uri[len(prefix) :]).resolve())
+        return prefix + str(((base or Path.cwd()) / uri[len(prefix) :]).resolve())
     return uri
 
 
