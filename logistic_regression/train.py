@@ -94,6 +94,11 @@ def run_name(config: Config) -> str:
     return f"logreg-C{m.C:g}-{suffix}"
 
 
+def public_config(config: Config) -> dict:
+    """The resolved config as plain data, secrets replaced by `***`: what is recorded."""
+    return public(OmegaConf.to_container(OmegaConf.structured(config)))
+
+
 def config_params(resolved: dict) -> dict[str, str]:
     """The resolved config as `group.key` params; top-level values (seed) as `run.<key>`,
     since `mlflow run` already logs its own `seed` parameter (empty when defaulted)."""
@@ -192,7 +197,7 @@ class ArtifactsPending(KitError):
 def _record(config, dataset, estimator, git, tags, name, run_id, background, writer):
     """The body of a run: everything logged, nothing waiting for the network."""
     installed = background.submit(provenance.installed_packages)
-    resolved = public(OmegaConf.to_container(OmegaConf.structured(config)))
+    resolved = public_config(config)
     params = config_params(resolved)
     tracking.log_params(run_id, params)
     tracking.log_dataset(
@@ -380,7 +385,7 @@ def run_child(config: Config) -> float:
         )
         print(f"error: {reason}", file=sys.stderr)
         if not _opened:
-            resolved = public(OmegaConf.to_container(OmegaConf.structured(config)))
+            resolved = public_config(config)
             tracking.record_failed_child(
                 os.environ[tracking.PARENT_VARIABLE],
                 run_name(config),
