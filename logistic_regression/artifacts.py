@@ -82,8 +82,8 @@ class FlushResult:
 class ArtifactWriter:
     """One run's asynchronous uploads. Use as a context manager; call `flush` at the end.
 
-    Opening it on a folder that already holds unverified files (a later `sync`, or a
-    test) uploads those too."""
+    Opening it on a folder that already holds unverified files (left by an earlier
+    process) uploads those too."""
 
     def __init__(
         self, run_id: str, tracking_uri: str, storage: StorageConfig, warm_s3: bool = False
@@ -127,23 +127,18 @@ class ArtifactWriter:
     def log_file(self, path: Path, root: str, artifact_path: str = "") -> None:
         """Snapshot `path` now and queue it as `<root>/<artifact_path>/<name>`.
 
-        storage.snapshot=copy (default) reads the bytes now; =link makes a hard link
+        storage.snapshot=copy (default) takes the bytes now (read into memory, or copied
+        by the kernel from `KERNEL_COPY_FROM` up); =link makes a hard link
         instead (no copy at all: right for files that are replaced, never rewritten in
         place, after logging), falling back to a copy across filesystems."""
         entry_id = self._take_id()
         snapshot = self.folder / "files" / str(entry_id) / path.name
         target = _join(artifact_path, path.name)
-        if self.storage.snapshot == "link":
+        link = self.storage.snapshot == "link"
+        if link or path.stat().st_size >= KERNEL_COPY_FROM:
             snapshot.parent.mkdir(parents=True)
-            try:
-                os.link(path, snapshot)
-            except OSError:
-                shutil.copyfile(path, snapshot)
-            self._spool.put((entry_id, snapshot, None, root, target))
-            return
-        if path.stat().st_size >= KERNEL_COPY_FROM:
-            snapshot.parent.mkdir(parents=True)
-            shutil.copyfile(path, snapshot)  # sendfile: no Python buffer, no page faults
+            if not (link and _hard_link(path, snapshot)):
+                shutil.copyfile(path, snapshot)  # sendfile: no Python buffer, no page faults
             self._spool.put((entry_id, snapshot, None, root, target))
             return
         data = path.read_bytes()
@@ -199,11 +194,10 @@ class ArtifactWriter:
                 break  # the uploader died; what it did not verify stays for `sync`
             time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
         pending = self.journal.pending
-        errors = self.journal.errors
         return FlushResult(
             uploaded=len(self.journal.verified),
             pending=[e.destination for e in pending] + self.unspooled,
-            errors=sorted({errors[e.id] for e in pending if e.id in errors}),
+            errors=self.journal.errors_of(pending),
             seconds=time.monotonic() - started,
         )
 
@@ -281,6 +275,15 @@ class ArtifactWriter:
                 self._failed_now.add(record["id"])
 
 
+def _hard_link(source: Path, link: Path) -> bool:
+    """False where a hard link cannot be made (another filesystem): copy instead."""
+    try:
+        os.link(source, link)
+    except OSError:
+        return False
+    return True
+
+
 def _join(folder: str, name: str) -> str:
     return f"{folder.strip('/')}/{name}" if folder.strip("/") else name
 
@@ -342,10 +345,13 @@ def sync_run(
         left = journal.pending
         if not left:
             on_complete(journal)
-        errors = sorted({journal.errors[e.id] for e in left if e.id in journal.errors})
         state = "pending" if left else "complete"
         outcome = SyncOutcome(
-            journal.run_id, state, len(pending) - len(left), [e.destination for e in left], errors
+            journal.run_id,
+            state,
+            len(pending) - len(left),
+            [e.destination for e in left],
+            journal.errors_of(left),
         )
     finally:
         lock.release()
