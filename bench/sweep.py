@@ -14,35 +14,15 @@ Prints the wall times and the ratios (target: sweep >= 5x faster than separate r
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from overhead import copy_kit  # noqa: E402
+from overhead import copy_kit, timed_run  # noqa: E402
 
 TARGET_SPEEDUP = 5.0
 C_VALUES = ("0.001", "0.003", "0.01", "0.03", "0.1", "0.3", "1", "3", "10", "30")
-
-
-def mlflow_run(kit: Path, store: Path, *args: str) -> float:
-    store.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "LOGREG_"))}
-    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{store / 'mlflow.db'}"
-    env["LOGREG_SPOOL_DIR"] = str(store / "spool")
-    started = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "mlflow", "run", str(kit), "--env-manager", "local", *args],
-        cwd=store,
-        env=env,
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    return time.perf_counter() - started
 
 
 def main() -> int:
@@ -55,10 +35,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="kit-bench-sweep-") as scratch:
         root = Path(scratch)
         kit = copy_kit(root / "kit")
-        mlflow_run(kit, root / "warm-up", "-P", "C=1")  # file caches, byte-compiled modules
+        timed_run(kit, root / "warm-up", "-P", "C=1")  # file caches, byte-compiled modules
 
         separate = sum(
-            mlflow_run(
+            timed_run(
                 kit,
                 root / "separate",
                 "-P",
@@ -70,9 +50,9 @@ def main() -> int:
             )
             for c, p in configurations
         )
-        one_process = mlflow_run(kit, root / "sweep", "-e", "sweep", "-P", f"sweep={sweep}")
+        one_process = timed_run(kit, root / "sweep", "-e", "sweep", "-P", f"sweep={sweep}")
         joblib = {
-            jobs: mlflow_run(
+            jobs: timed_run(
                 kit,
                 root / f"joblib-{jobs}",
                 "-e",
