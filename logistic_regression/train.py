@@ -166,7 +166,7 @@ def run(config: Config) -> RunSummary:
         ) as writer:
             tracking.log_tags(run_id, {tracking.ARTIFACTS_TAG: "pending"})
             summary = _record(
-                config, dataset, estimator, git, tags, name, run_id, background, writer
+                config, dataset, estimator, git, tags, name, run_id, run_root, background, writer
             )
             stored = writer.flush()
             if stored.complete:
@@ -174,11 +174,12 @@ def run(config: Config) -> RunSummary:
                     tracking.finalize_model(model_id)
             tracking.mark_artifacts(run_id, stored.pending)
             if stored.complete and config.registry.register:
-                name = config.registry.model_name
+                registered = config.registry.model_name
                 for model_id in writer.journal.models:
-                    version = tracking.register_model(model_id, name)
-                    tracking.log_tags(run_id, {"kit.registered_model": f"{name}/{version}"})
-                    print(f"Registered model {name} version {version} (models:/{name}/{version})")
+                    version = tracking.register_model(model_id, registered)
+                    label = f"{registered}/{version}"
+                    tracking.log_tags(run_id, {"kit.registered_model": label})
+                    print(f"Registered model {registered} version {version} (models:/{label})")
             if not stored.complete:
                 reason = stored.errors[0] if stored.errors else "upload time limit reached"
                 raise ArtifactsPending(
@@ -194,7 +195,7 @@ class ArtifactsPending(KitError):
     """Uploads did not all finish; the files wait in the spool for `sync`."""
 
 
-def _record(config, dataset, estimator, git, tags, name, run_id, background, writer):
+def _record(config, dataset, estimator, git, tags, name, run_id, run_root, background, writer):
     """The body of a run: everything logged, nothing waiting for the network."""
     installed = background.submit(provenance.installed_packages)
     resolved = public_config(config)
@@ -258,7 +259,6 @@ def _record(config, dataset, estimator, git, tags, name, run_id, background, wri
         baseline=baseline,
     )
     images = background.submit(report.plots, report_input)
-    run_root = tracking.artifact_uri(run_id)
 
     staging = writer.scratch("artifacts")  # written in the spool: adopted without a copy
     staging.mkdir()
