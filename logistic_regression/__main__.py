@@ -1,6 +1,7 @@
 """`python -m logistic_regression COMMAND`: train, reproduce a run, inspect runs.
 
     python -m logistic_regression train [hydra overrides]
+    python -m logistic_regression sweep "model.C=0.1,1 model.penalty=l1,l2" [more overrides]
     python -m logistic_regression reproduce RUN_ID [--tolerance 1e-9]
     python -m logistic_regression inspect RUN_ID
     python -m logistic_regression inspect --experiment NAME
@@ -11,27 +12,30 @@
                                        [--filter "params.model.penalty = 'l2'"] [--top N]
 
 The tracking store is MLFLOW_TRACKING_URI when set, else `tracking.uri` from conf/.
+Every command follows one error policy (cli.py): a user error is one line and exit
+code 2, anything else a bug reported in one line with exit code 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
+from pathlib import Path
 
-import mlflow
-
+from logistic_regression import cli
+from logistic_regression.config import compose_config
 from logistic_regression.errors import KitError
 
 
 def _use_tracking_store(uri: str | None) -> None:
-    if uri:
-        mlflow.set_tracking_uri(uri)
-        return
-    if not os.environ.get("MLFLOW_TRACKING_URI"):
-        from logistic_regression.train import compose_config
+    from logistic_regression import tracking
 
-        mlflow.set_tracking_uri(compose_config([]).tracking.uri)
+    if uri:
+        tracking.use_uri(uri)
+    elif not os.environ.get("MLFLOW_TRACKING_URI"):
+        tracking.use_uri(compose_config([]).tracking.uri)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -40,6 +44,9 @@ def parser() -> argparse.ArgumentParser:
     )
     commands = top.add_subparsers(dest="command", required=True)
     commands.add_parser("train", help="train one run (Hydra overrides follow)", add_help=False)
+    commands.add_parser(
+        "sweep", help="a sweep: one string of Hydra sweep overrides", add_help=False
+    )
     reproduce = commands.add_parser("reproduce", help="re-run a recorded run and compare")
     reproduce.add_argument("run_id")
     reproduce.add_argument(
@@ -79,59 +86,58 @@ def main(argv: list[str] | None = None) -> int:
         from logistic_regression import train
 
         return train.main(args_list[1:])
+    if args_list[:1] == ["sweep"]:  # `mlflow run . -e sweep -P sweep="..."`: one string
+        from logistic_regression import train
+
+        return train.main(["-m", *[part for arg in args_list[1:] for part in shlex.split(arg)]])
     args = parser().parse_args(args_list)
     # MLflow draws a progress bar for every artifact download (reproduce reads a run's
     # config.yaml): noise around the kit's own one-line output. A user can turn it back on.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    try:
-        if args.command == "sync":
-            from logistic_regression.sync import sync
-            from logistic_regression.train import compose_config
+    return cli.guarded(lambda: command(args))
 
-            return sync(compose_config(args.overrides).storage)
-        _use_tracking_store(args.tracking_uri)
-        if args.command == "reproduce":
-            if args.tolerance < 0:
-                raise KitError(f"--tolerance={args.tolerance} is not allowed; it must be >= 0")
-            from logistic_regression.reproduce import reproduce
 
-            return reproduce(args.run_id, args.tolerance)
-        from logistic_regression import inspection
+def command(args: argparse.Namespace) -> int:
+    if args.command == "sync":
+        from logistic_regression.sync import sync
 
-        if args.command == "import":
-            from pathlib import Path
+        return sync(compose_config(args.overrides).storage)
+    _use_tracking_store(args.tracking_uri)
+    if args.command == "reproduce":
+        if args.tolerance < 0:
+            raise KitError(f"--tolerance={args.tolerance} is not allowed; it must be >= 0")
+        from logistic_regression.reproduce import reproduce
 
-            from logistic_regression.importer import import_file
+        return reproduce(args.run_id, args.tolerance)
+    if args.command == "import":
+        from logistic_regression.importer import import_file
 
-            added, present = import_file(Path(args.file), args.experiment)
-            print(
-                f"imported {added} runs into experiment {args.experiment!r}"
-                + (f" ({present} rows were already imported)" if present else "")
-            )
-            return 0
-        if args.command == "baseline":
-            from logistic_regression.tracking import mark_baseline
-
-            experiment = mark_baseline(args.run_id)
-            print(f"run {args.run_id} is now the baseline of experiment {experiment!r}")
-            return 0
-        if args.command == "best":
-            from logistic_regression.train import compose_config
-
-            experiment = args.experiment or compose_config([]).tracking.experiment_name
-            print(inspection.best_runs(args.metric, experiment, args.filter, args.top))
-            return 0
-        if bool(args.run_id) == bool(args.experiment):
-            raise KitError("inspect takes a RUN_ID or --experiment NAME (one of the two)")
+        added, present = import_file(Path(args.file), args.experiment)
         print(
-            inspection.run_tree(args.run_id)
-            if args.run_id
-            else inspection.experiment_table(args.experiment)
+            f"imported {added} runs into experiment {args.experiment!r}"
+            + (f" ({present} rows were already imported)" if present else "")
         )
         return 0
-    except KitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    if args.command == "baseline":
+        from logistic_regression.tracking import mark_baseline
+
+        experiment = mark_baseline(args.run_id)
+        print(f"run {args.run_id} is now the baseline of experiment {experiment!r}")
+        return 0
+    from logistic_regression import inspection
+
+    if args.command == "best":
+        experiment = args.experiment or compose_config([]).tracking.experiment_name
+        print(inspection.best_runs(args.metric, experiment, args.filter, args.top))
+        return 0
+    if bool(args.run_id) == bool(args.experiment):
+        raise KitError("inspect takes a RUN_ID or --experiment NAME (one of the two)")
+    print(
+        inspection.run_tree(args.run_id)
+        if args.run_id
+        else inspection.experiment_table(args.experiment)
+    )
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,34 +1,85 @@
 """Typed configuration: the schema Hydra checks `conf/` and every override against.
 
 The YAML files in `conf/` hold the defaults; these dataclasses hold the types, so a
-wrong type (`model.C=abc`) is refused while composing. `validate` then checks what
-types cannot express (ranges, allowed choices, solver/penalty pairs) before any
-MLflow run exists.
+wrong type (`model.C=abc`) is refused while composing (`compose_config`). `validate`
+then checks what types cannot express (ranges, allowed choices, solver/penalty pairs)
+before any MLflow run exists. The closed choices are the enums below, written once;
+fields keep the plain string spelling users type (`model.solver=newton-cg`).
+
+Light on purpose: Hydra and OmegaConf only, so the server script can read
+`conf/server.yaml` without importing scikit-learn or MLflow.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
 
 from logistic_regression.errors import ConfigError
 
-PENALTIES = ("l1", "l2", "elasticnet", "none")
-CLASS_WEIGHTS = ("none", "balanced")
-STORAGE_KINDS = ("local", "s3")
-SNAPSHOT_MODES = ("copy", "link")
-# Which penalties each scikit-learn solver can optimise (scikit-learn 1.9).
-SOLVER_PENALTIES: dict[str, tuple[str, ...]] = {
-    "lbfgs": ("l2", "none"),
-    "liblinear": ("l1", "l2"),
-    "newton-cg": ("l2", "none"),
-    "newton-cholesky": ("l2", "none"),
-    "sag": ("l2", "none"),
-    "saga": ("l1", "l2", "elasticnet", "none"),
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+class Penalty(StrEnum):
+    L1 = "l1"
+    L2 = "l2"
+    ELASTICNET = "elasticnet"
+    NONE = "none"
+
+
+class Solver(StrEnum):
+    LBFGS = "lbfgs"
+    LIBLINEAR = "liblinear"
+    NEWTON_CG = "newton-cg"
+    NEWTON_CHOLESKY = "newton-cholesky"
+    SAG = "sag"
+    SAGA = "saga"
+
+
+class ClassWeight(StrEnum):
+    NONE = "none"
+    BALANCED = "balanced"
+
+
+class StorageKind(StrEnum):
+    LOCAL = "local"
+    S3 = "s3"
+
+
+class SnapshotMode(StrEnum):
+    COPY = "copy"
+    LINK = "link"
+
+
+class Direction(StrEnum):
+    MAXIMIZE = "maximize"
+    MINIMIZE = "minimize"
+
+
+# Which penalties each scikit-learn solver can optimise (scikit-learn 1.9; a test fits
+# every pair to keep this true).
+SOLVER_PENALTIES: dict[Solver, tuple[Penalty, ...]] = {
+    Solver.LBFGS: (Penalty.L2, Penalty.NONE),
+    Solver.LIBLINEAR: (Penalty.L1, Penalty.L2),
+    Solver.NEWTON_CG: (Penalty.L2, Penalty.NONE),
+    Solver.NEWTON_CHOLESKY: (Penalty.L2, Penalty.NONE),
+    Solver.SAG: (Penalty.L2, Penalty.NONE),
+    Solver.SAGA: (Penalty.L1, Penalty.L2, Penalty.ELASTICNET, Penalty.NONE),
 }
+# The metrics every run records (cv_<m>_mean/std, cv_<m> per fold, test_<m>).
+METRIC_NAMES = ("accuracy", "roc_auc", "log_loss", "f1", "precision", "recall")
+# Of those, the ones where lower is better.
+LOWER_IS_BETTER = ("log_loss",)
+# What a sweep can rank its children by.
+SWEEP_METRICS = tuple(
+    f"{kind}_{m}{'_mean' if kind == 'cv' else ''}" for m in METRIC_NAMES for kind in ("cv", "test")
+)
 
 
 @dataclass
@@ -128,8 +179,6 @@ def register() -> None:
 
 register()
 
-METRIC_NAMES = ("accuracy", "roc_auc", "log_loss", "f1", "precision", "recall")
-
 
 def flatten_tree(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """`{"model": {"C": 0.5}}` -> `{"model.C": 0.5}`: the `group.key` names used everywhere."""
@@ -142,9 +191,10 @@ def flatten_tree(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _allowed(name: str, value: Any, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ConfigError(f"{name}={value!r} is not allowed; choose one of: {', '.join(allowed)}")
+def _allowed(name: str, value: Any, allowed: Iterable[str]) -> None:
+    choices = [str(choice) for choice in allowed]
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r} is not allowed; choose one of: {', '.join(choices)}")
 
 
 def validate(cfg: Config) -> None:
@@ -152,20 +202,20 @@ def validate(cfg: Config) -> None:
     m, e = cfg.model, cfg.evaluation
     if not m.C > 0:
         raise ConfigError(f"model.C={m.C} is not allowed; C must be a number > 0")
-    _allowed("model.penalty", m.penalty, PENALTIES)
-    _allowed("model.solver", m.solver, tuple(SOLVER_PENALTIES))
-    if m.penalty not in SOLVER_PENALTIES[m.solver]:
+    _allowed("model.penalty", m.penalty, Penalty)
+    _allowed("model.solver", m.solver, Solver)
+    if m.penalty not in SOLVER_PENALTIES[Solver(m.solver)]:
         able = [s for s, p in SOLVER_PENALTIES.items() if m.penalty in p]
         raise ConfigError(
             f"model.solver={m.solver!r} cannot fit model.penalty={m.penalty!r}; "
-            f"{m.solver} supports {', '.join(SOLVER_PENALTIES[m.solver])}, "
+            f"{m.solver} supports {', '.join(SOLVER_PENALTIES[Solver(m.solver)])}, "
             f"and {m.penalty} needs one of: {', '.join(able)}"
         )
     if not 0.0 <= m.l1_ratio <= 1.0:
         raise ConfigError(f"model.l1_ratio={m.l1_ratio} is not allowed; it must be in [0, 1]")
     if m.max_iter < 1:
         raise ConfigError(f"model.max_iter={m.max_iter} is not allowed; it must be >= 1")
-    _allowed("model.class_weight", m.class_weight, CLASS_WEIGHTS)
+    _allowed("model.class_weight", m.class_weight, ClassWeight)
     if e.cv_folds < 2:
         raise ConfigError(f"evaluation.cv_folds={e.cv_folds} is not allowed; it must be >= 2")
     if not 0.0 < e.test_size < 1.0:
@@ -176,10 +226,8 @@ def validate(cfg: Config) -> None:
     if not cfg.data.input:
         raise ConfigError("data.input is empty; give a built-in dataset name or a CSV/Parquet path")
     validate_storage(cfg.storage)
-    sweep_metrics = [f"{kind}_{m}" for m in METRIC_NAMES for kind in ("cv", "test")]
-    sweep_metrics = [f"{m}_mean" if m.startswith("cv_") else m for m in sweep_metrics]
-    _allowed("sweep.metric", cfg.sweep.metric, tuple(sweep_metrics))
-    _allowed("sweep.direction", cfg.sweep.direction, ("maximize", "minimize"))
+    _allowed("sweep.metric", cfg.sweep.metric, SWEEP_METRICS)
+    _allowed("sweep.direction", cfg.sweep.direction, Direction)
     if not cfg.notify.timeout_s > 0:
         raise ConfigError(
             f"notify.timeout_s={cfg.notify.timeout_s} is not allowed; it must be > 0 seconds"
@@ -197,8 +245,8 @@ def validate(cfg: Config) -> None:
 
 
 def validate_storage(s: StorageConfig) -> None:
-    _allowed("storage.kind", s.kind, STORAGE_KINDS)
-    _allowed("storage.snapshot", s.snapshot, SNAPSHOT_MODES)
+    _allowed("storage.kind", s.kind, StorageKind)
+    _allowed("storage.snapshot", s.snapshot, SnapshotMode)
     if s.kind == "s3" and not s.bucket:
         raise ConfigError("storage.bucket is empty; storage=s3 needs the bucket for artifacts")
     if "/" in s.bucket or s.bucket.startswith("s3:"):
@@ -237,3 +285,54 @@ def public(resolved: dict) -> dict:
         if cleaned.get(group, {}).get(key):
             cleaned[group][key] = "***"
     return cleaned
+
+
+def public_config(config: Config) -> dict:
+    """The resolved config as plain data, secrets replaced by `***`: what is recorded."""
+    return public(OmegaConf.to_container(OmegaConf.structured(config)))
+
+
+# -- composing conf/ ---------------------------------------------------------------
+
+
+def conf_dir() -> Path:
+    """`conf/` beside the package (a checkout), else in the working folder."""
+    for candidate in (PROJECT_DIR / "conf", Path.cwd() / "conf"):
+        if (candidate / "config.yaml").is_file():
+            return candidate
+    raise ConfigError(f"no conf/config.yaml found beside the package or in {Path.cwd()}")
+
+
+def compose(config_name: str, overrides: list[str]) -> Any:
+    """Compose `conf/<config_name>.yaml` with Hydra overrides into its typed object;
+    every Hydra/OmegaConf error becomes one ConfigError line."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+            composed = hydra_compose(config_name=config_name, overrides=overrides)
+        return OmegaConf.to_object(composed)
+    except (HydraException, OmegaConfBaseException, ValueError) as exc:
+        raise ConfigError(one_line(exc)) from exc
+
+
+def compose_config(overrides: list[str]) -> Config:
+    """Compose `conf/` with Hydra overrides into the typed run config."""
+    return compose("config", overrides)
+
+
+def one_line(exc: BaseException) -> str:
+    """The useful line of a Hydra/OmegaConf error: the innermost cause, with its key."""
+    inner = exc
+    while inner.__cause__ is not None:
+        inner = inner.__cause__
+    key = getattr(inner, "full_key", None)
+    message = (getattr(inner, "msg", None) or str(inner)).strip().splitlines()
+    text = message[0] if message else type(inner).__name__
+    outer = str(exc).strip().splitlines()
+    if key:
+        return f"invalid value for {key}: {text}"
+    return outer[0] if outer else text

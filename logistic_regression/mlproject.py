@@ -12,7 +12,7 @@ import re
 import shlex
 import sys
 
-from logistic_regression import train
+from logistic_regression import cli, train
 from logistic_regression.errors import ConfigError
 
 # MLproject parameter -> Hydra key. Free-text values are quoted for Hydra's grammar.
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         overrides = to_overrides(args)
     except ConfigError as exc:
-        return train.refuse(exc)
+        return cli.refuse(exc)
     return train.main(overrides)
 
 

@@ -14,9 +14,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import urllib.request
 from collections.abc import Mapping
+
+from logistic_regression import tracking
+from logistic_regression.config import Config
+from logistic_regression.uris import redact
 
 log = logging.getLogger("logistic_regression")
 
@@ -92,3 +97,21 @@ def send(url: str, body: dict, timeout: float) -> bool:
         log.warning("webhook notification %s; the run is not affected", result)
         return False
     return True
+
+
+def run_ended(config: Config, run_id: str, status: str, error: str = "") -> None:
+    """POST the ended run's summary to the webhook, if one is set (a failure is a warning)."""
+    if not config.notify.webhook_url or not run_id:
+        return
+    with tracking.bounded_store():
+        info, metrics = tracking.run_summary(run_id)
+    tracking_uri = redact(os.environ.get("MLFLOW_TRACKING_URI") or config.tracking.uri)
+    body = payload(
+        run_id,
+        info.run_name,
+        status,
+        metrics,
+        run_link(tracking_uri, info.experiment_id, run_id),
+        error,
+    )
+    send(config.notify.webhook_url, body, config.notify.timeout_s)

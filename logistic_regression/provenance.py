@@ -22,8 +22,6 @@ GIT_REPO_URL = "mlflow.source.git.repoURL"
 GIT_DIRTY = "mlflow.source.git.dirty"
 NOTE = "mlflow.note.content"
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
-
 
 @dataclass(frozen=True)
 class GitState:

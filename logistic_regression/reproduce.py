@@ -29,7 +29,8 @@ from logistic_regression import data, provenance, s3
 from logistic_regression.config import flatten_tree
 from logistic_regression.errors import KitError
 from logistic_regression.mlproject import hydra_quote
-from logistic_regression.tracking import ERROR_TAG, absolute_tracking_uri, redact
+from logistic_regression.tracking import ERROR_TAG, clip
+from logistic_regression.uris import absolute_tracking_uri, redact
 
 REPRODUCES_TAG = "reproduces"
 VERDICT_TAG = "reproduce.verdict"
@@ -329,7 +330,7 @@ def reproduce(run_id: str, tolerance: float = 0.0) -> int:
                 client.set_terminated(new_id, "FAILED")
             reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
             client.set_tag(new_id, VERDICT_TAG, "failed")
-            client.set_tag(new_id, ERROR_TAG, reason[:5000])
+            client.set_tag(new_id, ERROR_TAG, clip(reason))
             print(f"error: the rerun failed: {reason}", file=sys.stderr)
             return 1
         environment = _download(new_id, "environment.txt", scratch / "new")
@@ -345,6 +346,6 @@ def reproduce(run_id: str, tolerance: float = 0.0) -> int:
         mismatched.append("input_digest")
     client.set_tag(new_id, VERDICT_TAG, "reproduced" if result.reproduced else "not reproduced")
     if mismatched:
-        client.set_tag(new_id, MISMATCH_TAG, ", ".join(mismatched)[:5000])
+        client.set_tag(new_id, MISMATCH_TAG, clip(", ".join(mismatched)))
     print_comparison(recorded, new_id, result, tolerance)
     return 0 if result.reproduced else 1

@@ -23,8 +23,10 @@ from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
 
+from logistic_regression.config import PROJECT_DIR
+from logistic_regression.config import compose as compose_config_file
 from logistic_regression.errors import ConfigError, KitError
-from logistic_regression.provenance import PROJECT_DIR
+from logistic_regression.uris import absolute_tracking_uri
 
 
 @dataclass
@@ -42,20 +44,8 @@ ConfigStore.instance().store(name="base_server", node=ServerConfig)
 
 
 def compose(overrides: list[str]) -> ServerConfig:
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.errors import HydraException
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    from logistic_regression.train import conf_dir
-
-    try:
-        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-            composed = hydra_compose(config_name="server", overrides=overrides)
-        config = OmegaConf.to_object(composed)
-    except (HydraException, OmegaConfBaseException, ValueError) as exc:
-        raise ConfigError(str(exc).strip().splitlines()[0]) from exc
+    """`conf/server.yaml` with overrides, checked; errors are one line."""
+    config = compose_config_file("server", overrides)
     if not 0 < config.port < 65536:
         raise ConfigError(f"port={config.port} is not allowed; it must be 1-65535")
     if config.workers < 1:
@@ -70,8 +60,6 @@ def _in_project(path: str) -> Path:
 
 def backend_uri(config: ServerConfig) -> str:
     """A relative SQLite path is relative to the project folder, not to where you are."""
-    from logistic_regression.tracking import absolute_tracking_uri
-
     return absolute_tracking_uri(config.backend_store_uri, PROJECT_DIR)
 
 

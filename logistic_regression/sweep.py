@@ -4,164 +4,186 @@
     python -m logistic_regression.train -m hydra/launcher=joblib hydra.launcher.n_jobs=2 ...
     mlflow run . -e sweep -P sweep="model.C=0.01,0.1,1,10 model.penalty=l1,l2"
 
-`SweepCallback` (registered in conf/config.yaml) opens the parent run before the first
-job (or adopts the run `mlflow run -e sweep` made) and exports its id; each job then
-records a child run tagged `mlflow.parentRunId` (train.py). When the sweep ends the
-parent gets the best child (`sweep.best_run_id`, its swept values, `best_<metric>`), the
-counts, and `sweep_summary.html` (a table of the children and the metric against each
-swept parameter). A failing child is FAILED with its reason; the sweep goes on.
+The whole flow lives here. `SweepCallback` (registered in conf/config.yaml) opens the
+parent run before the first job (or adopts the run `mlflow run -e sweep` made) and
+exports its id in LOGREG_PARENT_RUN_ID, which reaches every job's process whatever the
+launcher; `run_child` records each configuration as a child run tagged
+`mlflow.parentRunId`. When the sweep ends the parent gets the best child
+(`sweep.best_run_id`, its swept values, `best_<metric>`), the counts, and
+`sweep_summary.html`. A failing child is FAILED with its reason; the sweep goes on.
 """
 
 from __future__ import annotations
 
 import os
-import shlex
 import sys
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+import time
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from logistic_regression.report import TEMPLATES, png_data_uri
-from logistic_regression.tracking import PARENT_VARIABLE
+from logistic_regression import notify, pipeline, provenance, report, sweep_summary, tracking
+from logistic_regression.artifacts import ArtifactWriter
+from logistic_regression.config import PROJECT_DIR, Config, compose_config, public_config
+from logistic_regression.errors import KitError, first_line
+from logistic_regression.uris import absolute_tracking_uri, redact
 
 SWEEP_TAG = "kit.sweep"
+# How the parent's id reaches each configuration, in this process or a launcher's.
+PARENT_VARIABLE = "LOGREG_PARENT_RUN_ID"
 
 
-@dataclass(frozen=True)
-class Child:
-    run_id: str
-    name: str
-    status: str
-    params: dict[str, str]
-    value: float | None
-    error: str
+def parent_run_id() -> str | None:
+    """The parent run of the sweep this process is a configuration of, if any."""
+    return os.environ.get(PARENT_VARIABLE) or None
 
 
-def best_child(children: list[Child], direction: str) -> Child | None:
-    scored = [c for c in children if c.status == "FINISHED" and c.value is not None]
-    if not scored:
-        return None
-    pick = max if direction == "maximize" else min
-    return pick(scored, key=lambda c: c.value)
+def run_hydra(args: list[str], task: Callable[[], Any]) -> int:
+    """Hydra's full command line (--help, --cfg job, -m) through `task`, its decorated
+    task function. After a multirun: exit code 1 when no configuration finished."""
+    sys.argv = [sys.argv[0], *args]
+    SweepCallback.outcomes.clear()
+    try:
+        task()
+    except SystemExit as stop:  # Hydra reports its own errors, then exits
+        _end_interrupted(f"the sweep stopped: exit code {stop.code}")
+        raise
+    outcomes = SweepCallback.outcomes
+    return 1 if outcomes and not any(outcomes) else 0
 
 
-def swept_parameters(children: list[Child]) -> list[str]:
-    """The params whose value differs between children: what the sweep varied."""
-    names = sorted({name for child in children for name in child.params})
-    return [
-        name
-        for name in names
-        if len({child.params.get(name) for child in children}) > 1
-        and not name.startswith(("input_", "output_"))
-    ]
+def run_child(config: Config, parent: str) -> float:
+    """One configuration of a sweep. Never raises: a failure is a FAILED child run with
+    its reason, and the sweep goes on. Returns the sweep metric (for Optuna), NaN if none."""
+    report.warm_up()  # once per process (a no-op after the first configuration), so the
+    tracking.warm_up_model_format()  # workers forked for each run inherit the imports
+    opened: list[str] = []
+    try:
+        summary = pipeline.run(config, parent_run_id=parent, on_open=opened.append)
+    except Exception as exc:
+        reason = redact(
+            str(exc) if isinstance(exc, KitError) else f"{type(exc).__name__}: {first_line(exc)}"
+        )
+        print(f"error: {reason}", file=sys.stderr)
+        if not opened:
+            tracking.record_failed_child(
+                parent,
+                pipeline.run_name(config),
+                reason,
+                tracking.config_params(public_config(config)),
+            )
+        return float("nan")
+    pipeline.print_summary(summary, os.environ.get("MLFLOW_TRACKING_URI") or config.tracking.uri)
+    value = tracking.metric_value(summary.run_id, config.sweep.metric)
+    return float("nan") if value is None else value
 
 
-def charts(children: list[Child], parameters: list[str], metric: str) -> dict[str, str]:
-    """The metric against each swept parameter, as inline PNG data URIs."""
-    import matplotlib
+def start_parent(config: Config) -> str:
+    """The parent run of a sweep: the run `mlflow run -e sweep` made, else a new one.
 
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    images: dict[str, str] = {}
-    scored = [c for c in children if c.value is not None]
-    if not scored:
-        return images
-    for name in parameters:
-        figure = Figure(figsize=(4.2, 3.0))
-        axes = figure.subplots()
-        values = [c.params.get(name, "") for c in scored]
-        try:
-            xs: list[Any] = [float(v) for v in values]
-            numeric = True
-        except ValueError:
-            xs, numeric = values, False
-        axes.scatter(xs, [c.value for c in scored])
-        if numeric and all(x > 0 for x in xs) and max(xs) / min(xs) >= 100:
-            axes.set_xscale("log")
-        axes.set_xlabel(name)
-        axes.set_ylabel(metric)
-        axes.grid(alpha=0.3)
-        images[name] = png_data_uri(figure)
-    return images
-
-
-def render_summary(
-    parent_id: str, children: list[Child], metric: str, direction: str
-) -> tuple[str, Child | None, list[str]]:
-    parameters = swept_parameters(children)
-    best = best_child(children, direction)
-    html = TEMPLATES.get_template("sweep.html.j2").render(
-        parent_id=parent_id,
-        children=sorted(
-            children,
-            key=lambda c: (
-                c.value is None,
-                -(c.value or 0) if direction == "maximize" else c.value or 0,
-            ),
-        ),
-        parameters=parameters,
-        metric=metric,
-        direction=direction,
-        best=best,
-        failed=sum(c.status != "FINISHED" for c in children),
-        images=charts(children, parameters, metric),
+    It also imports, once, what each configuration's forked workers would otherwise
+    import again every time (skops for the model, matplotlib for the charts)."""
+    report.warm_up()
+    tracking.warm_up_model_format()
+    tracking.use_tracking_uri(config.tracking)
+    existing = tracking.run_id_from_mlflow_run()
+    if existing:
+        return existing
+    git = provenance.git_state(PROJECT_DIR)
+    tags = provenance.tags(PROJECT_DIR, git, config.tracking.note)
+    experiment = tracking.experiment_id(
+        config.tracking.experiment_name, pipeline.artifact_location(config)
     )
-    return html, best, parameters
+    return tracking.start_parent(experiment, f"sweep-{time.strftime('%Y%m%d-%H%M%S')}", tags)
 
 
-def typed_config(config: DictConfig):
+def finish(config: Config, parent_id: str, aborted: str = "") -> bool:
+    """Best child, counts and the HTML summary on the parent, then its honest end.
+    Returns True when at least one configuration finished."""
+    metric, direction = config.sweep.metric, config.sweep.direction
+    children = [
+        sweep_summary.Child(
+            run_id=child.info.run_id,
+            name=child.info.run_name,
+            status=child.info.status,
+            params={k: v for k, v in child.data.params.items() if "." in k},
+            value=child.data.metrics.get(metric),
+            error=child.data.tags.get(tracking.ERROR_TAG, ""),
+        )
+        for child in tracking.child_runs(parent_id)
+    ]
+    html, best, swept = sweep_summary.render_summary(parent_id, children, metric, direction)
+    failed = sum(child.status != "FINISHED" for child in children)
+    tags = {
+        SWEEP_TAG: "aborted" if aborted else "finished",
+        "sweep.children": str(len(children)),
+        "sweep.failed": str(failed),
+        "sweep.metric": metric,
+        "sweep.direction": direction,
+        "sweep.parameters": ", ".join(swept),
+    }
+    if best is not None:
+        tags["sweep.best_run_id"] = best.run_id
+        tags.update({f"sweep.best.{name}": best.params.get(name, "") for name in swept})
+        tracking.log_metrics(parent_id, [(f"best_{metric}", best.value, 0)])
+    root = tracking.artifact_uri(parent_id)
+    tracking_uri = absolute_tracking_uri(tracking.use_tracking_uri(config.tracking))
+    with ArtifactWriter(parent_id, redact(tracking_uri), config.storage) as writer:
+        folder = writer.scratch("summary")
+        folder.mkdir()
+        (folder / sweep_summary.FILE_NAME).write_text(html, encoding="utf-8")
+        writer.adopt_folder(folder, root)
+        stored = writer.flush()
+    tracking.mark_artifacts(parent_id, stored.pending)
+    if aborted:
+        tags[tracking.ERROR_TAG] = aborted
+    elif best is None:
+        tags[tracking.ERROR_TAG] = f"all {len(children)} configurations failed"
+    status = "FINISHED" if best is not None and not aborted else "FAILED"
+    tracking.end_run(parent_id, status, tags)
+    notify.run_ended(config, parent_id, status, tags.get(tracking.ERROR_TAG, ""))
+    print(
+        f"Sweep {parent_id}: {len(children)} configurations, {failed} failed"
+        + (f"; best {metric} = {best.value:.4f} in run {best.run_id}" if best else "")
+    )
+    return best is not None
+
+
+def typed_config(config: DictConfig) -> Config:
     """The kit's typed config from a callback's config (without Hydra's own section,
     whose per-job values do not exist yet at multirun start)."""
-    from logistic_regression.config import Config
-
     kit_keys = [key for key in config if key != "hydra"]
     kit = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.masked_copy(config, kit_keys))
-    return OmegaConf.to_object(kit)
+    return OmegaConf.to_object(kit)  # type: ignore[return-value]
 
 
 class SweepCallback(Callback):
     """Hydra callback: the parent run around a multirun."""
 
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from logistic_regression import tracking
-        from logistic_regression.train import sweep_parent
+    # Whether each multirun of this process had a finished configuration (the exit code).
+    outcomes: ClassVar[list[bool]] = []
 
-        parent_id = sweep_parent(typed_config(config))
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        parent_id = start_parent(typed_config(config))
         os.environ[PARENT_VARIABLE] = parent_id
         tracking.log_tags(parent_id, {SWEEP_TAG: "running"})
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from logistic_regression.train import _sweep_outcome, finish_sweep
-
         parent_id = os.environ.pop(PARENT_VARIABLE, "")
         if not parent_id:
             return
         try:
-            _sweep_outcome.append(finish_sweep(typed_config(config), parent_id))
+            SweepCallback.outcomes.append(finish(typed_config(config), parent_id))
         except Exception as exc:  # Hydra would only warn: the parent must not stay RUNNING
-            from logistic_regression import tracking
-
             tracking.fail_run(parent_id, f"summarising the sweep failed: {exc}")
-            _sweep_outcome.append(False)
+            SweepCallback.outcomes.append(False)
             raise
 
 
-def main(argv: list[str] | None = None) -> int:
-    """`mlflow run . -e sweep -P sweep="..."`: one string of sweep overrides."""
-    from logistic_regression import train
-
-    args = list(sys.argv[1:] if argv is None else argv)
-    overrides = [part for arg in args for part in shlex.split(arg)]
-    return train.main(["-m", *overrides])
-
-
-def summary_path(folder: Path) -> Path:
-    return folder / "sweep_summary.html"
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def _end_interrupted(reason: str) -> None:
+    """A multirun that Hydra aborted (a bad override value) still ends its parent."""
+    parent = os.environ.pop(PARENT_VARIABLE, "")
+    if parent:
+        finish(compose_config([]), parent, aborted=reason)

@@ -9,7 +9,6 @@ instead of opening another one.
 from __future__ import annotations
 
 import os
-import re
 import time
 import warnings
 from collections.abc import Iterator, Mapping
@@ -29,6 +28,7 @@ from mlflow.types import ColSpec, Schema
 from logistic_regression.config import TrackingConfig, flatten_tree
 from logistic_regression.errors import KitError, StorageError, first_line
 from logistic_regression.provenance import GIT_DIRTY
+from logistic_regression.uris import redact
 
 ERROR_TAG = "kit.error"
 WARNINGS_TAG = "kit.warnings"
@@ -38,11 +38,20 @@ ARTIFACTS_TAG = "kit.artifacts"
 PENDING_TAG = "kit.artifacts_pending"
 PENDING_ERROR = "artifacts not stored"
 PARENT_TAG = "mlflow.parentRunId"
-# Set by the sweep callback (sweep.py) while a multirun is in progress.
-PARENT_VARIABLE = "LOGREG_PARENT_RUN_ID"
-# MLflow refuses param values longer than this (MAX_PARAM_VAL_LENGTH in MLflow 3.x).
-MAX_PARAM_LENGTH = 6000
+# MLflow refuses param values longer than this (MAX_PARAM_VAL_LENGTH in MLflow 3.x); the
+# kit clips every param and tag value it writes to it (tags allow more, none needs it).
+MAX_VALUE_LENGTH = 6000
 TRUNCATION_MARK = "...[truncated]"
+# How long an error handler waits for a tracking server before giving up on it.
+ERROR_PATH_TIMEOUT_S = 10.0
+_HTTP_BOUND = ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")
+
+
+def clip(text: str) -> str:
+    """`text` cut to MLflow's value length, marked when cut."""
+    if len(text) <= MAX_VALUE_LENGTH:
+        return text
+    return text[: MAX_VALUE_LENGTH - len(TRUNCATION_MARK)] + TRUNCATION_MARK
 
 
 def use_tracking_uri(tracking: TrackingConfig) -> str:
@@ -56,26 +65,9 @@ def use_uri(uri: str) -> None:
     mlflow.set_tracking_uri(uri)
 
 
-def absolute_tracking_uri(uri: str, base: Path | None = None) -> str:
-    """A relative `sqlite:///mlflow.db` made absolute (against `base`, default the working
-    folder), so a child process in another folder records into the same store."""
-    prefix = "sqlite:///"
-    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
-        return prefix + str(((base or Path.cwd()) / uri[len(prefix) :]).resolve())
-    return uri
-
-
 def run_id_from_mlflow_run() -> str | None:
     """The run `mlflow run` created for this process, if it did."""
     return os.environ.get("MLFLOW_RUN_ID") or None
-
-
-_URI_PASSWORD = re.compile(r"(?P<scheme>[A-Za-z][\w+.-]*://)(?P<user>[^/@:\s]*):[^/@\s]*@")
-
-
-def redact(text: str) -> str:
-    """Hide the password of any `scheme://user:password@host` in a value bound for MLflow."""
-    return _URI_PASSWORD.sub(r"\g<scheme>\g<user>:***@", text)
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -83,17 +75,22 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     values cut to MLflow's length limit."""
     flat: dict[str, str] = {}
     for name, value in flatten_tree(tree, prefix).items():
-        text = redact(str(value))
-        if len(text) > MAX_PARAM_LENGTH:
-            text = text[: MAX_PARAM_LENGTH - len(TRUNCATION_MARK)] + TRUNCATION_MARK
-        flat[name] = text
+        flat[name] = clip(redact(str(value)))
     return flat
+
+
+def config_params(resolved: dict) -> dict[str, str]:
+    """The resolved config as `group.key` params; top-level values (seed) as `run.<key>`,
+    since `mlflow run` already logs its own `seed` parameter (empty when defaulted)."""
+    nested = {key: value for key, value in resolved.items() if isinstance(value, dict)}
+    top = {key: value for key, value in resolved.items() if not isinstance(value, dict)}
+    return {**flatten(nested), **flatten(top, "run.")}
 
 
 def fail_run(run_id: str, reason: str, status: str = "FAILED") -> None:
     """Record why a run stopped and end it; used for runs this process did not open itself."""
     client = MlflowClient()
-    client.set_tag(run_id, ERROR_TAG, reason[:MAX_PARAM_LENGTH])
+    client.set_tag(run_id, ERROR_TAG, clip(reason))
     client.set_terminated(run_id, status)
 
 
@@ -118,22 +115,43 @@ def check_artifact_location(actual: str, wanted: str | None, what: str) -> None:
 
 
 @contextmanager
+def bounded_store(timeout_s: float = ERROR_PATH_TIMEOUT_S) -> Iterator[None]:
+    """For error handlers: calls to a tracking server inside give up after one try of at
+    most `timeout_s` instead of MLflow's minutes of retries (the store may be what failed)."""
+    saved = {name: os.environ.get(name) for name in _HTTP_BOUND}
+    os.environ.update(
+        {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": f"{timeout_s:g}"}
+    )
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextmanager
 def active_run(
     tracking: TrackingConfig,
     run_name: str,
     tags: Mapping[str, str],
     artifact_location: str | None = None,
+    parent_run_id: str | None = None,
 ) -> Iterator[mlflow.ActiveRun]:
     """Open (or continue) the run, tag it, and always end it with an honest status.
-    `artifact_location`: where a new experiment keeps its artifacts (None: MLflow's default)."""
-    parent = os.environ.get(PARENT_VARIABLE)
-    existing = None if parent else run_id_from_mlflow_run()
-    if parent:  # a configuration of a sweep: a child of the sweep's parent run
+    `artifact_location`: where a new experiment keeps its artifacts (None: MLflow's default).
+    `parent_run_id`: open a child of that run (a sweep's configuration)."""
+    existing = None if parent_run_id else run_id_from_mlflow_run()
+    if parent_run_id:
         # Created by the client: the fluent API would resume MLFLOW_RUN_ID (the parent,
         # when `mlflow run -e sweep` started the sweep) instead of opening a new run.
         client = MlflowClient()
-        experiment = client.get_run(parent).info.experiment_id
-        child = client.create_run(experiment, run_name=run_name, tags={**tags, PARENT_TAG: parent})
+        experiment = client.get_run(parent_run_id).info.experiment_id
+        child = client.create_run(
+            experiment, run_name=run_name, tags={**tags, PARENT_TAG: parent_run_id}
+        )
         run = mlflow.start_run(run_id=child.info.run_id)
     elif existing:
         run = mlflow.start_run(run_id=existing)
@@ -150,12 +168,14 @@ def active_run(
     try:
         yield run
     except KeyboardInterrupt:
-        mlflow.set_tag(ERROR_TAG, "interrupted (KeyboardInterrupt)")
-        mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
+        with bounded_store():
+            mlflow.set_tag(ERROR_TAG, "interrupted (KeyboardInterrupt)")
+            mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
         raise
     except BaseException as exc:
-        mlflow.set_tag(ERROR_TAG, f"{type(exc).__name__}: {first_line(exc)}"[:MAX_PARAM_LENGTH])
-        mlflow.end_run(RunStatus.to_string(RunStatus.FAILED))
+        with bounded_store():
+            mlflow.set_tag(ERROR_TAG, clip(f"{type(exc).__name__}: {first_line(exc)}"))
+            mlflow.end_run(RunStatus.to_string(RunStatus.FAILED))
         raise
     else:
         mlflow.end_run(RunStatus.to_string(RunStatus.FINISHED))
@@ -254,6 +274,10 @@ def finalize_model(model_id: str) -> None:
     MlflowClient().finalize_logged_model(model_id, "READY")
 
 
+def run_status(run_id: str) -> str:
+    return MlflowClient().get_run(run_id).info.status
+
+
 def artifact_uri(run_id: str) -> str:
     return MlflowClient().get_run(run_id).info.artifact_uri
 
@@ -266,9 +290,7 @@ def mark_artifacts(run_id: str, pending: list[str]) -> None:
         if PENDING_TAG in client.get_run(run_id).data.tags:
             client.delete_tag(run_id, PENDING_TAG)
         return
-    listing = f"{len(pending)} files: " + ", ".join(pending)
-    if len(listing) > MAX_PARAM_LENGTH:
-        listing = listing[: MAX_PARAM_LENGTH - len(TRUNCATION_MARK)] + TRUNCATION_MARK
+    listing = clip(f"{len(pending)} files: " + ", ".join(pending))
     client.log_batch(run_id, tags=[RunTag(ARTIFACTS_TAG, "pending"), RunTag(PENDING_TAG, listing)])
 
 
@@ -309,7 +331,7 @@ def record_failed_child(parent: str, run_name: str, reason: str, params: Mapping
     run = client.create_run(
         experiment,
         run_name=run_name,
-        tags={PARENT_TAG: parent, ERROR_TAG: reason[:MAX_PARAM_LENGTH]},
+        tags={PARENT_TAG: parent, ERROR_TAG: clip(reason)},
     )
     log_params(run.info.run_id, params)
     client.set_terminated(run.info.run_id, "FAILED")

@@ -15,8 +15,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from logistic_regression.config import Config
-from logistic_regression.train import compose_config
+from logistic_regression.config import Config, compose_config
 
 PROJECT = Path(__file__).resolve().parent.parent
 GIT_IDENTITY = {

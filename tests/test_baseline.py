@@ -9,7 +9,7 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from logistic_regression import train
+from logistic_regression import pipeline
 from logistic_regression.__main__ import main as cli
 from logistic_regression.errors import KitError
 from logistic_regression.tracking import mark_baseline
@@ -21,7 +21,7 @@ def run_with(config, C: float) -> str:
         model=dataclasses.replace(config.model, C=C),
         tracking=dataclasses.replace(config.tracking, experiment_name="baselines"),
     )
-    return train.run(cfg).run_id
+    return pipeline.run(cfg).run_id
 
 
 def test_later_runs_log_and_report_their_ratio_and_difference_to_the_baseline(config, capsys):

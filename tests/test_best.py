@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from logistic_regression import train
+from logistic_regression import pipeline
 from logistic_regression.__main__ import main as cli
 from logistic_regression.errors import KitError
 from logistic_regression.inspection import best_runs
@@ -30,7 +30,7 @@ def make_runs(config, uri, monkeypatch):
             model=dataclasses.replace(config.model, C=C, penalty=penalty, solver=solver),
             tracking=dataclasses.replace(config.tracking, experiment_name="best"),
         )
-        runs[(C, penalty)] = train.run(cfg)
+        runs[(C, penalty)] = pipeline.run(cfg)
     return runs
 
 

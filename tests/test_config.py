@@ -4,9 +4,8 @@ import dataclasses
 
 import pytest
 
-from logistic_regression.config import SOLVER_PENALTIES, validate
+from logistic_regression.config import SOLVER_PENALTIES, compose_config, validate
 from logistic_regression.errors import ConfigError
-from logistic_regression.train import compose_config
 
 
 def test_defaults_compose_into_the_typed_config(base_config):

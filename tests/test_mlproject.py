@@ -2,9 +2,9 @@
 
 import pytest
 
+from logistic_regression.config import compose_config
 from logistic_regression.errors import ConfigError
 from logistic_regression.mlproject import PARAMETERS, to_overrides
-from logistic_regression.train import compose_config
 
 
 def test_empty_values_keep_the_conf_defaults(base_config):

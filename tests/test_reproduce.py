@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 from servers import free_port
 
 from logistic_regression import provenance
+from logistic_regression.config import compose_config
 from logistic_regression.data import read_table
 from logistic_regression.reproduce import (
     NotReproducible,
@@ -20,7 +21,6 @@ from logistic_regression.reproduce import (
     replay_overrides,
     reproduce,
 )
-from logistic_regression.train import compose_config
 
 
 def recorded_run(config, tags: dict[str, str], digest: str | None = None) -> str:

@@ -65,12 +65,12 @@ def test_a_run_on_s3_input_records_its_uri_digest_and_etag(s3_env, config, cance
 
     from mlflow.tracking import MlflowClient
 
-    from logistic_regression import train
+    from logistic_regression import pipeline
 
     s3_env.client().put_object(Bucket="kit", Key="runs/input.csv", Body=cancer_csv)
     uri = "s3://kit/runs/input.csv"
     config = dataclasses.replace(config, data=dataclasses.replace(config.data, input=uri))
-    summary = train.run(config)
+    summary = pipeline.run(config)
     run = MlflowClient().get_run(summary.run_id)
     assert run.info.status == "FINISHED"
     assert run.data.params["input_path"] == uri

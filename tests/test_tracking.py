@@ -19,7 +19,7 @@ def test_flatten_nested_config():
 def test_long_values_are_cut_to_mlflow_limit_and_accepted(config):
     long = "x" * 10_000
     flat = tracking.flatten({"data": {"input": long}})
-    assert len(flat["data.input"]) == tracking.MAX_PARAM_LENGTH
+    assert len(flat["data.input"]) == tracking.MAX_VALUE_LENGTH
     assert flat["data.input"].endswith(tracking.TRUNCATION_MARK)
     mlflow.set_experiment("long-values")  # never rely on an experiment another test chose
     with mlflow.start_run() as run:

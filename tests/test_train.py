@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from logistic_regression import provenance, train
+from logistic_regression import pipeline, provenance, train
+from logistic_regression.config import PROJECT_DIR
 from logistic_regression.errors import ConfigError, DataError
 
 
@@ -21,7 +22,7 @@ def test_a_run_records_everything_needed_to_reproduce_it(config):
         config, tracking=dataclasses.replace(config.tracking, note="first try <b>bold</b>")
     )
     config = dataclasses.replace(config, model=dataclasses.replace(config.model, C=0.5))
-    summary = train.run(config)
+    summary = pipeline.run(config)
     client = MlflowClient()
     run = client.get_run(summary.run_id)
 
@@ -37,10 +38,10 @@ def test_a_run_records_everything_needed_to_reproduce_it(config):
 
     tags = run.data.tags
     assert tags["mlflow.note.content"] == "first try <b>bold</b>"
-    state = provenance.git_state(provenance.PROJECT_DIR)
+    state = provenance.git_state(PROJECT_DIR)
     assert tags["mlflow.source.git.commit"] == state.commit
     assert tags["mlflow.source.git.dirty"] == str(state.dirty).lower()
-    assert tags["mlflow.source.name"] == provenance.source_name(provenance.PROJECT_DIR, state)
+    assert tags["mlflow.source.name"] == provenance.source_name(PROJECT_DIR, state)
 
     metrics = run.data.metrics
     for name in ("accuracy", "roc_auc", "log_loss", "f1", "precision", "recall"):
@@ -74,8 +75,8 @@ def test_a_run_records_everything_needed_to_reproduce_it(config):
 
 
 def test_reruns_give_identical_metrics(config):
-    first = MlflowClient().get_run(train.run(config).run_id).data.metrics
-    second = MlflowClient().get_run(train.run(config).run_id).data.metrics
+    first = MlflowClient().get_run(pipeline.run(config).run_id).data.metrics
+    second = MlflowClient().get_run(pipeline.run(config).run_id).data.metrics
     assert first == second
 
 
@@ -92,7 +93,7 @@ def test_bad_input_creates_no_run(config, group, change, error):
         config, **{group: dataclasses.replace(getattr(config, group), **change)}
     )
     with pytest.raises(error):
-        train.run(bad)
+        pipeline.run(bad)
     assert MlflowClient().search_experiments(filter_string="name = 'logistic-regression'") == []
 
 

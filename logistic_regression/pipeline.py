@@ -1,0 +1,342 @@
+"""One run, start to end: the orchestration of the pure steps and the edges.
+
+    prepare   config checked, stores reachable, data loaded, model built, git read:
+              everything that can be refused is refused here, before a run exists
+    record    inside one MLflow run: params and dataset, evaluation, the model saved in
+              the background, metrics, predictions, report and files into the spool
+    settle    wait (bounded) for the uploads, then the run's honest end
+
+`run` reads as that list; each step takes the typed `RunContext`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from omegaconf import OmegaConf
+from sklearn.pipeline import Pipeline
+
+from logistic_regression import data, evaluate, model, outputs, provenance, report, s3, tracking
+from logistic_regression.artifacts import ArtifactWriter
+from logistic_regression.background import Background
+from logistic_regression.config import (
+    METRIC_NAMES,
+    PROJECT_DIR,
+    Config,
+    Penalty,
+    StorageKind,
+    public_config,
+    validate,
+)
+from logistic_regression.errors import KitError
+from logistic_regression.uris import absolute_tracking_uri, redact
+
+log = logging.getLogger("logistic_regression")
+
+# Package versions the report lists (environment.txt holds every package).
+KEY_PACKAGES = ("mlflow", "scikit-learn", "numpy", "pandas", "scipy", "hydra-core", "boto3")
+
+
+class ArtifactsPending(KitError):
+    """Uploads did not all finish; the files wait in the spool for `sync`."""
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What the console prints when a run finished."""
+
+    run_id: str
+    run_name: str
+    headline: str
+    cv_mean: float
+    cv_std: float
+    test_value: float
+    report_uri: str
+    output_path: str
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Everything known before the run exists."""
+
+    config: Config
+    dataset: data.Dataset
+    estimator: Pipeline
+    git: provenance.GitState | None
+    tags: dict[str, str]
+    name: str
+    tracking_uri: str
+    artifact_location: str | None
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """One open run: what was prepared, where it records, and its background helpers."""
+
+    prepared: Prepared
+    run_id: str
+    run_root: str
+    params: dict[str, str]
+    background: Background
+    writer: ArtifactWriter
+
+    @property
+    def config(self) -> Config:
+        return self.prepared.config
+
+    @property
+    def dataset(self) -> data.Dataset:
+        return self.prepared.dataset
+
+
+def run(
+    config: Config,
+    parent_run_id: str | None = None,
+    on_open: Callable[[str], None] | None = None,
+) -> RunSummary:
+    """Train, evaluate, report and record one run; returns what the console prints.
+    `parent_run_id`: record as a child of that run (a sweep's configuration).
+    `on_open(run_id)`: told as soon as the run exists."""
+    prepared = prepare(config)
+    with (
+        Background(report.warm_up) as background,
+        tracking.active_run(
+            config.tracking,
+            prepared.name,
+            prepared.tags,
+            prepared.artifact_location,
+            parent_run_id,
+        ) as active,
+    ):
+        run_id = active.info.run_id
+        if on_open is not None:
+            on_open(run_id)
+        run_root = tracking.artifact_uri(run_id)
+        tracking.check_artifact_location(run_root, prepared.artifact_location, f"run {run_id}")
+        to_s3 = run_root.startswith("s3://") or outputs.is_s3(config.data.output)
+        with ArtifactWriter(
+            run_id, redact(prepared.tracking_uri), config.storage, warm_s3=to_s3
+        ) as writer:
+            tracking.log_tags(run_id, {tracking.ARTIFACTS_TAG: "pending"})
+            context = RunContext(
+                prepared=prepared,
+                run_id=run_id,
+                run_root=run_root,
+                params=tracking.config_params(public_config(config)),
+                background=background,
+                writer=writer,
+            )
+            summary = record(context)
+            settle(context)
+    return summary
+
+
+def prepare(config: Config) -> Prepared:
+    """Check and load everything a run needs; a problem is a KitError before any run."""
+    validate(config)
+    check_storage(config)
+    dataset = data.load(config.data.input, config.data.target)
+    evaluate.check_feasible(dataset, config.evaluation)
+    git = provenance.git_state(PROJECT_DIR)
+    return Prepared(
+        config=config,
+        dataset=dataset,
+        estimator=model.build(config.model, config.seed),
+        git=git,
+        tags=provenance.tags(PROJECT_DIR, git, config.tracking.note),
+        name=run_name(config),
+        tracking_uri=absolute_tracking_uri(tracking.use_tracking_uri(config.tracking)),
+        artifact_location=artifact_location(config),
+    )
+
+
+def check_storage(config: Config) -> None:
+    """Everything about the stores that can be known before any work: endpoint, bucket,
+    credentials, and the output destination."""
+    s3.use_endpoint(config.storage.endpoint)
+    if config.storage.kind == StorageKind.S3:
+        s3.check_bucket(f"s3://{config.storage.bucket}")
+    outputs.check_destination(config.data.output)
+
+
+def run_name(config: Config) -> str:
+    if config.tracking.run_name:
+        return config.tracking.run_name
+    m = config.model
+    if m.penalty == Penalty.NONE:
+        return "logreg-nopenalty"
+    suffix = f"{m.penalty}{m.l1_ratio:g}" if m.penalty == Penalty.ELASTICNET else m.penalty
+    return f"logreg-C{m.C:g}-{suffix}"
+
+
+def artifact_location(config: Config) -> str | None:
+    """Where experiments the kit creates keep their artifacts: an S3 prefix for storage=s3,
+    MLflow's default (./mlruns, or the tracking server's) otherwise."""
+    if config.storage.kind != StorageKind.S3:
+        return None
+    prefix = config.storage.prefix.strip("/")
+    parts = [config.storage.bucket, *([prefix] if prefix else []), config.tracking.experiment_name]
+    return "s3://" + "/".join(parts)
+
+
+def metric_records(result: evaluate.Evaluation) -> list[tuple[str, float, int]]:
+    """cv_<m>_mean/std, cv_<m>_fold_<k> (and cv_<m> at step k for charts), test_<m>."""
+    records: list[tuple[str, float, int]] = []
+    for name in METRIC_NAMES:
+        records.append((f"cv_{name}_mean", result.cv_mean(name), 0))
+        records.append((f"cv_{name}_std", result.cv_std(name), 0))
+        for k, fold in enumerate(result.folds, start=1):
+            records.append((f"cv_{name}_fold_{k}", fold[name], 0))
+            records.append((f"cv_{name}", fold[name], k))
+        records.append((f"test_{name}", result.test[name], 0))
+    return records
+
+
+def record(context: RunContext) -> RunSummary:
+    """The body of a run: everything logged, nothing waiting for the network."""
+    config, dataset, writer = context.config, context.dataset, context.writer
+    installed = context.background.submit(provenance.installed_packages)
+    tracking.log_params(context.run_id, context.params)
+    tracking.log_dataset(
+        dataset.frame,
+        dataset.ref.uri,
+        Path(dataset.ref.uri).name,
+        config.data.target,
+        dataset.ref.digest,
+    )
+    result = evaluate.evaluate(dataset, context.prepared.estimator, config.evaluation, config.seed)
+    model_id, model_root = tracking.create_model(context.run_id, context.params)
+    model_folder = writer.scratch("model")
+    saved = context.background.submit(
+        tracking.save_model,
+        result.model,
+        result.split.X_train.head(5),
+        str(model_folder),
+        context.run_id,
+        model_id,
+        model_root,
+    )
+    records = metric_records(result)
+    tracking.log_metrics(context.run_id, records)
+    baseline = tracking.compare_with_baseline(
+        context.run_id, {k: v for k, v, step in records if not step}
+    )
+    predictions = evaluate.predictions_table(result)
+    output_path = outputs.write_predictions(predictions, config.data.output, context.run_id, writer)
+    data_params = data_provenance(dataset, output_path)
+    tracking.log_params(context.run_id, data_params)
+    if result.warnings:
+        tracking.log_tags(context.run_id, {tracking.WARNINGS_TAG: " | ".join(result.warnings)})
+        for warning in result.warnings:
+            log.warning(warning)
+
+    packages = installed()
+    report_input = report.ReportInput(
+        run_id=context.run_id,
+        run_name=context.prepared.name,
+        note=config.tracking.note,
+        params=context.params,
+        folds=result.folds,
+        test=result.test,
+        confusion=result.confusion,
+        labels=[str(label) for label in sorted(dataset.target.unique())],
+        roc_curve=result.roc_curve,
+        pr_curve=result.pr_curve,
+        coefficients=model.coefficients(result.model, list(dataset.features.columns)),
+        provenance={
+            **context.prepared.tags,
+            **data_params,
+            "python": provenance.python_version(),
+        },
+        packages={k: v for k, v in packages.items() if k in KEY_PACKAGES},
+        warnings=result.warnings,
+        baseline=baseline,
+    )
+    images = context.background.submit(report.plots, report_input)
+    write_run_files(context, predictions, packages, report.render(report_input, images()))
+    saved()
+    writer.adopt_folder(model_folder, model_root)
+    writer.finalize_model_when_stored(model_id)
+
+    headline = config.evaluation.headline_metric
+    return RunSummary(
+        run_id=context.run_id,
+        run_name=context.prepared.name,
+        headline=headline,
+        cv_mean=result.cv_mean(headline),
+        cv_std=result.cv_std(headline),
+        test_value=result.test[headline],
+        report_uri=context.run_root + "/report.html",
+        output_path=output_path,
+    )
+
+
+def data_provenance(dataset: data.Dataset, output_path: str) -> dict[str, str]:
+    """Where the data came from (with its digest, ETag, version) and where predictions went."""
+    params = {
+        "input_path": dataset.ref.uri,
+        "input_digest": dataset.ref.digest,
+        "output_path": output_path,
+    }
+    if dataset.ref.etag:
+        params["input_etag"] = dataset.ref.etag
+    if dataset.ref.version:
+        params["input_version"] = dataset.ref.version
+    return params
+
+
+def write_run_files(
+    context: RunContext, predictions: pd.DataFrame, packages: dict[str, str], html: str
+) -> None:
+    """The run's own files, written straight into the spool (adopted without a copy)."""
+    staging = context.writer.scratch("artifacts")
+    staging.mkdir()
+    git = context.prepared.git
+    (staging / "predictions.csv").write_text(predictions.to_csv(index=False))
+    (staging / "features.txt").write_text("\n".join(context.dataset.features.columns) + "\n")
+    (staging / "config.yaml").write_text(OmegaConf.to_yaml(public_config(context.config)))
+    (staging / "environment.txt").write_text(provenance.environment_lock(packages))
+    if git is not None and git.dirty:
+        (staging / "uncommitted.patch").write_text(git.patch)
+    (staging / "report.html").write_text(html, encoding="utf-8")
+    context.writer.adopt_folder(staging, context.run_root)
+
+
+def settle(context: RunContext) -> None:
+    """Wait (bounded) for every upload; models READY, the registry, or ArtifactsPending."""
+    run_id, writer, registry = context.run_id, context.writer, context.config.registry
+    stored = writer.flush()
+    if stored.complete:
+        for model_id in writer.journal.models:
+            tracking.finalize_model(model_id)
+    tracking.mark_artifacts(run_id, stored.pending)
+    if stored.complete and registry.register:
+        for model_id in writer.journal.models:
+            version = tracking.register_model(model_id, registry.model_name)
+            label = f"{registry.model_name}/{version}"
+            tracking.log_tags(run_id, {"kit.registered_model": label})
+            print(f"Registered model {registry.model_name} version {version} (models:/{label})")
+    if not stored.complete:
+        reason = stored.errors[0] if stored.errors else "upload time limit reached"
+        raise ArtifactsPending(
+            f"{tracking.PENDING_ERROR}: {len(stored.pending)} of "
+            f"{stored.uploaded + len(stored.pending)} files are kept in "
+            f"{writer.folder} ({reason}); run `python -m logistic_regression sync` "
+            "when the store is back"
+        )
+
+
+def print_summary(summary: RunSummary, tracking_uri: str) -> None:
+    print(f"Run {summary.run_id} ({summary.run_name}) finished")
+    print(f"  CV {summary.headline}: {summary.cv_mean:.4f} ± {summary.cv_std:.4f}")
+    print(f"  test {summary.headline}: {summary.test_value:.4f}")
+    print(f"  report: {summary.report_uri}")
+    print(f"  predictions: {summary.output_path}")
+    if tracking_uri.startswith(("http://", "https://")):
+        print(f"  UI: {redact(tracking_uri)}")
+    else:
+        print(f"  UI: mlflow ui --backend-store-uri {redact(tracking_uri)}")
