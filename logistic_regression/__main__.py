@@ -30,12 +30,12 @@ from logistic_regression.errors import KitError
 
 
 def _use_tracking_store(uri: str | None) -> None:
-    from logistic_regression import tracking
+    from logistic_regression.tracking import runs
 
     if uri:
-        tracking.use_uri(uri)
+        runs.use_uri(uri)
     elif not os.environ.get("MLFLOW_TRACKING_URI"):
-        tracking.use_uri(compose_config([]).tracking.uri)
+        runs.use_uri(compose_config([]).tracking.uri)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -119,7 +119,7 @@ def command(args: argparse.Namespace) -> int:
         )
         return 0
     if args.command == "baseline":
-        from logistic_regression.tracking import mark_baseline
+        from logistic_regression.tracking.baselines import mark_baseline
 
         experiment = mark_baseline(args.run_id)
         print(f"run {args.run_id} is now the baseline of experiment {experiment!r}")

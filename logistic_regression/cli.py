@@ -49,14 +49,14 @@ def refuse(exc: KitError) -> int:
 
 def fail_pending_mlflow_run(reason: str) -> None:
     """`mlflow run` created a run before starting us; never leave it RUNNING."""
-    from logistic_regression import tracking
+    from logistic_regression.tracking import runs
 
-    run_id = tracking.run_id_from_mlflow_run()
+    run_id = runs.run_id_from_mlflow_run()
     if not run_id:
         return
     try:
-        with tracking.bounded_store():
-            if tracking.run_status(run_id) == "RUNNING":
-                tracking.fail_run(run_id, reason)
+        with runs.bounded_store():
+            if runs.run_status(run_id) == "RUNNING":
+                runs.fail_run(run_id, reason)
     except Exception as exc:  # the store is gone too: say so, do not mask the first error
         log.warning("could not mark run %s FAILED: %s", run_id, redact(first_line(exc)))

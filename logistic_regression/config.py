@@ -74,7 +74,9 @@ SOLVER_PENALTIES: dict[Solver, tuple[Penalty, ...]] = {
 }
 # The metrics every run records (cv_<m>_mean/std, cv_<m> per fold, test_<m>).
 METRIC_NAMES = ("accuracy", "roc_auc", "log_loss", "f1", "precision", "recall")
-# Of those, the ones where lower is better.
+# The few metrics that summarise a run: notifications and baseline comparisons use them.
+KEY_METRICS = ("cv_roc_auc_mean", "test_roc_auc", "test_accuracy", "test_f1", "test_log_loss")
+# Of the metric names, the ones where lower is better.
 LOWER_IS_BETTER = ("log_loss",)
 # What a sweep can rank its children by.
 SWEEP_METRICS = tuple(

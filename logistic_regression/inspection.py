@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from logistic_regression.config import LOWER_IS_BETTER
 from logistic_regression.errors import KitError, first_line
 
 KEY_METRICS = ("cv_roc_auc_mean", "cv_roc_auc_std", "test_roc_auc", "test_accuracy")
@@ -95,7 +96,6 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     ]
 
 
-LOWER_IS_BETTER = ("log_loss",)
 BEST_PARAMS = ("model.C", "model.penalty", "model.solver", "model.l1_ratio")
 
 

@@ -19,13 +19,12 @@ import threading
 import urllib.request
 from collections.abc import Mapping
 
-from logistic_regression import tracking
-from logistic_regression.config import Config
+from logistic_regression.config import KEY_METRICS, Config
+from logistic_regression.tracking import runs
 from logistic_regression.uris import redact
 
 log = logging.getLogger("logistic_regression")
 
-KEY_METRICS = ("cv_roc_auc_mean", "test_roc_auc", "test_accuracy", "test_log_loss", "test_f1")
 
 
 def run_link(tracking_uri: str, experiment_id: str, run_id: str) -> str:
@@ -103,8 +102,8 @@ def run_ended(config: Config, run_id: str, status: str, error: str = "") -> None
     """POST the ended run's summary to the webhook, if one is set (a failure is a warning)."""
     if not config.notify.webhook_url or not run_id:
         return
-    with tracking.bounded_store():
-        info, metrics = tracking.run_summary(run_id)
+    with runs.bounded_store():
+        info, metrics = runs.run_summary(run_id)
     tracking_uri = redact(os.environ.get("MLFLOW_TRACKING_URI") or config.tracking.uri)
     body = payload(
         run_id,

@@ -20,7 +20,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 from sklearn.pipeline import Pipeline
 
-from logistic_regression import data, evaluate, model, outputs, provenance, report, s3, tracking
+from logistic_regression import data, evaluate, model, outputs, provenance, report, s3
 from logistic_regression.artifacts import ArtifactWriter
 from logistic_regression.background import Background
 from logistic_regression.config import (
@@ -33,6 +33,7 @@ from logistic_regression.config import (
     validate,
 )
 from logistic_regression.errors import KitError
+from logistic_regression.tracking import artifact_state, baselines, models, runs
 from logistic_regression.uris import absolute_tracking_uri, redact
 
 log = logging.getLogger("logistic_regression")
@@ -104,7 +105,7 @@ def run(
     prepared = prepare(config)
     with (
         Background(report.warm_up) as background,
-        tracking.active_run(
+        runs.active_run(
             config.tracking,
             prepared.name,
             prepared.tags,
@@ -115,18 +116,18 @@ def run(
         run_id = active.info.run_id
         if on_open is not None:
             on_open(run_id)
-        run_root = tracking.artifact_uri(run_id)
-        tracking.check_artifact_location(run_root, prepared.artifact_location, f"run {run_id}")
+        run_root = runs.artifact_uri(run_id)
+        runs.check_artifact_location(run_root, prepared.artifact_location, f"run {run_id}")
         to_s3 = run_root.startswith("s3://") or outputs.is_s3(config.data.output)
         with ArtifactWriter(
             run_id, redact(prepared.tracking_uri), config.storage, warm_s3=to_s3
         ) as writer:
-            tracking.log_tags(run_id, {tracking.ARTIFACTS_TAG: "pending"})
+            runs.log_tags(run_id, {artifact_state.ARTIFACTS_TAG: "pending"})
             context = RunContext(
                 prepared=prepared,
                 run_id=run_id,
                 run_root=run_root,
-                params=tracking.config_params(public_config(config)),
+                params=runs.config_params(public_config(config)),
                 background=background,
                 writer=writer,
             )
@@ -149,7 +150,7 @@ def prepare(config: Config) -> Prepared:
         git=git,
         tags=provenance.tags(PROJECT_DIR, git, config.tracking.note),
         name=run_name(config),
-        tracking_uri=absolute_tracking_uri(tracking.use_tracking_uri(config.tracking)),
+        tracking_uri=absolute_tracking_uri(runs.use_tracking_uri(config.tracking)),
         artifact_location=artifact_location(config),
     )
 
@@ -200,8 +201,8 @@ def record(context: RunContext) -> RunSummary:
     """The body of a run: everything logged, nothing waiting for the network."""
     config, dataset, writer = context.config, context.dataset, context.writer
     installed = context.background.submit(provenance.installed_packages)
-    tracking.log_params(context.run_id, context.params)
-    tracking.log_dataset(
+    runs.log_params(context.run_id, context.params)
+    runs.log_dataset(
         dataset.frame,
         dataset.ref.uri,
         Path(dataset.ref.uri).name,
@@ -209,10 +210,10 @@ def record(context: RunContext) -> RunSummary:
         dataset.ref.digest,
     )
     result = evaluate.evaluate(dataset, context.prepared.estimator, config.evaluation, config.seed)
-    model_id, model_root = tracking.create_model(context.run_id, context.params)
+    model_id, model_root = models.create_model(context.run_id, context.params)
     model_folder = writer.scratch("model")
     saved = context.background.submit(
-        tracking.save_model,
+        models.save_model,
         result.model,
         result.split.X_train.head(5),
         str(model_folder),
@@ -221,16 +222,16 @@ def record(context: RunContext) -> RunSummary:
         model_root,
     )
     records = metric_records(result)
-    tracking.log_metrics(context.run_id, records)
-    baseline = tracking.compare_with_baseline(
+    runs.log_metrics(context.run_id, records)
+    baseline = baselines.compare_with_baseline(
         context.run_id, {k: v for k, v, step in records if not step}
     )
     predictions = evaluate.predictions_table(result)
     output_path = outputs.write_predictions(predictions, config.data.output, context.run_id, writer)
     data_params = data_provenance(dataset, output_path)
-    tracking.log_params(context.run_id, data_params)
+    runs.log_params(context.run_id, data_params)
     if result.warnings:
-        tracking.log_tags(context.run_id, {tracking.WARNINGS_TAG: " | ".join(result.warnings)})
+        runs.log_tags(context.run_id, {runs.WARNINGS_TAG: " | ".join(result.warnings)})
         for warning in result.warnings:
             log.warning(warning)
 
@@ -312,18 +313,18 @@ def settle(context: RunContext) -> None:
     stored = writer.flush()
     if stored.complete:
         for model_id in writer.journal.models:
-            tracking.finalize_model(model_id)
-    tracking.mark_artifacts(run_id, stored.pending)
+            models.finalize_model(model_id)
+    artifact_state.mark_artifacts(run_id, stored.pending)
     if stored.complete and registry.register:
         for model_id in writer.journal.models:
-            version = tracking.register_model(model_id, registry.model_name)
+            version = models.register_model(model_id, registry.model_name)
             label = f"{registry.model_name}/{version}"
-            tracking.log_tags(run_id, {"kit.registered_model": label})
+            runs.log_tags(run_id, {"kit.registered_model": label})
             print(f"Registered model {registry.model_name} version {version} (models:/{label})")
     if not stored.complete:
         reason = stored.errors[0] if stored.errors else "upload time limit reached"
         raise ArtifactsPending(
-            f"{tracking.PENDING_ERROR}: {len(stored.pending)} of "
+            f"{artifact_state.PENDING_ERROR}: {len(stored.pending)} of "
             f"{stored.uploaded + len(stored.pending)} files are kept in "
             f"{writer.folder} ({reason}); run `python -m logistic_regression sync` "
             "when the store is back"

@@ -24,10 +24,11 @@ from typing import Any, ClassVar
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from logistic_regression import notify, pipeline, provenance, report, sweep_summary, tracking
+from logistic_regression import notify, pipeline, provenance, report, sweep_summary
 from logistic_regression.artifacts import ArtifactWriter
 from logistic_regression.config import PROJECT_DIR, Config, compose_config, public_config
 from logistic_regression.errors import KitError, first_line
+from logistic_regression.tracking import artifact_state, models, runs, sweeps
 from logistic_regression.uris import absolute_tracking_uri, redact
 
 SWEEP_TAG = "kit.sweep"
@@ -58,7 +59,7 @@ def run_child(config: Config, parent: str) -> float:
     """One configuration of a sweep. Never raises: a failure is a FAILED child run with
     its reason, and the sweep goes on. Returns the sweep metric (for Optuna), NaN if none."""
     report.warm_up()  # once per process (a no-op after the first configuration), so the
-    tracking.warm_up_model_format()  # workers forked for each run inherit the imports
+    models.warm_up_model_format()  # workers forked for each run inherit the imports
     opened: list[str] = []
     try:
         summary = pipeline.run(config, parent_run_id=parent, on_open=opened.append)
@@ -68,15 +69,15 @@ def run_child(config: Config, parent: str) -> float:
         )
         print(f"error: {reason}", file=sys.stderr)
         if not opened:
-            tracking.record_failed_child(
+            sweeps.record_failed_child(
                 parent,
                 pipeline.run_name(config),
                 reason,
-                tracking.config_params(public_config(config)),
+                runs.config_params(public_config(config)),
             )
         return float("nan")
     pipeline.print_summary(summary, os.environ.get("MLFLOW_TRACKING_URI") or config.tracking.uri)
-    value = tracking.metric_value(summary.run_id, config.sweep.metric)
+    value = runs.metric_value(summary.run_id, config.sweep.metric)
     return float("nan") if value is None else value
 
 
@@ -86,17 +87,17 @@ def start_parent(config: Config) -> str:
     It also imports, once, what each configuration's forked workers would otherwise
     import again every time (skops for the model, matplotlib for the charts)."""
     report.warm_up()
-    tracking.warm_up_model_format()
-    tracking.use_tracking_uri(config.tracking)
-    existing = tracking.run_id_from_mlflow_run()
+    models.warm_up_model_format()
+    runs.use_tracking_uri(config.tracking)
+    existing = runs.run_id_from_mlflow_run()
     if existing:
         return existing
     git = provenance.git_state(PROJECT_DIR)
     tags = provenance.tags(PROJECT_DIR, git, config.tracking.note)
-    experiment = tracking.experiment_id(
+    experiment = runs.experiment_id(
         config.tracking.experiment_name, pipeline.artifact_location(config)
     )
-    return tracking.start_parent(experiment, f"sweep-{time.strftime('%Y%m%d-%H%M%S')}", tags)
+    return sweeps.start_parent(experiment, f"sweep-{time.strftime('%Y%m%d-%H%M%S')}", tags)
 
 
 def finish(config: Config, parent_id: str, aborted: str = "") -> bool:
@@ -110,9 +111,9 @@ def finish(config: Config, parent_id: str, aborted: str = "") -> bool:
             status=child.info.status,
             params={k: v for k, v in child.data.params.items() if "." in k},
             value=child.data.metrics.get(metric),
-            error=child.data.tags.get(tracking.ERROR_TAG, ""),
+            error=child.data.tags.get(runs.ERROR_TAG, ""),
         )
-        for child in tracking.child_runs(parent_id)
+        for child in sweeps.child_runs(parent_id)
     ]
     html, best, swept = sweep_summary.render_summary(parent_id, children, metric, direction)
     failed = sum(child.status != "FINISHED" for child in children)
@@ -127,23 +128,23 @@ def finish(config: Config, parent_id: str, aborted: str = "") -> bool:
     if best is not None:
         tags["sweep.best_run_id"] = best.run_id
         tags.update({f"sweep.best.{name}": best.params.get(name, "") for name in swept})
-        tracking.log_metrics(parent_id, [(f"best_{metric}", best.value, 0)])
-    root = tracking.artifact_uri(parent_id)
-    tracking_uri = absolute_tracking_uri(tracking.use_tracking_uri(config.tracking))
+        runs.log_metrics(parent_id, [(f"best_{metric}", best.value, 0)])
+    root = runs.artifact_uri(parent_id)
+    tracking_uri = absolute_tracking_uri(runs.use_tracking_uri(config.tracking))
     with ArtifactWriter(parent_id, redact(tracking_uri), config.storage) as writer:
         folder = writer.scratch("summary")
         folder.mkdir()
         (folder / sweep_summary.FILE_NAME).write_text(html, encoding="utf-8")
         writer.adopt_folder(folder, root)
         stored = writer.flush()
-    tracking.mark_artifacts(parent_id, stored.pending)
+    artifact_state.mark_artifacts(parent_id, stored.pending)
     if aborted:
-        tags[tracking.ERROR_TAG] = aborted
+        tags[runs.ERROR_TAG] = aborted
     elif best is None:
-        tags[tracking.ERROR_TAG] = f"all {len(children)} configurations failed"
+        tags[runs.ERROR_TAG] = f"all {len(children)} configurations failed"
     status = "FINISHED" if best is not None and not aborted else "FAILED"
-    tracking.end_run(parent_id, status, tags)
-    notify.run_ended(config, parent_id, status, tags.get(tracking.ERROR_TAG, ""))
+    runs.end_run(parent_id, status, tags)
+    notify.run_ended(config, parent_id, status, tags.get(runs.ERROR_TAG, ""))
     print(
         f"Sweep {parent_id}: {len(children)} configurations, {failed} failed"
         + (f"; best {metric} = {best.value:.4f} in run {best.run_id}" if best else "")
@@ -168,7 +169,7 @@ class SweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         parent_id = start_parent(typed_config(config))
         os.environ[PARENT_VARIABLE] = parent_id
-        tracking.log_tags(parent_id, {SWEEP_TAG: "running"})
+        runs.log_tags(parent_id, {SWEEP_TAG: "running"})
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         parent_id = os.environ.pop(PARENT_VARIABLE, "")
@@ -177,7 +178,7 @@ class SweepCallback(Callback):
         try:
             SweepCallback.outcomes.append(finish(typed_config(config), parent_id))
         except Exception as exc:  # Hydra would only warn: the parent must not stay RUNNING
-            tracking.fail_run(parent_id, f"summarising the sweep failed: {exc}")
+            runs.fail_run(parent_id, f"summarising the sweep failed: {exc}")
             SweepCallback.outcomes.append(False)
             raise
 

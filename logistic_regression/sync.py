@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import os
 
-from logistic_regression import artifacts, s3, tracking
+from logistic_regression import artifacts, s3
 from logistic_regression.config import StorageConfig, validate_storage
+from logistic_regression.tracking import artifact_state, runs
 
 
 def sync(storage: StorageConfig) -> int:
@@ -29,8 +30,8 @@ def sync(storage: StorageConfig) -> int:
     for folder in folders:
 
         def record(journal: artifacts.Journal) -> None:
-            tracking.use_uri(override or journal.tracking_uri)
-            status = tracking.record_artifacts_stored(journal.run_id, journal.models)
+            runs.use_uri(override or journal.tracking_uri)
+            status = artifact_state.record_artifacts_stored(journal.run_id, journal.models)
             print(f"  run {journal.run_id}: artifacts complete, status {status}")
 
         outcome = artifacts.sync_run(folder, storage, record, override)

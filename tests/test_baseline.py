@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 from logistic_regression import pipeline
 from logistic_regression.__main__ import main as cli
 from logistic_regression.errors import KitError
-from logistic_regression.tracking import mark_baseline
+from logistic_regression.tracking.baselines import mark_baseline
 
 
 def run_with(config, C: float) -> str:

@@ -4,12 +4,12 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from logistic_regression import tracking
 from logistic_regression.errors import DataError
+from logistic_regression.tracking import runs
 
 
 def test_flatten_nested_config():
-    assert tracking.flatten({"model": {"C": 0.5, "opt": {"a": 1}}, "seed": 3}) == {
+    assert runs.flatten({"model": {"C": 0.5, "opt": {"a": 1}}, "seed": 3}) == {
         "model.C": "0.5",
         "model.opt.a": "1",
         "seed": "3",
@@ -18,23 +18,23 @@ def test_flatten_nested_config():
 
 def test_long_values_are_cut_to_mlflow_limit_and_accepted(config):
     long = "x" * 10_000
-    flat = tracking.flatten({"data": {"input": long}})
-    assert len(flat["data.input"]) == tracking.MAX_VALUE_LENGTH
-    assert flat["data.input"].endswith(tracking.TRUNCATION_MARK)
+    flat = runs.flatten({"data": {"input": long}})
+    assert len(flat["data.input"]) == runs.MAX_VALUE_LENGTH
+    assert flat["data.input"].endswith(runs.TRUNCATION_MARK)
     mlflow.set_experiment("long-values")  # never rely on an experiment another test chose
     with mlflow.start_run() as run:
-        tracking.log_params(run.info.run_id, flat)
+        runs.log_params(run.info.run_id, flat)
     assert len(MlflowClient().get_run(run.info.run_id).data.params["data.input"]) == 6000
 
 
 def test_passwords_in_uris_never_reach_params():
-    flat = tracking.flatten({"tracking": {"uri": "postgresql://alice:hunter2@127.0.0.1/mlflow"}})
+    flat = runs.flatten({"tracking": {"uri": "postgresql://alice:hunter2@127.0.0.1/mlflow"}})
     assert flat == {"tracking.uri": "postgresql://alice:***@127.0.0.1/mlflow"}
     assert "hunter2" not in str(flat)
 
 
 def test_run_ends_finished(config):
-    with tracking.active_run(config.tracking, "ok-run", {"mlflow.note.content": "n"}) as run:
+    with runs.active_run(config.tracking, "ok-run", {"mlflow.note.content": "n"}) as run:
         run_id = run.info.run_id
     info = MlflowClient().get_run(run_id)
     assert info.info.status == "FINISHED"
@@ -44,18 +44,18 @@ def test_run_ends_finished(config):
 
 def test_error_inside_run_marks_it_failed_with_reason(config):
     with pytest.raises(DataError):
-        with tracking.active_run(config.tracking, "bad-run", {}) as run:
+        with runs.active_run(config.tracking, "bad-run", {}) as run:
             run_id = run.info.run_id
             raise DataError("the input vanished")
     failed = MlflowClient().get_run(run_id)
     assert failed.info.status == "FAILED"
-    assert failed.data.tags[tracking.ERROR_TAG] == "DataError: the input vanished"
+    assert failed.data.tags[runs.ERROR_TAG] == "DataError: the input vanished"
     assert mlflow.active_run() is None
 
 
 def test_interrupt_marks_the_run_killed(config):
     with pytest.raises(KeyboardInterrupt):
-        with tracking.active_run(config.tracking, "stopped", {}) as run:
+        with runs.active_run(config.tracking, "stopped", {}) as run:
             run_id = run.info.run_id
             raise KeyboardInterrupt
     assert MlflowClient().get_run(run_id).info.status == "KILLED"
@@ -67,7 +67,7 @@ def test_continues_the_run_mlflow_run_created(config, monkeypatch):
     created = client.create_run(experiment, tags={"mlflow.source.name": "git://127.0.0.1/kit.git"})
     monkeypatch.setenv("MLFLOW_RUN_ID", created.info.run_id)
     tags = {"mlflow.source.name": "file:///elsewhere", "mlflow.source.git.dirty": "false"}
-    with tracking.active_run(config.tracking, "named-by-kit", tags) as run:
+    with runs.active_run(config.tracking, "named-by-kit", tags) as run:
         assert run.info.run_id == created.info.run_id
     finished = client.get_run(created.info.run_id)
     assert finished.info.status == "FINISHED" and finished.info.run_name == "named-by-kit"

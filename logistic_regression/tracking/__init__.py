@@ -1,0 +1,12 @@
+"""MLflow at the edge of a run, one module per concern.
+
+    runs            the store, a run's lifecycle, params, metrics, tags, the dataset
+    models          logged models: create, save (in the background), READY, register
+    artifact_state  `kit.artifacts` and what `sync` still owes a run
+    sweeps          a sweep's parent and children
+    baselines       one baseline per experiment, and the comparison with it
+
+Every MLflow call a run, a sweep or `sync` makes goes through here, through MLflow's
+public API only. The read-side commands (inspect, best, import, reproduce) query MLflow
+with `MlflowClient` at their own edge.
+"""

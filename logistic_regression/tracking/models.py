@@ -1,0 +1,80 @@
+"""Logged models in MLflow 3: created when the run starts training, saved in the
+background, marked READY once every file is stored, registered on request."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.entities import LoggedModelOutput
+from mlflow.models import ModelSignature
+from mlflow.tracking import MlflowClient
+from mlflow.types import ColSpec, Schema
+
+
+def model_signature(features: pd.DataFrame, prediction: np.ndarray) -> ModelSignature:
+    """Input columns as doubles (the pipeline casts them), the output as the label's type."""
+    output_type = "long" if np.issubdtype(prediction.dtype, np.integer) else "double"
+    return ModelSignature(
+        inputs=Schema([ColSpec("double", str(name)) for name in features.columns]),
+        outputs=Schema([ColSpec(output_type)]),
+    )
+
+
+def create_model(run_id: str, params: Mapping[str, str]) -> tuple[str, str]:
+    """Register the run's model with MLflow 3's logged-model API (as `log_model` does) and
+    return `(model_id, artifact_location)`; its files are saved and uploaded in the
+    background, and `finalize_model` marks it READY once they are stored."""
+    client = MlflowClient()
+    experiment = client.get_run(run_id).info.experiment_id
+    model = client.create_logged_model(
+        experiment, name="model", source_run_id=run_id, params=dict(params)
+    )
+    client.log_outputs(run_id, [LoggedModelOutput(model.model_id, step=0)])
+    return model.model_id, model.artifact_location
+
+
+def save_model(
+    estimator,
+    input_example: pd.DataFrame,
+    path: str,
+    run_id: str,
+    model_id: str,
+    artifact_location: str,
+) -> None:
+    """Write the MLflow model folder (skops format, explicit signature, pinned
+    requirements so MLflow need not reload the model to infer them). Pure file work:
+    it runs on the second core while the main thread goes on."""
+    import mlflow.sklearn
+    from mlflow.models import Model
+
+    signature = model_signature(input_example, estimator.predict(input_example))
+    metadata = Model(
+        artifact_path=artifact_location, model_uuid=model_id, run_id=run_id, model_id=model_id
+    )
+    mlflow.sklearn.save_model(
+        estimator,
+        path,
+        mlflow_model=metadata,
+        signature=signature,
+        input_example=input_example,
+        pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True),
+    )
+
+
+def warm_up_model_format() -> None:
+    """Import what `save_model` needs (skops enumerates scikit-learn's types: ~1 s)."""
+    import mlflow.sklearn  # noqa: F401
+    import skops.io  # noqa: F401
+
+
+def finalize_model(model_id: str) -> None:
+    MlflowClient().finalize_logged_model(model_id, "READY")
+
+
+def register_model(model_id: str, name: str) -> str:
+    """A new version of `name` in the Model Registry from the logged model; its number."""
+    version = mlflow.register_model(f"models:/{model_id}", name)
+    return str(version.version)

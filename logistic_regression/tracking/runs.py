@@ -1,0 +1,229 @@
+"""Runs in MLflow: the tracking store, a run's honest lifecycle, params, metrics, tags.
+
+A run is never left RUNNING: `active_run` ends it FINISHED, FAILED (with the reason in
+the `kit.error` tag) or KILLED, whatever happens inside, and the calls it makes on the
+way out are bounded (`bounded_store`), since the store may be what failed. When
+`mlflow run` started the run (it exports MLFLOW_RUN_ID), the kit continues that run
+instead of opening another one.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import mlflow
+from mlflow.entities import Metric, Param, RunStatus, RunTag
+from mlflow.tracking import MlflowClient
+
+from logistic_regression.config import TrackingConfig, flatten_tree
+from logistic_regression.errors import StorageError, first_line
+from logistic_regression.provenance import GIT_DIRTY
+from logistic_regression.uris import redact
+
+ERROR_TAG = "kit.error"
+
+WARNINGS_TAG = "kit.warnings"
+
+PARENT_TAG = "mlflow.parentRunId"
+
+# MLflow refuses param values longer than this (MAX_PARAM_VAL_LENGTH in MLflow 3.x); the
+# kit clips every param and tag value it writes to it (tags allow more, none needs it).
+MAX_VALUE_LENGTH = 6000
+
+TRUNCATION_MARK = "...[truncated]"
+
+# How long an error handler waits for a tracking server before giving up on it.
+ERROR_PATH_TIMEOUT_S = 10.0
+
+_HTTP_BOUND = ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")
+
+
+def clip(text: str) -> str:
+    """`text` cut to MLflow's value length, marked when cut."""
+    if len(text) <= MAX_VALUE_LENGTH:
+        return text
+    return text[: MAX_VALUE_LENGTH - len(TRUNCATION_MARK)] + TRUNCATION_MARK
+
+
+def use_tracking_uri(tracking: TrackingConfig) -> str:
+    """MLFLOW_TRACKING_URI wins over the config, as MLflow users expect."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or tracking.uri
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
+def use_uri(uri: str) -> None:
+    mlflow.set_tracking_uri(uri)
+
+
+def run_id_from_mlflow_run() -> str | None:
+    """The run `mlflow run` created for this process, if it did."""
+    return os.environ.get("MLFLOW_RUN_ID") or None
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """`{"model": {"C": 0.5}}` -> `{"model.C": "0.5"}` as params: passwords redacted,
+    values cut to MLflow's length limit."""
+    flat: dict[str, str] = {}
+    for name, value in flatten_tree(tree, prefix).items():
+        flat[name] = clip(redact(str(value)))
+    return flat
+
+
+def config_params(resolved: dict) -> dict[str, str]:
+    """The resolved config as `group.key` params; top-level values (seed) as `run.<key>`,
+    since `mlflow run` already logs its own `seed` parameter (empty when defaulted)."""
+    nested = {key: value for key, value in resolved.items() if isinstance(value, dict)}
+    top = {key: value for key, value in resolved.items() if not isinstance(value, dict)}
+    return {**flatten(nested), **flatten(top, "run.")}
+
+
+def fail_run(run_id: str, reason: str, status: str = "FAILED") -> None:
+    """Record why a run stopped and end it; used for runs this process did not open itself."""
+    client = MlflowClient()
+    client.set_tag(run_id, ERROR_TAG, clip(reason))
+    client.set_terminated(run_id, status)
+
+
+def experiment_id(name: str, artifact_location: str | None) -> str:
+    """The experiment's id, created with `artifact_location` (an S3 prefix) when new.
+    An existing experiment that stores its artifacts elsewhere is refused: MLflow
+    cannot move it, and silently writing locally would betray `storage=s3`."""
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        return client.create_experiment(name, artifact_location=artifact_location)
+    check_artifact_location(experiment.artifact_location, artifact_location, f"experiment {name!r}")
+    return experiment.experiment_id
+
+
+def check_artifact_location(actual: str, wanted: str | None, what: str) -> None:
+    if wanted and not actual.startswith(wanted.rsplit("/", 1)[0] + "/"):
+        raise StorageError(
+            f"{what} stores artifacts at {actual}, not under {wanted}; use a new "
+            "tracking.experiment_name (the kit creates it in S3) or storage=local"
+        )
+
+
+@contextmanager
+def bounded_store(timeout_s: float = ERROR_PATH_TIMEOUT_S) -> Iterator[None]:
+    """For error handlers: calls to a tracking server inside give up after one try of at
+    most `timeout_s` instead of MLflow's minutes of retries (the store may be what failed)."""
+    saved = {name: os.environ.get(name) for name in _HTTP_BOUND}
+    os.environ.update(
+        {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": f"{timeout_s:g}"}
+    )
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextmanager
+def active_run(
+    tracking: TrackingConfig,
+    run_name: str,
+    tags: Mapping[str, str],
+    artifact_location: str | None = None,
+    parent_run_id: str | None = None,
+) -> Iterator[mlflow.ActiveRun]:
+    """Open (or continue) the run, tag it, and always end it with an honest status.
+    `artifact_location`: where a new experiment keeps its artifacts (None: MLflow's default).
+    `parent_run_id`: open a child of that run (a sweep's configuration)."""
+    existing = None if parent_run_id else run_id_from_mlflow_run()
+    if parent_run_id:
+        # Created by the client: the fluent API would resume MLFLOW_RUN_ID (the parent,
+        # when `mlflow run -e sweep` started the sweep) instead of opening a new run.
+        client = MlflowClient()
+        experiment = client.get_run(parent_run_id).info.experiment_id
+        child = client.create_run(
+            experiment, run_name=run_name, tags={**tags, PARENT_TAG: parent_run_id}
+        )
+        run = mlflow.start_run(run_id=child.info.run_id)
+    elif existing:
+        run = mlflow.start_run(run_id=existing)
+        MlflowClient().update_run(existing, name=run_name)
+        # `mlflow run` already recorded where the code came from (a git URL, for one); keep
+        # its values and add only what it does not record (dirty flag, branch, note).
+        recorded = run.data.tags
+        mlflow.set_tags({k: v for k, v in tags.items() if k not in recorded or k == GIT_DIRTY})
+    else:
+        mlflow.set_experiment(
+            experiment_id=experiment_id(tracking.experiment_name, artifact_location)
+        )
+        run = mlflow.start_run(run_name=run_name, tags=dict(tags))
+    try:
+        yield run
+    except KeyboardInterrupt:
+        with bounded_store():
+            mlflow.set_tag(ERROR_TAG, "interrupted (KeyboardInterrupt)")
+            mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
+        raise
+    except BaseException as exc:
+        with bounded_store():
+            mlflow.set_tag(ERROR_TAG, clip(f"{type(exc).__name__}: {first_line(exc)}"))
+            mlflow.end_run(RunStatus.to_string(RunStatus.FAILED))
+        raise
+    else:
+        mlflow.end_run(RunStatus.to_string(RunStatus.FINISHED))
+
+
+def log_params(run_id: str, params: Mapping[str, str]) -> None:
+    MlflowClient().log_batch(run_id, params=[Param(k, v) for k, v in params.items()])
+
+
+def log_tags(run_id: str, tags: Mapping[str, str]) -> None:
+    MlflowClient().log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+
+
+def log_metrics(run_id: str, metrics: list[tuple[str, float, int]]) -> None:
+    """Log `(key, value, step)` triples in one batch (MLflow chunks it as its limits need)."""
+    now = int(time.time() * 1000)
+    records = [Metric(key, value, now, step) for key, value, step in metrics]
+    MlflowClient().log_batch(run_id, metrics=records)
+
+
+def log_dataset(frame, source: str, name: str, target: str, digest: str) -> None:
+    """Record the input with `mlflow.log_input`, under the kit's own content digest."""
+    with warnings.catch_warnings():
+        # MLflow 3.17 registers its local-artifact source twice and warns on every plain
+        # path that it "can be interpreted in multiple ways" (both are the same class).
+        warnings.filterwarnings("ignore", message="The specified dataset source can be")
+        # Its schema hint about integer columns concerns model inputs, not a logged table.
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+        dataset = mlflow.data.from_pandas(
+            frame, source=source, name=name, targets=target, digest=digest[:36]
+        )
+        mlflow.log_input(dataset, context="training")
+
+
+def run_status(run_id: str) -> str:
+    return MlflowClient().get_run(run_id).info.status
+
+
+def artifact_uri(run_id: str) -> str:
+    return MlflowClient().get_run(run_id).info.artifact_uri
+
+
+def metric_value(run_id: str, metric: str) -> float | None:
+    return MlflowClient().get_run(run_id).data.metrics.get(metric)
+
+
+def end_run(run_id: str, status: str, tags: Mapping[str, str]) -> None:
+    log_tags(run_id, tags)
+    MlflowClient().set_terminated(run_id, status)
+
+
+def run_summary(run_id: str):
+    """(run info, metrics) of a run, for notifications."""
+    run = MlflowClient().get_run(run_id)
+    return run.info, dict(run.data.metrics)
