@@ -26,7 +26,6 @@ from logistic_regression.uris import redact
 log = logging.getLogger("logistic_regression")
 
 
-
 def run_link(tracking_uri: str, experiment_id: str, run_id: str) -> str:
     """The run's page in the MLflow UI (the local `mlflow ui` for a file or SQLite store)."""
     base = (

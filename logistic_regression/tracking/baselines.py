@@ -14,8 +14,6 @@ from logistic_regression.tracking.runs import log_metrics, log_tags
 BASELINE_TAG = "kit.baseline"
 
 
-
-
 def mark_baseline(run_id: str) -> str:
     """Make `run_id` its experiment's one baseline (the tag moves off any earlier one).
     Returns the experiment's name."""
