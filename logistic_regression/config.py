@@ -291,7 +291,9 @@ def public(resolved: dict) -> dict:
 
 def public_config(config: Config) -> dict:
     """The resolved config as plain data, secrets replaced by `***`: what is recorded."""
-    return public(OmegaConf.to_container(OmegaConf.structured(config)))
+    resolved = OmegaConf.to_container(OmegaConf.structured(config))
+    assert isinstance(resolved, dict)
+    return public(resolved)
 
 
 # -- composing conf/ ---------------------------------------------------------------

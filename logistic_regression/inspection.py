@@ -7,7 +7,7 @@ through MLflow's client, so it works on SQLite, a tracking server or S3 artifact
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -44,7 +44,7 @@ def _artifact_lines(
             yield f"{indent}{branch}{name}  ({human_size(entry.file_size)})"
 
 
-def _section(title: str, items: dict[str, object], last: bool) -> Iterator[str]:
+def _section(title: str, items: Mapping[str, object], last: bool) -> Iterator[str]:
     branch, indent = ("└── ", "    ") if last else ("├── ", "│   ")
     yield f"{branch}{title} ({len(items)})"
     keys = sorted(items)

@@ -87,7 +87,7 @@ def send(url: str, body: dict, timeout: float) -> bool:
     sender = threading.Thread(target=_post, args=(url, body, timeout, outcome), daemon=True)
     sender.start()
     sender.join(timeout)
-    if sender.is_alive() or not outcome:
+    if sender.is_alive() or not outcome or "TimeoutError" in outcome[0]:
         log.warning("webhook did not answer within %gs; the run is not affected", timeout)
         return False
     result = outcome[0].replace(url, "<webhook>")

@@ -273,8 +273,8 @@ def print_comparison(recorded: Recorded, new_run_id: str, result: Comparison, to
     print(f"  data digest: {'same' if result.digest_matches else 'DIFFERENT'}")
     if result.environment:
         print("  environment differences (original -> rerun):")
-        for package, old, new in result.environment:
-            print(f"    {package}: {old or 'absent'} -> {new or 'absent'}")
+        for package, before, after in result.environment:
+            print(f"    {package}: {before or 'absent'} -> {after or 'absent'}")
     else:
         print("  environment: same packages and versions")
     print(f"  verdict: {'reproduced' if result.reproduced else 'NOT reproduced'}")

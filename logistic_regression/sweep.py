@@ -125,7 +125,7 @@ def finish(config: Config, parent_id: str, aborted: str = "") -> bool:
         "sweep.direction": direction,
         "sweep.parameters": ", ".join(swept),
     }
-    if best is not None:
+    if best is not None and best.value is not None:
         tags["sweep.best_run_id"] = best.run_id
         tags.update({f"sweep.best.{name}": best.params.get(name, "") for name in swept})
         runs.log_metrics(parent_id, [(f"best_{metric}", best.value, 0)])
@@ -155,7 +155,7 @@ def finish(config: Config, parent_id: str, aborted: str = "") -> bool:
 def typed_config(config: DictConfig) -> Config:
     """The kit's typed config from a callback's config (without Hydra's own section,
     whose per-job values do not exist yet at multirun start)."""
-    kit_keys = [key for key in config if key != "hydra"]
+    kit_keys = [str(key) for key in config if key != "hydra"]
     kit = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.masked_copy(config, kit_keys))
     return OmegaConf.to_object(kit)  # type: ignore[return-value]
 

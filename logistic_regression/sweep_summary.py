@@ -23,11 +23,11 @@ class Child:
 
 
 def best_child(children: list[Child], direction: str) -> Child | None:
-    scored = [c for c in children if c.status == "FINISHED" and c.value is not None]
+    scored = [(c.value, c) for c in children if c.status == "FINISHED" and c.value is not None]
     if not scored:
         return None
     pick = max if direction == Direction.MAXIMIZE else min
-    return pick(scored, key=lambda c: c.value)
+    return pick(scored, key=lambda pair: pair[0])[1]
 
 
 def swept_parameters(children: list[Child]) -> list[str]:
@@ -61,7 +61,7 @@ def charts(children: list[Child], parameters: list[str], metric: str) -> dict[st
             numeric = True
         except ValueError:
             xs, numeric = values, False
-        axes.scatter(xs, [c.value for c in scored])
+        axes.scatter(xs, [c.value or 0.0 for c in scored])  # scored: every value is set
         if numeric and all(x > 0 for x in xs) and max(xs) / min(xs) >= 100:
             axes.set_xscale("log")
         axes.set_xlabel(name)

@@ -200,7 +200,7 @@ def log_dataset(frame, source: str, name: str, target: str, digest: str) -> None
         warnings.filterwarnings("ignore", message="The specified dataset source can be")
         # Its schema hint about integer columns concerns model inputs, not a logged table.
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
-        dataset = mlflow.data.from_pandas(
+        dataset = mlflow.data.from_pandas(  # type: ignore[attr-defined]
             frame, source=source, name=name, targets=target, digest=digest[:36]
         )
         mlflow.log_input(dataset, context="training")
