@@ -178,7 +178,8 @@ class SweepCallback(Callback):
         try:
             SweepCallback.outcomes.append(finish(typed_config(config), parent_id))
         except Exception as exc:  # Hydra would only warn: the parent must not stay RUNNING
-            runs.fail_run(parent_id, f"summarising the sweep failed: {exc}")
+            with runs.bounded_store():
+                runs.fail_run(parent_id, f"summarising the sweep failed: {first_line(exc)}")
             SweepCallback.outcomes.append(False)
             raise
 

@@ -1,0 +1,91 @@
+"""The one error policy: a user error is one line (exit 2), anything else one line that
+says it is a bug (exit 1); the run `mlflow run` made is never left RUNNING, and that last
+call to the store is bounded even when the store is what hangs."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from logistic_regression import cli
+from logistic_regression.errors import ConfigError
+
+
+def pending_mlflow_run(monkeypatch) -> str:
+    """A RUNNING run, as `mlflow run` leaves one for the process it starts."""
+    client = MlflowClient()
+    run = client.create_run(client.create_experiment("cli"))
+    monkeypatch.setenv("MLFLOW_RUN_ID", run.info.run_id)
+    return run.info.run_id
+
+
+def test_a_user_error_is_one_line_exit_2_and_fails_the_pending_run(monkeypatch, capsys):
+    run_id = pending_mlflow_run(monkeypatch)
+    capsys.readouterr()  # what creating the store printed
+
+    def command() -> int:
+        raise ConfigError("model.C=-1 is not allowed; C must be a number > 0")
+
+    assert cli.guarded(command) == 2
+    err = capsys.readouterr().err
+    assert err == "error: model.C=-1 is not allowed; C must be a number > 0\n"
+    run = MlflowClient().get_run(run_id)
+    assert run.info.status == "FAILED"
+    assert run.data.tags["kit.error"].startswith("model.C=-1 is not allowed")
+
+
+def test_anything_else_is_one_line_that_says_bug_exit_1(monkeypatch, capsys):
+    run_id = pending_mlflow_run(monkeypatch)
+    monkeypatch.delenv(cli.DEBUG_VARIABLE, raising=False)
+    capsys.readouterr()  # what creating the store printed
+
+    def command() -> int:
+        raise ZeroDivisionError("division by zero\nsecond line of a long story")
+
+    assert cli.guarded(command) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "unexpected ZeroDivisionError: division by zero" in err and "bug" in err
+    assert MlflowClient().get_run(run_id).info.status == "FAILED"
+
+
+def test_with_debug_set_the_traceback_is_shown(monkeypatch):
+    monkeypatch.setenv(cli.DEBUG_VARIABLE, "1")
+
+    def command() -> int:
+        raise ZeroDivisionError("boom")
+
+    with pytest.raises(ZeroDivisionError):
+        cli.guarded(command)
+
+
+def test_passwords_in_a_message_are_hidden(capsys):
+    def command() -> int:
+        raise ConfigError("cannot reach postgresql://alice:hunter2@127.0.0.1/db")
+
+    assert cli.guarded(command) == 2
+    err = capsys.readouterr().err
+    assert "hunter2" not in err and "alice:***@" in err
+
+
+def test_failing_the_pending_run_is_bounded_when_the_store_hangs(monkeypatch, caplog):
+    """A tracking server that accepts connections and never answers: MLflow alone would
+    retry for many minutes; the error handler gives up after one bounded try."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)  # accepts (in the kernel), never answers
+    port = listener.getsockname()[1]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("MLFLOW_RUN_ID", "0" * 32)
+    monkeypatch.setattr("logistic_regression.tracking.runs.ERROR_PATH_TIMEOUT_S", 2.0)
+    try:
+        worker = threading.Thread(target=cli.fail_pending_mlflow_run, args=("reason",), daemon=True)
+        worker.start()
+        worker.join(120)  # generous: unbounded, MLflow would still be retrying
+        assert not worker.is_alive(), "the error handler waited on a hanging store"
+    finally:
+        listener.close()
+    assert "could not mark run" in caplog.text
