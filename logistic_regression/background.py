@@ -1,56 +1,119 @@
 """Run pure, CPU-bound helpers (model saving, chart drawing, package listing) off the
-main thread, in two forked workers (measured faster than one on two cores).
+main thread, in two worker processes (measured faster than one on two cores).
 
-Forked workers start with every module the parent already imported, so they pay no
-import cost of their own. Fork is only safe before a process has threads, so enter
-`Background` before the first MLflow call. Where fork is not available or not safe
-(macOS, Windows) the work runs inline, with the same results.
+Fork gives workers every module the process already imported for free, but forking a
+process that runs threads can deadlock the child (Python 3.12+ warns about it). So the
+workers are forked once, the first time a run needs them, and only while the process
+provably runs a single thread: importing the package held back the numeric libraries'
+thread pools (`logistic_regression/__init__.py`), and `/proc/self/task` is counted, not
+assumed. Right after the fork the thread pools are released (`release_thread_pools`),
+so training uses every core as usual. The same workers then serve every later run of
+the process (each configuration of a sweep), keeping what they imported.
+
+Where the process already runs threads (the kit imported as a library after numpy, or
+inside a test runner), where fork is missing (macOS, Windows), or if a worker died, the
+work runs inline, with the same results. A SIGKILLed run leaves no worker behind
+(PR_SET_PDEATHSIG).
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import multiprocessing
 import os
 import sys
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
+
+import logistic_regression as package
 
 T = TypeVar("T")
 WORKERS = 2
 
+_pool: ProcessPoolExecutor | None = None
+_pool_refused = False
+
+
+def thread_count() -> int:
+    """Threads this process runs now, as the kernel counts them (Linux), else 0 (unknown)."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return 0
+
+
+def shared_pool(*warm_ups: Callable[[], Any]) -> ProcessPoolExecutor | None:
+    """The process's worker pool, forked now if this is the first call and the process
+    is single-threaded; None when the work has to run inline."""
+    global _pool, _pool_refused
+    if _pool is not None or _pool_refused:
+        return _pool
+    if not sys.platform.startswith("linux") or thread_count() != 1:
+        _pool_refused = True
+        release_thread_pools()
+        return None
+    pool = ProcessPoolExecutor(
+        max_workers=WORKERS,
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=_die_with_parent,
+        initargs=(os.getpid(),),
+    )
+    # With fork, the first submit forks every worker before the pool starts its own
+    # manager thread: all of them leave a single-threaded process.
+    tasks = [*warm_ups, *[_nothing] * max(0, WORKERS - len(warm_ups))]
+    for task in tasks:
+        pool.submit(task)
+    release_thread_pools()
+    _pool = pool
+    atexit.register(pool.shutdown, wait=False, cancel_futures=True)
+    return _pool
+
+
+def release_thread_pools() -> None:
+    """Lift the thread limits the package set at import (not the user's own), for this
+    process and the processes it starts."""
+    held = os.environ.pop(package.HELD_VARIABLE, "").split()
+    for name in held:
+        os.environ.pop(name, None)
+    numeric = {"OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"}
+    if numeric & set(held):
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=len(os.sched_getaffinity(0)))
+
 
 class Background:
+    """One run's use of the workers. Tasks of a run that fails and have not started yet
+    are cancelled when the run leaves the block."""
+
     def __init__(self, *warm_ups: Callable[[], Any]) -> None:
         self._warm_ups = warm_ups
         self._pool: ProcessPoolExecutor | None = None
+        self._futures: list[Future] = []
 
     def __enter__(self) -> Background:
-        if sys.platform.startswith("linux"):
-            context = multiprocessing.get_context("fork")
-            self._pool = ProcessPoolExecutor(
-                max_workers=WORKERS,
-                mp_context=context,
-                initializer=_die_with_parent,
-                initargs=(os.getpid(),),
-            )
-            # Python forks workers on demand; submitting WORKERS tasks now forks them all
-            # here, before MLflow or the upload threads start threads of their own.
-            tasks = [*self._warm_ups, *[_nothing] * max(0, WORKERS - len(self._warm_ups))]
-            for task in tasks:
-                self._pool.submit(task)
+        self._pool = shared_pool(*self._warm_ups)
         return self
 
     def submit(self, function: Callable[..., T], *args: Any) -> Callable[[], T]:
         """Start `function(*args)`; the returned callable waits for and gives its result."""
-        if self._pool is None:
-            return lambda: function(*args)
-        return self._pool.submit(function, *args).result
+        if self._pool is not None:
+            try:
+                future = self._pool.submit(function, *args)
+            except BrokenProcessPool:  # a worker died: do the work here from now on
+                self._pool = None
+            else:
+                self._futures.append(future)
+                return future.result
+        return lambda: function(*args)
 
     def __exit__(self, *exc_info: object) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+        if exc_info[0] is not None:
+            for future in self._futures:
+                future.cancel()
 
 
 def _nothing() -> None:

@@ -102,38 +102,41 @@ def run(
     """Train, evaluate, report and record one run; returns what the console prints.
     `parent_run_id`: record as a child of that run (a sweep's configuration).
     `on_open(run_id)`: told as soon as the run exists."""
-    prepared = prepare(config)
-    with (
-        Background(report.warm_up) as background,
-        runs.active_run(
-            config.tracking,
-            prepared.name,
-            prepared.tags,
-            prepared.artifact_location,
-            parent_run_id,
-        ) as active,
-    ):
-        run_id = active.info.run_id
-        if on_open is not None:
-            on_open(run_id)
-        run_root = runs.artifact_uri(run_id)
-        runs.check_artifact_location(run_root, prepared.artifact_location, f"run {run_id}")
-        to_s3 = run_root.startswith("s3://") or outputs.is_s3(config.data.output)
-        with ArtifactWriter(
-            run_id, redact(prepared.tracking_uri), config.storage, warm_s3=to_s3
-        ) as writer:
-            runs.log_tags(run_id, {artifact_state.ARTIFACTS_TAG: "pending"})
-            context = RunContext(
-                prepared=prepared,
-                run_id=run_id,
-                run_root=run_root,
-                params=runs.config_params(public_config(config)),
-                background=background,
-                writer=writer,
-            )
-            summary = record(context)
-            settle(context)
+    with Background(report.warm_up) as background:  # first: workers fork single-threaded
+        prepared = prepare(config)
+        with runs.active_run(
+            config.tracking, prepared.name, prepared.tags, prepared.artifact_location, parent_run_id
+        ) as active:
+            run_id = active.info.run_id
+            if on_open is not None:
+                on_open(run_id)
+            run_root = runs.artifact_uri(run_id)
+            runs.check_artifact_location(run_root, prepared.artifact_location, f"run {run_id}")
+            with open_writer(prepared, run_id, run_root) as writer:
+                context = RunContext(
+                    prepared=prepared,
+                    run_id=run_id,
+                    run_root=run_root,
+                    params=runs.config_params(public_config(config)),
+                    background=background,
+                    writer=writer,
+                )
+                summary = record(context)
+                settle(context)
     return summary
+
+
+def open_writer(prepared: Prepared, run_id: str, run_root: str) -> ArtifactWriter:
+    """The run's asynchronous artifact writer; the run is `kit.artifacts=pending` from now."""
+    storage, output = prepared.config.storage, prepared.config.data.output
+    to_s3 = run_root.startswith("s3://") or outputs.is_s3(output)
+    writer = ArtifactWriter(run_id, redact(prepared.tracking_uri), storage, warm_s3=to_s3)
+    try:
+        runs.log_tags(run_id, {artifact_state.ARTIFACTS_TAG: "pending"})
+    except BaseException:
+        writer.close()
+        raise
+    return writer
 
 
 def prepare(config: Config) -> Prepared:

@@ -24,11 +24,11 @@ from typing import Any, ClassVar
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from logistic_regression import notify, pipeline, provenance, report, sweep_summary
+from logistic_regression import notify, pipeline, provenance, sweep_summary
 from logistic_regression.artifacts import ArtifactWriter
 from logistic_regression.config import PROJECT_DIR, Config, compose_config, public_config
 from logistic_regression.errors import KitError, first_line
-from logistic_regression.tracking import artifact_state, models, runs, sweeps
+from logistic_regression.tracking import artifact_state, runs, sweeps
 from logistic_regression.uris import absolute_tracking_uri, redact
 
 SWEEP_TAG = "kit.sweep"
@@ -58,8 +58,6 @@ def run_hydra(args: list[str], task: Callable[[], Any]) -> int:
 def run_child(config: Config, parent: str) -> float:
     """One configuration of a sweep. Never raises: a failure is a FAILED child run with
     its reason, and the sweep goes on. Returns the sweep metric (for Optuna), NaN if none."""
-    report.warm_up()  # once per process (a no-op after the first configuration), so the
-    models.warm_up_model_format()  # workers forked for each run inherit the imports
     opened: list[str] = []
     try:
         summary = pipeline.run(config, parent_run_id=parent, on_open=opened.append)
@@ -82,12 +80,7 @@ def run_child(config: Config, parent: str) -> float:
 
 
 def start_parent(config: Config) -> str:
-    """The parent run of a sweep: the run `mlflow run -e sweep` made, else a new one.
-
-    It also imports, once, what each configuration's forked workers would otherwise
-    import again every time (skops for the model, matplotlib for the charts)."""
-    report.warm_up()
-    models.warm_up_model_format()
+    """The parent run of a sweep: the run `mlflow run -e sweep` made, else a new one."""
     runs.use_tracking_uri(config.tracking)
     existing = runs.run_id_from_mlflow_run()
     if existing:

@@ -64,12 +64,6 @@ def save_model(
     )
 
 
-def warm_up_model_format() -> None:
-    """Import what `save_model` needs (skops enumerates scikit-learn's types: ~1 s)."""
-    import mlflow.sklearn  # noqa: F401
-    import skops.io  # noqa: F401
-
-
 def finalize_model(model_id: str) -> None:
     MlflowClient().finalize_logged_model(model_id, "READY")
 

@@ -1,0 +1,145 @@
+"""The background workers are forked only from a single-threaded process, release the
+thread pools right after, serve every later run, and die with the run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from conftest import PROJECT
+
+from logistic_regression import background
+
+# A fresh interpreter importing the kit as its entry points do: the package first.
+PROBE = textwrap.dedent(
+    """
+    import json, os, sys
+    {first_import}
+    import logistic_regression.pipeline  # everything a run imports
+    from threadpoolctl import threadpool_info
+    from logistic_regression.background import Background, thread_count
+
+    def identity():
+        return os.getpid(), os.getppid()
+
+    if __name__ == "__main__":
+        before = thread_count()
+        with Background() as workers:
+            first = workers.submit(identity)()
+        with Background() as workers:  # a second run of the same process
+            second = workers.submit(identity)()
+        print(json.dumps({{
+            "pid": os.getpid(),
+            "threads_before": before,
+            "first": first,
+            "second": second,
+            "blas_threads": sorted({{i["num_threads"] for i in threadpool_info()
+                                    if i["user_api"] == "blas"}}),
+            "held": {{k: os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS",
+                     "LOGREG_HELD_THREAD_POOLS")}},
+        }}), flush=True)
+        if "--wait" in sys.argv:
+            sys.stdin.read()
+    """
+)
+
+
+def probe(tmp_path: Path, first_import: str = "", *args: str, **popen) -> subprocess.Popen:
+    script = tmp_path / "probe.py"
+    script.write_text(PROBE.format(first_import=first_import))
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in (*background.package.THREAD_POOL_VARIABLES, "LOGREG_HELD_THREAD_POOLS")
+    }
+    env["PYTHONPATH"] = os.pathsep.join([str(PROJECT), env.get("PYTHONPATH", "")])
+    return subprocess.Popen(
+        [sys.executable, str(script), *args],
+        stdout=subprocess.PIPE,
+        stdin=subprocess.PIPE,
+        text=True,
+        env=env,
+        **popen,
+    )
+
+
+def report_of(process: subprocess.Popen) -> dict:
+    line = process.stdout.readline()
+    assert line, "the probe printed nothing"
+    return json.loads(line)
+
+
+def test_workers_are_forked_single_threaded_then_training_gets_every_core(tmp_path):
+    process = probe(tmp_path)
+    found = report_of(process)
+    process.communicate(timeout=120)
+    assert found["threads_before"] == 1  # fork happened in a single-threaded process
+    worker, parent = found["first"]
+    assert worker != found["pid"] and parent == found["pid"]
+    assert found["second"][0] != found["pid"] and found["second"][1] == parent  # same pool
+    cores = len(os.sched_getaffinity(0))
+    assert found["blas_threads"] == [cores]  # the limits are lifted for training
+    assert found["held"] == {"OPENBLAS_NUM_THREADS": None, "LOGREG_HELD_THREAD_POOLS": None}
+
+
+def test_a_process_that_already_runs_threads_works_inline(tmp_path):
+    process = probe(tmp_path, "import numpy  # before the kit: OpenBLAS starts its threads")
+    found = report_of(process)
+    process.communicate(timeout=120)
+    assert found["threads_before"] > 1
+    assert found["first"][0] == found["pid"] and found["second"][0] == found["pid"]
+
+
+def test_the_user_s_own_thread_settings_are_kept(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+    script = tmp_path / "own.py"
+    script.write_text(
+        "import os\n"
+        "import logistic_regression.pipeline\n"
+        "from logistic_regression.background import Background\n"
+        "from threadpoolctl import threadpool_info\n"
+        "with Background():\n"
+        "    pass\n"
+        "print(os.environ.get('OPENBLAS_NUM_THREADS'),"
+        " sorted({i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas'}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            **{k: v for k, v in os.environ.items() if k != "LOGREG_HELD_THREAD_POOLS"},
+            "PYTHONPATH": str(PROJECT),
+        },
+    )
+    assert done.stdout.split() == ["1", "[1]"], done.stderr
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")  # a zombie is dead, only not yet reaped
+
+
+def test_a_sigkilled_run_leaves_no_worker_behind(tmp_path):
+    process = probe(tmp_path, "", "--wait")
+    try:
+        found = report_of(process)
+        workers = {found["first"][0], found["second"][0]}
+        assert found["pid"] not in workers and all(alive(pid) for pid in workers)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+    deadline = time.monotonic() + 60  # generous: only a bound on waiting, not a measurement
+    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in workers if alive(pid)]
