@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
         if args.command == "sync":
-            from logistic_regression.sync import sync
+            from logistic_regression.storage.sync import sync
             from logistic_regression.train import compose_config
 
             return sync(compose_config(args.overrides).storage)

@@ -19,7 +19,7 @@ from logistic_regression.errors import ConfigError
 PENALTIES = ("l1", "l2", "elasticnet", "none")
 CLASS_WEIGHTS = ("none", "balanced")
 STORAGE_KINDS = ("local", "s3")
-SNAPSHOT_MODES = ("copy", "link")
+SNAPSHOT_MODES = ("reference", "copy")
 # Which penalties each scikit-learn solver can optimise (scikit-learn 1.9).
 SOLVER_PENALTIES: dict[str, tuple[str, ...]] = {
     "lbfgs": ("l2", "none"),
@@ -83,7 +83,7 @@ class StorageConfig:
     flush_timeout_s: float = 600.0
     spool_dir: str = ""
     progress: bool = True
-    snapshot: str = "copy"
+    snapshot: str = "reference"
 
 
 @dataclass

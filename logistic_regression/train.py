@@ -24,13 +24,13 @@ from logistic_regression import (
     outputs,
     provenance,
     report,
-    s3,
     tracking,
 )
-from logistic_regression.artifacts import ArtifactWriter
 from logistic_regression.background import Background
 from logistic_regression.config import Config, public, validate
 from logistic_regression.errors import ConfigError, KitError, first_line
+from logistic_regression.storage import s3
+from logistic_regression.storage.writer import ArtifactWriter
 
 CONF_DIR = provenance.PROJECT_DIR / "conf"
 DEBUG_VARIABLE = "LOGREG_DEBUG"
@@ -272,7 +272,7 @@ def _record(config, dataset, estimator, git, tags, name, run_id, run_root, backg
     (staging / "report.html").write_text(html, encoding="utf-8")
     writer.adopt_folder(staging, run_root)
     saved()
-    writer.adopt_folder(model_folder, model_root)
+    writer.adopt_folder(model_folder, model_root, model_id=model_id)
     writer.finalize_model_when_stored(model_id)
 
     headline = config.evaluation.headline_metric
