@@ -56,6 +56,11 @@ from logistic_regression.storage.spool import (
 
 MB = 1024 * 1024
 PROGRESS_MIN_BYTES = 8 * MB
+# After a wake-up, wait for QUIET_S without one (at most BURST_S) before reading the
+# journal: a burst of logged files is then taken at once, not file by file, and the
+# uploader does not compete for the CPU with the training thread while it logs them.
+QUIET_S = 0.02
+BURST_S = 0.2
 
 
 class SourceGone(Exception):
@@ -317,7 +322,10 @@ def serve(folder: Path, settings: Settings) -> None:
             if record.get("event") == "queued" and record["id"] not in journal.verified:
                 engine.submit(journal.entries[record["id"]])
         wake.wait(0.5)
-        wake.clear()
+        quiet_since = time.monotonic()
+        while wake.is_set() and time.monotonic() - quiet_since < BURST_S:
+            wake.clear()  # the writer is logging a burst of files: take them in one go
+            wake.wait(QUIET_S)
     os._exit(0)  # the writer is done or dead; `sync` finishes whatever is unverified
 
 

@@ -37,7 +37,7 @@ import sys
 import threading
 import time
 from contextlib import suppress
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from filelock import FileLock
@@ -55,7 +55,12 @@ from logistic_regression.storage.spool import (
     spool_root,
     tail,
 )
-from logistic_regression.storage.uploader import Settings, settings_argument
+from logistic_regression.storage.uploader import QUIET_S, Settings, settings_argument
+
+# Wake the uploader at most this often while files are logged in a burst: it reads the
+# journal only after QUIET_S without a wake-up, so an entry written within this interval
+# of the previous wake-up is read with it (and it polls the journal twice a second anyway).
+WAKE_EVERY_S = QUIET_S / 4
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,7 @@ class ArtifactWriter:
         )
         self._next_id = max(self.journal.entries, default=-1) + 1
         self.unspooled: list[str] = []
+        self._woken = 0.0
 
     # -- what the training thread calls: none of it touches the network --
 
@@ -115,7 +121,7 @@ class ArtifactWriter:
         """Queue `path` as `<root>/<artifact_path>/<name>`, an artifact of the run (or of
         the logged model `model_id`), snapshotted as `storage.snapshot` says (see the
         module docstring)."""
-        path = Path(path).resolve()
+        path = Path(os.path.abspath(path))
         state = file_state(path)  # a missing file fails here, in the caller
         entry_id = self._take_id()
         target = _join(artifact_path, path.name)
@@ -224,9 +230,13 @@ class ArtifactWriter:
 
     def _queue(self, entry: Entry) -> None:
         if not entry.model_id:
-            entry = Entry(**{**asdict(entry), "run_id": self.journal.run_id})
+            entry = replace(entry, run_id=self.journal.run_id)
         self.journal.entries[entry.id] = entry
-        self._append(event="queued", **asdict(entry))
+        self._append(event="queued", **vars(entry))
+        now = time.monotonic()
+        if now - self._woken < WAKE_EVERY_S:
+            return  # a wake-up this recent is still pending: the uploader reads this too
+        self._woken = now
         with suppress(OSError):  # wake the uploader; if it is gone, `sync` will do it
             self._uploader.stdin.write(b"\n")
             self._uploader.stdin.flush()
