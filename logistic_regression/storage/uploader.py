@@ -64,7 +64,7 @@ BURST_S = 0.2
 
 
 class SourceGone(Exception):
-    """The user's file was deleted before its upload finished: not retried."""
+    """The user's file was deleted before its upload was verified: not retried."""
 
 
 @dataclass(frozen=True)
@@ -222,26 +222,34 @@ class Engine:
         while not self.stop.is_set():
             try:
                 entry = self._current(entry)
-                with _progress_bar(entry, s.progress) as advance:
-                    self.destination.put(entry, self.folder / entry.source, advance)
+                error = self._put(entry)
                 if entry.referenced and (now := self._current(entry)) is not entry:
-                    entry = now  # changed while it was uploaded: upload the new copy instead
-                    continue
-            except SourceGone as exc:
+                    entry = now  # it changed during the upload: upload the copy instead,
+                    continue  # and the store is not to blame (no attempt used)
+            except SourceGone as exc:  # nothing left to upload: not retried
                 self._record(event="failed", id=entry.id, error=f"{entry.path}: {exc}")
                 return
-            except Exception as exc:  # every other failure is retried, then recorded
+            except OSError as exc:  # the copy into the spool failed
                 error = f"{entry.path}: {type(exc).__name__}: {first_line(exc)}"
-                if attempt >= s.max_attempts:
-                    self._record(event="failed", id=entry.id, error=error)
-                    return
-                pause = min(s.max_backoff_s, s.backoff_s * 2 ** (attempt - 1))
-                attempt += 1
-                if self.stop.wait(pause * (0.5 + random.random() / 2)):
-                    return
-            else:
+            if error is None:
                 self._record(event="verified", id=entry.id, size=entry.size)
                 return
+            if attempt >= s.max_attempts:
+                self._record(event="failed", id=entry.id, error=error)
+                return
+            pause = min(s.max_backoff_s, s.backoff_s * 2 ** (attempt - 1))
+            attempt += 1
+            if self.stop.wait(pause * (0.5 + random.random() / 2)):
+                return
+
+    def _put(self, entry: Entry) -> str | None:
+        """Upload and verify once; the error line, or None when the object is verified."""
+        try:
+            with _progress_bar(entry, self.settings.progress) as advance:
+                self.destination.put(entry, self.folder / entry.source, advance)
+        except Exception as exc:  # every failure is retried, then recorded
+            return f"{entry.path}: {type(exc).__name__}: {first_line(exc)}"
+        return None
 
     def _current(self, entry: Entry) -> Entry:
         """The entry itself while its file is as logged; else a copy of the file as it is
