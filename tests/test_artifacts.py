@@ -254,14 +254,35 @@ def test_mlflow_s3_settings_are_honoured(storage, s3_env, monkeypatch, tmp_path)
     assert html["Metadata"] == {"team": "kit"} == csv["Metadata"]
 
 
-def test_ignore_tls_turns_certificate_checks_off(s3_env, monkeypatch, tmp_path):
-    from logistic_regression.storage import s3
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+def test_ignore_tls_reaches_a_store_with_a_self_signed_certificate(storage, tmp_path, monkeypatch):
+    """MLFLOW_S3_IGNORE_TLS, as for MLflow: certificates are checked unless it is true."""
+    import shutil
 
-    assert s3.client()._endpoint.http_session._verify is not False
-    monkeypatch.setenv("MLFLOW_S3_IGNORE_TLS", "true")
-    unchecked = s3.client()
-    assert unchecked._endpoint.http_session._verify is False
-    unchecked.put_object(Bucket="kit", Key="tls/x", Body=b"x")  # still talks to the store
+    from servers import S3Server
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make the test server's certificate")
+    storage = dataclasses.replace(storage, retry=dataclasses.replace(storage.retry, max_attempts=1))
+    payload = tmp_path / "payload.txt"
+    payload.write_text("over https")
+    server = S3Server(tmp_path / "tls-s3", tls=True)
+    try:
+        server.start(buckets=("kit",))
+        for name, value in server.environment().items():
+            monkeypatch.setenv(name, value)
+        with ArtifactWriter("run8", "sqlite:///unused.db", storage) as writer:
+            writer.log_file(payload, "s3://kit/tls/checked")
+            refused = writer.flush(timeout=60)
+        assert not refused.complete and "certificate verify failed" in refused.errors[0]
+
+        monkeypatch.setenv("MLFLOW_S3_IGNORE_TLS", "true")
+        with ArtifactWriter("run9", "sqlite:///unused.db", storage) as writer:
+            writer.log_file(payload, "s3://kit/tls/unchecked")
+            assert writer.flush(timeout=60).complete
+        assert s3_bytes(server, "s3://kit/tls/unchecked/payload.txt") == b"over https"
+    finally:
+        server.stop()
 
 
 def test_verification_compares_the_stored_checksum_with_the_uploads(s3_env, tmp_path):
