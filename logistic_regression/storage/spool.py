@@ -3,7 +3,8 @@
 A run's spool folder `<spool root>/<run id>/` holds:
 
 - `journal.jsonl`, written only by the writer: one `run` line (run id, tracking URI,
-  pid), then a `queued` line per file and a `model` line per logged model to mark READY;
+  and the writer's pid for a person reading the folder), then a `queued` line per file
+  (an `Entry`) and a `model` line per logged model to mark READY;
 - `results.jsonl`, written only by uploaders (the run's, or `sync`): `verified`,
   `failed` and `resnapshot` lines;
 - `files/<id>/<name>`: copies of logged files (`storage.snapshot=copy`, or a file that
@@ -90,7 +91,6 @@ class Journal:
 
     run_id: str = ""
     tracking_uri: str = ""
-    pid: int = 0
     entries: dict[int, Entry] = field(default_factory=dict)
     verified: set[int] = field(default_factory=set)
     errors: dict[int, str] = field(default_factory=dict)
@@ -109,7 +109,6 @@ class Journal:
         event = record.get("event")
         if event == "run":
             self.run_id, self.tracking_uri = record["run_id"], record["tracking_uri"]
-            self.pid = record.get("pid", 0)
         elif event == "queued":
             self.entries[record["id"]] = Entry.from_record(record)
             self._resnapshot(record["id"])
