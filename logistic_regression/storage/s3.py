@@ -16,15 +16,16 @@ Uploads (`Transfers`) go through one s3transfer TransferManager per process: at 
 for them plus one verification request per uploading thread.
 
 What a verified object guarantees, on any bucket (SSE-S3, SSE-KMS, SSE-C or none):
-every PUT and part carries a CRC32 that botocore computes from the bytes as it streams
-them, and the store rejects a request whose bytes do not match it (BadDigest; the upload
-is retried). The store's answer (PutObject, or CompleteMultipartUpload with the
-composite `<crc>-<parts>`) is kept; a single PUT answered with its CRC32 is verified by
-that answer, a multipart upload by a HEAD (ChecksumMode=ENABLED) that must show the
-expected size and the same checksum. A store that answers with no checksum at all (no
-flexible-checksum support) is verified by HEAD: the expected size and the ETag the upload
-returned (the object is the one this upload wrote). The ETag is never recomputed from the
-bytes (it is not an MD5 on SSE-KMS/SSE-C buckets), and no file is read again to verify.
+every PUT and part carries a CRC32 (or the ChecksumAlgorithm MLFLOW_S3_UPLOAD_EXTRA_ARGS
+names) that botocore computes from the bytes as it streams them, and the store rejects a
+request whose bytes do not match it (BadDigest; the upload is retried). The store's
+answer (PutObject, or CompleteMultipartUpload with the composite `<crc>-<parts>`) is
+kept; a single PUT answered with its checksum is verified by that answer, a multipart
+upload by a HEAD (ChecksumMode=ENABLED) that must show the expected size and the same
+checksum. A store that answers with no checksum at all (no flexible-checksum support) is
+verified by HEAD: the expected size and the ETag the upload returned (the object is the
+one this upload wrote). The ETag is never recomputed from the bytes (it is not an MD5 on
+SSE-KMS/SSE-C buckets), and no file is read again to verify.
 """
 
 from __future__ import annotations
@@ -44,7 +45,16 @@ IGNORE_TLS_VARIABLE = "MLFLOW_S3_IGNORE_TLS"
 EXTRA_ARGS_VARIABLE = "MLFLOW_S3_UPLOAD_EXTRA_ARGS"
 BUCKET_OWNER_VARIABLE = "MLFLOW_S3_EXPECTED_BUCKET_OWNER"
 ADDRESSING_VARIABLE = "MLFLOW_BOTO_CLIENT_ADDRESSING_STYLE"
-CHECKSUM_ALGORITHM = "CRC32"
+CHECKSUM_ALGORITHM = "CRC32"  # MLFLOW_S3_UPLOAD_EXTRA_ARGS may choose another
+CHECKSUMS = ("CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256")
+# Upload arguments a HEAD of the object needs too (an SSE-C key, a bucket owner).
+HEAD_ARGS = (
+    "SSECustomerAlgorithm",
+    "SSECustomerKey",
+    "SSECustomerKeyMD5",
+    "ExpectedBucketOwner",
+    "RequestPayer",
+)
 
 
 @dataclass(frozen=True)
@@ -184,9 +194,8 @@ class Transfers:
         sent = _checksum(answer)
         if sent and answer.get("operation") == "PutObject":  # checked and answered by the store
             return
-        head = self.client.head_object(
-            Bucket=bucket, Key=key, ChecksumMode="ENABLED", **bucket_owner()
-        )
+        head_args = {k: v for k, v in upload_args(key).items() if k in HEAD_ARGS}
+        head = self.client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED", **head_args)
         if head["ContentLength"] != size:
             raise OSError(f"verify: {head['ContentLength']} bytes stored, {size} sent")
         stored = _checksum(head)
@@ -212,7 +221,11 @@ def _name_request(params, context, **kwargs) -> None:
 
 
 def _checksum(response: dict) -> str:
-    return response.get(f"Checksum{CHECKSUM_ALGORITHM}") or ""
+    """The flexible checksum a response carries (`<algorithm>:<value>`), or ""."""
+    for algorithm in CHECKSUMS:
+        if value := response.get(f"Checksum{algorithm}"):
+            return f"{algorithm}:{value}"
+    return ""
 
 
 def _explain(uri: str, exc: Exception, error: type[KitError] = DataError) -> KitError:
