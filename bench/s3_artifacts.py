@@ -5,12 +5,14 @@ two workloads, one 200 MB file and 200 files of 100 kB:
 
 (a) blocked time: how long the training thread waits while logging, with the kit's
     `ArtifactWriter.log_file` (snapshot + queue) versus synchronous
-    `MlflowClient.log_artifact` into an S3-backed run. Target: <= 5% of synchronous.
-    Both snapshot modes are measured: copy (the bytes are read at log time: a true
-    snapshot, one memory copy) and link (a hard link: no copy).
+    `MlflowClient.log_artifact` into an S3-backed run. Target: <= 5% of synchronous,
+    in the default mode. Both snapshot modes are measured: reference (the default: the
+    file's state is recorded, nothing copied; it is uploaded from its path and checked
+    unchanged after) and copy (a kernel copy into the spool at log time).
 (b) drain throughput: bytes / (first log call -> `flush` done, every object verified)
     versus raw boto3 `upload_file` of the same files with the same concurrency and
-    multipart settings. Target: >= 80% of raw boto3.
+    multipart settings (each file on its own thread, as a user script would). Target:
+    >= 80% of raw boto3, in the default mode.
 
 Each measurement alternates between the contenders; medians over --repeats.
 
@@ -71,7 +73,7 @@ def log_synchronously(client, experiment: str, files: list[Path]) -> float:
 
 def log_asynchronously(client, experiment, files, storage, tracking_uri) -> tuple[float, float]:
     """(seconds blocked in `log_file`, seconds until `flush` has every object verified)."""
-    from logistic_regression.artifacts import ArtifactWriter
+    from logistic_regression.storage.writer import ArtifactWriter
 
     run_id = client.create_run(experiment).info.run_id
     artifact_root = client.get_run(run_id).info.artifact_uri
@@ -113,7 +115,7 @@ def main() -> int:
     from mlflow.tracking import MlflowClient
     from servers import S3Server
 
-    from logistic_regression import s3
+    from logistic_regression.storage import s3
     from logistic_regression.train import compose_config
 
     storage = compose_config(["storage=s3", "storage.bucket=bench"]).storage
@@ -143,7 +145,7 @@ def main() -> int:
                 f"{storage.multipart_chunksize_mb} MB parts; {args.repeats} repeats"
             )
             failures = 0
-            modes = ("copy", "link")
+            modes = ("reference", "copy")  # the default first: the targets apply to it
             for label, files in workloads.items():
                 size = sum(p.stat().st_size for p in files)
                 blocked = {"sync": [], **{m: [] for m in modes}}
@@ -180,10 +182,16 @@ def main() -> int:
                         f"  snapshot={mode}: blocked {block[mode] * 1000:7.1f} ms "
                         f"= {blocked_ratio:.3f} of sync (target <= {BLOCKED_TARGET}); "
                         f"drain {size / mb / drained[mode]:6.1f} MB/s "
-                        f"= {throughput_ratio:.2f} of raw (target >= {THROUGHPUT_TARGET})"
+                        f"= {throughput_ratio:.2f} of raw"
+                        + (
+                            f" (targets <= {BLOCKED_TARGET}, >= {THROUGHPUT_TARGET})"
+                            if mode == storage.snapshot
+                            else " (opt-in, no target)"
+                        )
                     )
-                    failures += blocked_ratio > BLOCKED_TARGET
-                    failures += throughput_ratio < THROUGHPUT_TARGET
+                    if mode == storage.snapshot:
+                        failures += blocked_ratio > BLOCKED_TARGET
+                        failures += throughput_ratio < THROUGHPUT_TARGET
             print("\nall targets met" if not failures else f"\n{failures} target(s) missed")
             return 0 if not failures else 1
         finally:

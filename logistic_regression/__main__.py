@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def command(args: argparse.Namespace) -> int:
     if args.command == "sync":
-        from logistic_regression.sync import sync
+        from logistic_regression.storage.sync import sync
 
         return sync(compose_config(args.overrides).storage)
     _use_tracking_store(args.tracking_uri)

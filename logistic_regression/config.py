@@ -53,8 +53,8 @@ class StorageKind(StrEnum):
 
 
 class SnapshotMode(StrEnum):
+    REFERENCE = "reference"
     COPY = "copy"
-    LINK = "link"
 
 
 class Direction(StrEnum):
@@ -136,7 +136,7 @@ class StorageConfig:
     flush_timeout_s: float = 600.0
     spool_dir: str = ""
     progress: bool = True
-    snapshot: str = "copy"
+    snapshot: str = "reference"
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Load the input table and describe it well enough to prove later it is the same data.
 
-Plain functions: a URI in, a `Dataset` out; `s3://` objects are read through `s3.py`.
+Plain functions: a URI in, a `Dataset` out; `s3://` objects are read through `storage/s3.py`.
 The digest is what `reproduce` compares: the SHA-256 of the file's (or object's) bytes,
 of the table's contents for a built-in dataset.
 """
@@ -77,7 +77,7 @@ def _parse(source, suffix: str, uri: str) -> pd.DataFrame:
 
 
 def _read_s3(uri: str) -> tuple[pd.DataFrame, DataRef]:
-    from logistic_regression import s3
+    from logistic_regression.storage import s3
 
     _, key, _ = s3.parse_uri(uri)
     suffix = Path(key).suffix.lower()
@@ -86,8 +86,9 @@ def _read_s3(uri: str) -> tuple[pd.DataFrame, DataRef]:
     found = s3.get_object(uri)
     frame = _parse(io.BytesIO(found.body), suffix, uri)
     digest = hashlib.sha256(found.body).hexdigest()
+    rows, columns = frame.shape
     return frame, DataRef(
-        uri, digest, "s3", *frame.shape, etag=found.etag, version=found.version_id
+        uri, digest, "s3", rows, columns, etag=found.etag, version=found.version_id
     )
 
 

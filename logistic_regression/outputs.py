@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from logistic_regression import s3
-from logistic_regression.artifacts import ArtifactWriter
 from logistic_regression.data import local_path
 from logistic_regression.errors import DataError
+from logistic_regression.storage import s3
+from logistic_regression.storage.writer import ArtifactWriter
 
 PREDICTIONS = "predictions.csv"
 

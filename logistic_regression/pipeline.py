@@ -20,8 +20,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 from sklearn.pipeline import Pipeline
 
-from logistic_regression import data, evaluate, model, outputs, provenance, report, s3
-from logistic_regression.artifacts import ArtifactWriter
+from logistic_regression import data, evaluate, model, outputs, provenance, report
 from logistic_regression.background import Background
 from logistic_regression.config import (
     METRIC_NAMES,
@@ -33,6 +32,8 @@ from logistic_regression.config import (
     validate,
 )
 from logistic_regression.errors import KitError
+from logistic_regression.storage import s3
+from logistic_regression.storage.writer import ArtifactWriter
 from logistic_regression.tracking import artifact_state, baselines, models, runs
 from logistic_regression.uris import absolute_tracking_uri, redact
 
@@ -263,7 +264,7 @@ def record(context: RunContext) -> RunSummary:
     images = context.background.submit(report.plots, report_input)
     write_run_files(context, predictions, packages, report.render(report_input, images()))
     saved()
-    writer.adopt_folder(model_folder, model_root)
+    writer.adopt_folder(model_folder, model_root, model_id=model_id)
     writer.finalize_model_when_stored(model_id)
 
     headline = config.evaluation.headline_metric

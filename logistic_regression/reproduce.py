@@ -25,10 +25,11 @@ import yaml
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from logistic_regression import data, provenance, s3
+from logistic_regression import data, provenance
 from logistic_regression.config import flatten_tree
 from logistic_regression.errors import KitError
 from logistic_regression.mlproject import hydra_quote
+from logistic_regression.storage import s3
 from logistic_regression.tracking.runs import ERROR_TAG, clip
 from logistic_regression.uris import absolute_tracking_uri, redact
 

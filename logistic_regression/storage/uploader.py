@@ -1,0 +1,350 @@
+"""The upload engine, in its own process so uploads never take the GIL from training.
+
+`ArtifactWriter` starts `python -m logistic_regression.storage.uploader FOLDER SETTINGS`
+per run. The process follows the run's `journal.jsonl` (a new line on its stdin says
+"look again"), uploads every queued file with a pool of threads, retries with backoff,
+verifies each object, and appends the outcome to `results.jsonl`. End of stdin means the
+writer is done or dead: the process exits at once, and whatever is unverified is
+`sync`'s job. `sync` runs the same `Engine` in its own process.
+
+Destinations: `s3://` roots through `s3.Transfers` (one TransferManager, checksums
+verified as described in `s3.py`); local roots (a path or `file://`) by copying, verified
+by size; any other MLflow artifact root (`mlflow-artifacts:` through a tracking server)
+through MLflow's public client, `MlflowClient.log_artifact` for the entry's run or
+`log_model_artifact` for its logged model, verified by listing the stored size.
+
+A file logged by reference (`storage.snapshot=reference`) is uploaded from the user's
+path only while it is unchanged: its inode, size, mtime and ctime are compared with those
+recorded at logging, before the upload and again after it, before it is recorded as
+verified. A file that changed is copied into the spool (a `resnapshot` result) and that
+copy is uploaded instead, so what is stored is always one whole version of the file,
+never a mix, and a file rewritten during its upload ends up stored with its new bytes. A
+file deleted before its upload was verified is never counted as stored: the entry fails
+at once with an error saying so (no retries; whatever an interrupted upload wrote is not
+vouched for) and the run ends FAILED with it in `kit.artifacts_pending`. (Detection rests
+on the file's timestamps: a same-size rewrite within the filesystem's timestamp
+granularity of the moment it was logged, before its upload began, is stored as the new
+version without a `resnapshot` line; still one whole version.)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import random
+import shutil
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from logistic_regression.errors import first_line
+from logistic_regression.storage.spool import (
+    FILES,
+    JOURNAL,
+    RESULTS,
+    Entry,
+    Journal,
+    file_state,
+    tail,
+)
+
+MB = 1024 * 1024
+PROGRESS_MIN_BYTES = 8 * MB
+# After a wake-up, wait for QUIET_S without one (at most BURST_S) before reading the
+# journal: a burst of logged files is then taken at once, not file by file, and the
+# uploader does not compete for the CPU with the training thread while it logs them.
+QUIET_S = 0.02
+BURST_S = 0.2
+
+
+class SourceGone(Exception):
+    """The user's file was deleted before its upload was verified: not retried."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the engine needs from `storage` (never a secret: those stay in the AWS chain)."""
+
+    workers: int = 8
+    multipart_threshold_mb: int = 64
+    multipart_chunksize_mb: int = 16
+    max_attempts: int = 5
+    backoff_s: float = 0.5
+    max_backoff_s: float = 10.0
+    tracking_uri: str = ""
+    progress: bool = False
+    warm_s3: bool = False  # make the S3 client at start, before the first file arrives
+
+    @classmethod
+    def from_storage(cls, storage, tracking_uri: str, warm_s3: bool = False) -> Settings:
+        return cls(
+            workers=storage.upload_workers,
+            multipart_threshold_mb=storage.multipart_threshold_mb,
+            multipart_chunksize_mb=storage.multipart_chunksize_mb,
+            max_attempts=storage.retry.max_attempts,
+            backoff_s=storage.retry.backoff_s,
+            max_backoff_s=storage.retry.max_backoff_s,
+            tracking_uri=tracking_uri,
+            progress=storage.progress and sys.stderr.isatty(),
+            warm_s3=storage.kind == "s3" or bool(warm_s3),
+        )
+
+
+def local_root(root: str) -> Path | None:
+    """The folder of a local artifact root (a plain path or file://), else None."""
+    if root.startswith("file:"):
+        return Path(unquote(urlparse(root).path))
+    if "://" not in root and ":" not in root.split("/")[0]:
+        return Path(root)
+    return None
+
+
+class Destination:
+    """Uploads one file and proves it arrived; raises on any failure (the caller retries)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._s3 = None
+        self._lock = threading.Lock()
+
+    def _transfers(self):
+        with self._lock:
+            if self._s3 is None:
+                from logistic_regression.storage.s3 import Transfers
+
+                s = self.settings
+                self._s3 = Transfers(
+                    budget=s.workers,
+                    verifiers=s.workers,
+                    threshold=s.multipart_threshold_mb * MB,
+                    chunk=s.multipart_chunksize_mb * MB,
+                )
+            return self._s3
+
+    def warm_up(self) -> None:
+        self._transfers()
+
+    def close(self) -> None:
+        if self._s3 is not None:
+            self._s3.close()
+
+    def put(self, entry: Entry, local: Path, progress: Callable[[int], None]) -> None:
+        if entry.root.startswith("s3://"):
+            self._transfers().upload(local, entry.destination, entry.size, progress)
+        elif (folder := local_root(entry.root)) is not None:
+            target = folder / entry.path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(local, target)
+            if target.stat().st_size != entry.size:
+                raise OSError(f"verify: {target} does not hold {entry.size} bytes")
+            progress(entry.size)
+        else:
+            self._put_mlflow(entry, local)
+            progress(entry.size)
+
+    def _put_mlflow(self, entry: Entry, local: Path) -> None:
+        from mlflow.tracking import MlflowClient
+
+        if local.name != posixpath.basename(entry.path):
+            raise OSError(f"{local.name} cannot be stored as {entry.path} through MLflow")
+        client = MlflowClient(tracking_uri=self.settings.tracking_uri or None)
+        folder = posixpath.dirname(entry.path) or None
+        if entry.model_id:
+            client.log_model_artifact(entry.model_id, str(local), folder)
+            listed = client.list_logged_model_artifacts(entry.model_id, folder)
+        elif entry.run_id:
+            client.log_artifact(entry.run_id, str(local), folder)
+            listed = client.list_artifacts(entry.run_id, folder)
+        else:
+            raise OSError(
+                f"{entry.root}: the spool entry names no run or logged model (written by an "
+                "older kit), so MLflow cannot store it"
+            )
+        sizes = {info.path: info.file_size for info in listed}
+        if sizes.get(entry.path) != entry.size:
+            raise OSError(f"verify: {entry.path} is not stored with {entry.size} bytes")
+
+
+class Engine:
+    """A pool that uploads entries and appends each outcome to `results.jsonl`."""
+
+    def __init__(self, folder: Path, settings: Settings) -> None:
+        self.folder = folder
+        self.settings = settings
+        self.destination = Destination(settings)
+        self.stop = threading.Event()
+        self._pool = ThreadPoolExecutor(settings.workers, thread_name_prefix="upload")
+        self._results = (folder / RESULTS).open("a", encoding="utf-8")
+        self._lock = threading.Lock()
+        self._submitted: set[int] = set()
+        self._futures: list[Future[None]] = []
+
+    def submit(self, entry: Entry) -> None:
+        if entry.id in self._submitted:
+            return
+        self._submitted.add(entry.id)
+        self._futures.append(self._pool.submit(self._upload, entry))
+
+    def wait(self, deadline: float) -> bool:
+        """True when every submitted upload has settled before `deadline`."""
+        for future in self._futures:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            try:
+                future.result(timeout=remaining)
+            except TimeoutError:
+                return False
+        return True
+
+    def close(self) -> None:
+        self.stop.set()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.destination.close()
+        with self._lock:
+            self._results.close()
+
+    def _record(self, **record: object) -> None:
+        with self._lock:
+            if not self._results.closed:
+                self._results.write(json.dumps(record) + "\n")
+                self._results.flush()
+
+    def _upload(self, entry: Entry) -> None:
+        s = self.settings
+        attempt = 1
+        while not self.stop.is_set():
+            try:
+                entry = self._current(entry)
+                error = self._put(entry)
+                if entry.referenced and (now := self._current(entry)) is not entry:
+                    entry = now  # it changed during the upload: upload the copy instead,
+                    continue  # and the store is not to blame (no attempt used)
+            except SourceGone as exc:  # nothing left to upload: not retried
+                self._record(event="failed", id=entry.id, error=f"{entry.path}: {exc}")
+                return
+            except OSError as exc:  # the copy into the spool failed
+                error = f"{entry.path}: {type(exc).__name__}: {first_line(exc)}"
+            if error is None:
+                self._record(event="verified", id=entry.id, size=entry.size)
+                return
+            if attempt >= s.max_attempts:
+                self._record(event="failed", id=entry.id, error=error)
+                return
+            pause = min(s.max_backoff_s, s.backoff_s * 2 ** (attempt - 1))
+            attempt += 1
+            if self.stop.wait(pause * (0.5 + random.random() / 2)):
+                return
+
+    def _put(self, entry: Entry) -> str | None:
+        """Upload and verify once; the error line, or None when the object is verified."""
+        try:
+            with _progress_bar(entry, self.settings.progress) as advance:
+                self.destination.put(entry, self.folder / entry.source, advance)
+        except Exception as exc:  # every failure is retried, then recorded
+            return f"{entry.path}: {type(exc).__name__}: {first_line(exc)}"
+        return None
+
+    def _current(self, entry: Entry) -> Entry:
+        """The entry itself while its file is as logged; else a copy of the file as it is
+        now, taken into the spool and recorded (`resnapshot`)."""
+        if not entry.referenced:
+            return entry
+        original = Path(entry.source)
+        try:
+            if file_state(original) == entry.state:
+                return entry
+            copy = self.folder / FILES / str(entry.id) / original.name
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            for _ in range(5):
+                before = file_state(original)
+                shutil.copyfile(original, copy)
+                if file_state(original) == before:
+                    break
+            else:
+                raise OSError("the file kept changing while it was copied")
+        except FileNotFoundError:
+            raise SourceGone(
+                f"{original} was deleted before its upload was verified; it is not stored"
+            ) from None
+        source = copy.relative_to(self.folder).as_posix()
+        self._record(event="resnapshot", id=entry.id, source=source, size=before[1])
+        return Entry(
+            entry.id, source, entry.root, entry.path, before[1], entry.run_id, entry.model_id
+        )
+
+
+class _progress_bar:
+    """A tqdm bar for one large file on an interactive terminal; a no-op otherwise."""
+
+    def __init__(self, entry: Entry, enabled: bool) -> None:
+        self._bar = None
+        if enabled and entry.size >= PROGRESS_MIN_BYTES:
+            from tqdm import tqdm
+
+            self._bar = tqdm(
+                total=entry.size, unit="B", unit_scale=True, desc=entry.path, leave=False
+            )
+
+    def __enter__(self) -> Callable[[int], None]:
+        return self._bar.update if self._bar is not None else _ignore
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def _ignore(_: int) -> None:
+    return None
+
+
+def serve(folder: Path, settings: Settings) -> None:
+    """The uploader process: follow the journal until stdin ends, then exit at once."""
+    engine = Engine(folder, settings)
+    wake = threading.Event()
+    writer_gone = threading.Event()
+
+    def watch_stdin() -> None:
+        for _ in sys.stdin.buffer:
+            wake.set()
+        writer_gone.set()
+        wake.set()
+
+    threading.Thread(target=watch_stdin, daemon=True).start()
+    if settings.warm_s3:  # importing boto3 takes a CPU-second: pay it while training runs
+        threading.Thread(target=engine.destination.warm_up, daemon=True).start()
+    journal = Journal()
+    for record in tail(folder / RESULTS, 0)[0]:
+        journal.apply(record)
+    offset = 0
+    while not writer_gone.is_set():
+        records, offset = tail(folder / JOURNAL, offset)
+        for record in records:
+            journal.apply(record)
+            if record.get("event") == "queued" and record["id"] not in journal.verified:
+                engine.submit(journal.entries[record["id"]])
+        wake.wait(0.5)
+        quiet_since = time.monotonic()
+        while wake.is_set() and time.monotonic() - quiet_since < BURST_S:
+            wake.clear()  # the writer is logging a burst of files: take them in one go
+            wake.wait(QUIET_S)
+    os._exit(0)  # the writer is done or dead; `sync` finishes whatever is unverified
+
+
+def main() -> None:
+    folder, settings = Path(sys.argv[1]), Settings(**json.loads(sys.argv[2]))
+    serve(folder, settings)
+
+
+def settings_argument(settings: Settings) -> str:
+    return json.dumps(asdict(settings))
+
+
+if __name__ == "__main__":
+    main()
