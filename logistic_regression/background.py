@@ -32,6 +32,12 @@ import logistic_regression as package
 
 T = TypeVar("T")
 WORKERS = 2
+# Thread-limit variable -> the library threadpoolctl lifts it for (internal API name).
+THREAD_POOL_APIS = {
+    "OPENBLAS_NUM_THREADS": "openblas",
+    "MKL_NUM_THREADS": "mkl",
+    "OMP_NUM_THREADS": "openmp",
+}
 
 _pool: ProcessPoolExecutor | None = None
 _pool_refused = False
@@ -78,11 +84,12 @@ def release_thread_pools() -> None:
     held = os.environ.pop(package.HELD_VARIABLE, "").split()
     for name in held:
         os.environ.pop(name, None)
-    numeric = {"OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"}
-    if numeric & set(held):
-        from threadpoolctl import threadpool_limits
+    apis = [api for name, api in THREAD_POOL_APIS.items() if name in held]
+    if apis:
+        from threadpoolctl import ThreadpoolController
 
-        threadpool_limits(limits=len(os.sched_getaffinity(0)))
+        cores = len(os.sched_getaffinity(0))
+        ThreadpoolController().select(internal_api=apis).limit(limits=cores)
 
 
 class Background:
