@@ -1,12 +1,20 @@
 """Shared fixtures: an isolated MLflow store per test, a composed config, a git copy of the kit.
 
-MLflow is never mocked: each test gets a real SQLite tracking store under tmp_path.
+MLflow is never mocked: each test gets a real SQLite tracking store under tmp_path. The
+store is created and migrated once per session (by a real MlflowClient, on a template
+file) and copied per test: migrating a fresh SQLite store costs seconds, a copy costs
+milliseconds, and the copy is the same database MLflow would have made.
+
+End-to-end tests are the ones under tests/e2e/, and only those: they are marked `e2e`
+here, and a test elsewhere that starts the kit or MLflow in another process fails with
+a message saying where it belongs. `python -m pytest -m "not e2e"` is the fast subset.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -19,6 +27,7 @@ from logistic_regression.config import Config
 from logistic_regression.train import compose_config
 
 PROJECT = Path(__file__).resolve().parent.parent
+E2E_DIR = Path(__file__).resolve().parent / "e2e"
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "Kit Test",
     "GIT_AUTHOR_EMAIL": "kit@test.invalid",
@@ -27,8 +36,81 @@ GIT_IDENTITY = {
 }
 
 
+def pytest_collection_modifyitems(config, items):
+    """One definition of e2e: the folder. Its tests get the marker; nothing else may."""
+    for item in items:
+        if E2E_DIR in Path(item.path).parents:
+            item.add_marker(pytest.mark.e2e)
+        elif item.get_closest_marker("e2e"):
+            raise pytest.UsageError(
+                f"{item.nodeid} is marked e2e outside tests/e2e/; move it there instead"
+            )
+
+
+# What a user runs: MLflow's CLI and the kit's commands. (The kit's own helper processes,
+# such as its upload worker, are part of an in-process run and stay allowed.)
+ENTRY_MODULES = {
+    "mlflow",
+    "logistic_regression",
+    "logistic_regression.train",
+    "logistic_regression.mlproject",
+    "logistic_regression.sweep",
+    "logistic_regression.server",
+}
+
+
+def _starts_kit_or_mlflow(args) -> bool:
+    argv = [str(a) for a in ([args] if isinstance(args, str | os.PathLike) else args)]
+    if len(argv) == 1:
+        argv = shlex.split(argv[0])
+    modules = [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == "-m"]
+    return (
+        any(m in ENTRY_MODULES for m in modules)
+        or (bool(argv) and Path(argv[0]).name == "mlflow")
+        or any(Path(arg).name == "start_mlflow.sh" for arg in argv)
+    )
+
+
 @pytest.fixture(autouse=True)
-def isolated_mlflow(tmp_path, monkeypatch):
+def e2e_only_in_subprocesses(request, monkeypatch):
+    """Outside tests/e2e/, starting `mlflow`, the kit's CLI or its server script fails."""
+    if request.node.get_closest_marker("e2e"):
+        return
+    original = subprocess.Popen.__init__
+
+    def guarded(self, args, *rest, **kwargs):
+        if _starts_kit_or_mlflow(args):
+            pytest.fail(
+                f"{request.node.nodeid} starts {args!r} in a subprocess: "
+                "an end-to-end test, it belongs under tests/e2e/",
+                pytrace=False,
+            )
+        original(self, args, *rest, **kwargs)
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", guarded)
+
+
+@pytest.fixture(scope="session")
+def migrated_store(tmp_path_factory) -> Path:
+    """An empty SQLite tracking store that a real MlflowClient created and migrated."""
+    from mlflow.tracking import MlflowClient
+
+    template = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    client = MlflowClient(f"sqlite:///{template}")
+    client.search_experiments()  # creates the tables, runs every migration
+    client.search_registered_models()
+    client._tracking_client.store.engine.dispose()  # every change is on disk; no handle left
+    return template
+
+
+def new_store(migrated_store: Path, path: Path) -> str:
+    """A copy of the migrated store at `path`, as a tracking URI."""
+    shutil.copyfile(migrated_store, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture(autouse=True)
+def isolated_mlflow(tmp_path, monkeypatch, migrated_store):
     """No MLFLOW_* from the caller's shell, no run left open, a store under tmp_path.
 
     The working directory is tmp_path too, so MLflow's default artifact root (./mlruns)
@@ -38,7 +120,7 @@ def isolated_mlflow(tmp_path, monkeypatch):
     for name in list(os.environ):
         if name.startswith("MLFLOW_"):
             monkeypatch.delenv(name)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = new_store(migrated_store, tmp_path / "mlflow.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("LOGREG_SPOOL_DIR", str(tmp_path / "spool"))
     mlflow.set_tracking_uri(uri)

@@ -218,6 +218,12 @@ class S3Server:
         }
 
 
+def s3_bytes(server: S3Server, uri: str) -> bytes:
+    """The bytes of the object at s3://bucket/key on this server."""
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return server.client().get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
 def _stop_by_pid(process: subprocess.Popen) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(process.pid, signal.SIGTERM)

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
+from servers import s3_bytes
 
 from logistic_regression.artifacts import ArtifactWriter, Journal, spool_root
 from logistic_regression.uploader import multipart_etag
@@ -22,11 +23,6 @@ def storage(base_config, tmp_path):
         retry=dataclasses.replace(base_config.storage.retry, backoff_s=0.1, max_backoff_s=0.5),
         progress=False,
     )
-
-
-def s3_bytes(server, uri: str) -> bytes:
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    return server.client().get_object(Bucket=bucket, Key=key)["Body"].read()
 
 
 def test_local_root_files_are_stored_verified_and_the_spool_emptied(storage, tmp_path):

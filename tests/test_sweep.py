@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import mlflow
 import pytest
-from conftest import PYTHON, run_command
 from mlflow.tracking import MlflowClient
 
 from logistic_regression import train
@@ -87,22 +86,6 @@ def test_the_best_of_a_minimising_sweep_is_the_lowest():
     assert parent.data.tags["sweep.best_run_id"] == lowest.info.run_id
 
 
-@pytest.mark.e2e
-def test_joblib_parallel_sweep_is_nested_correctly():
-    code = sweep(
-        "hydra/launcher=joblib",
-        "hydra.launcher.n_jobs=2",
-        "model.C=0.1,1,10",
-        experiment="parallel",
-    )
-    assert code == 0
-    (parent,), children = runs_of("parallel")
-    assert len(children) == 3 and all(c.info.status == "FINISHED" for c in children)
-    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
-    assert parent.data.tags["sweep.children"] == "3"
-
-
-@pytest.mark.e2e
 def test_optuna_search_maximises_the_sweep_metric():
     code = sweep(
         "hydra/sweeper=optuna",
@@ -117,32 +100,3 @@ def test_optuna_search_maximises_the_sweep_metric():
     assert len(children) == 3
     best = max(c.data.metrics["cv_roc_auc_mean"] for c in children)
     assert parent.data.metrics["best_cv_roc_auc_mean"] == best
-
-
-@pytest.mark.e2e
-def test_mlflow_run_sweep_entry_point_nests_under_its_own_run(kit_repo, tmp_path):
-    done = run_command(
-        [
-            PYTHON,
-            "-m",
-            "mlflow",
-            "run",
-            str(kit_repo),
-            "-e",
-            "sweep",
-            "--env-manager",
-            "local",
-            "--experiment-name",
-            "entry",
-            "-P",
-            "sweep=model.C=0.5,2 'tracking.note=sweep note'",
-        ],
-        cwd=tmp_path,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    (parent,), children = runs_of("entry")
-    assert parent.info.status == "FINISHED"
-    assert "model.C=0.5,2" in parent.data.params["sweep"]  # as `mlflow run` logs it (quoted)
-    assert len(children) == 2
-    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
-    assert {c.data.tags["mlflow.note.content"] for c in children} == {"sweep note"}

@@ -101,3 +101,8 @@ def test_cli_bad_value_is_one_line_exit_2(capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: invalid value for model.C:")
     assert "\n" not in err and "Traceback" not in err
+
+
+def test_register_without_a_name_is_refused_before_the_run(capsys):
+    assert train.main(["registry.register=true", "registry.model_name="]) == 2
+    assert "registry.model_name is empty" in capsys.readouterr().err
