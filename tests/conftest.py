@@ -148,6 +148,37 @@ def config(base_config, tmp_path) -> Config:
     return cfg
 
 
+def recorded_run(
+    experiment: str,
+    name: str,
+    params: dict[str, str] | None = None,
+    metrics: dict[str, float] | None = None,
+    status: str | None = "FINISHED",
+    texts: dict[str, str] | None = None,
+    client=None,
+) -> str:
+    """A run made directly through MlflowClient in the current (real) store, with the
+    params, metrics and text artifacts given: for tests about ranking, listing and
+    comparing runs rather than about training them. `status=None` leaves it RUNNING."""
+    from mlflow.entities import Metric, Param
+    from mlflow.tracking import MlflowClient
+
+    client = client or MlflowClient()
+    found = client.get_experiment_by_name(experiment)
+    experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+    run_id = client.create_run(experiment_id, run_name=name).info.run_id
+    client.log_batch(
+        run_id,
+        metrics=[Metric(k, v, 0, 0) for k, v in (metrics or {}).items()],
+        params=[Param(k, str(v)) for k, v in (params or {}).items()],
+    )
+    for path, text in (texts or {}).items():
+        client.log_text(run_id, text, path)
+    if status:
+        client.set_terminated(run_id, status)
+    return run_id
+
+
 def git(cwd: Path, *args: str) -> str:
     env = {**os.environ, **GIT_IDENTITY}
     done = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True)

@@ -47,6 +47,8 @@ def test_a_run_records_everything_needed_to_reproduce_it(config):
         assert f"test_{name}" in metrics
         folds = [metrics[f"cv_{name}_fold_{k}"] for k in range(1, 6)]
         assert metrics[f"cv_{name}_mean"] == pytest.approx(sum(folds) / 5)
+    assert not any(name.startswith("vs_baseline_") for name in metrics), "no baseline here"
+    assert "kit.baseline_run_id" not in tags
     history = client.get_metric_history(summary.run_id, "cv_roc_auc")
     assert sorted(m.step for m in history) == [1, 2, 3, 4, 5]
     assert summary.cv_mean == metrics["cv_roc_auc_mean"]

@@ -171,24 +171,6 @@ def test_changed_data_is_refused_and_changed_metrics_are_reported(kit_repo, tmp_
     assert len(client.search_runs([original.info.experiment_id])) == before, "refused before work"
 
 
-def test_inspect_shows_a_run_and_an_experiment(kit_repo, tmp_path):
-    done = run_command([PYTHON, "-m", "logistic_regression.train", "model.C=0.5"], cwd=kit_repo)
-    assert done.returncode == 0, done.stderr
-    run = newest_run(MlflowClient())
-    done = kit_cli(tmp_path, "inspect", run.info.run_id)
-    assert done.returncode == 0, done.stderr
-    tree = done.stdout
-    assert tree.startswith(f"run {run.info.run_id}  logreg-C0.5-l2  FINISHED")
-    assert "│   ├── model.C = 0.5" in tree
-    assert f"cv_roc_auc_mean = {run.data.metrics['cv_roc_auc_mean']}" in tree
-    for name in ("report.html", "predictions.csv", "config.yaml", "environment.txt"):
-        assert f"── {name}  (" in tree
-    done = kit_cli(tmp_path, "inspect", "--experiment", "logistic-regression")
-    assert run.info.run_id in done.stdout and "cv_roc_auc_mean" in done.stdout
-    done = kit_cli(tmp_path, "inspect", "--experiment", "nope")
-    assert done.returncode == 2 and "no experiment named 'nope'" in done.stderr
-
-
 def test_classic_file_store_layout(kit_repo, tmp_path):
     store = tmp_path / "mlruns"
     done = run_command(
