@@ -156,11 +156,12 @@ def recorded_run(
     status: str | None = "FINISHED",
     texts: dict[str, str] | None = None,
     client=None,
+    tags: dict[str, str] | None = None,
 ) -> str:
     """A run made directly through MlflowClient in the current (real) store, with the
     params, metrics and text artifacts given: for tests about ranking, listing and
     comparing runs rather than about training them. `status=None` leaves it RUNNING."""
-    from mlflow.entities import Metric, Param
+    from mlflow.entities import Metric, Param, RunTag
     from mlflow.tracking import MlflowClient
 
     client = client or MlflowClient()
@@ -171,6 +172,7 @@ def recorded_run(
         run_id,
         metrics=[Metric(k, v, 0, 0) for k, v in (metrics or {}).items()],
         params=[Param(k, str(v)) for k, v in (params or {}).items()],
+        tags=[RunTag(k, v) for k, v in (tags or {}).items()],
     )
     for path, text in (texts or {}).items():
         client.log_text(run_id, text, path)

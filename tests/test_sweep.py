@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import mlflow
 import pytest
+from conftest import recorded_run
 from mlflow.tracking import MlflowClient
 
 from logistic_regression import train
+from logistic_regression.train import compose_config
 
 
 def sweep(*overrides: str, experiment: str = "sweeps") -> int:
@@ -79,11 +81,34 @@ def test_a_sweep_hydra_aborts_still_ends_its_parent():
     assert parent.data.tags["kit.sweep"] == "aborted"
 
 
-def test_the_best_of_a_minimising_sweep_is_the_lowest():
-    assert sweep("model.C=0.01,1", "sweep.metric=test_log_loss", "sweep.direction=minimize") == 0
-    (parent,), children = runs_of("sweeps")
-    lowest = min(children, key=lambda c: c.data.metrics["test_log_loss"])
-    assert parent.data.tags["sweep.best_run_id"] == lowest.info.run_id
+def test_the_best_of_a_minimising_sweep_is_the_lowest_finished_child():
+    """Ranking only: children recorded with chosen values (the highest, the lowest, and a
+    failed one lower still), then the sweep's end picks and records the best."""
+    config = compose_config(
+        [
+            "tracking.experiment_name=sweeps",
+            "sweep.metric=test_log_loss",
+            "sweep.direction=minimize",
+        ]
+    )
+    parent = recorded_run("sweeps", "sweep-1", status=None)
+    child = {"mlflow.parentRunId": parent}
+    values = {"0.01": (0.30, "FINISHED"), "1.0": (0.10, "FINISHED"), "10.0": (0.01, "FAILED")}
+    ids = {
+        C: recorded_run(
+            "sweeps", f"logreg-C{C}", {"model.C": C}, {"test_log_loss": loss}, status, tags=child
+        )
+        for C, (loss, status) in values.items()
+    }
+    assert train.finish_sweep(config, parent) is True
+    (finished,), children = runs_of("sweeps")
+    assert finished.info.run_id == parent and len(children) == 3
+    assert finished.info.status == "FINISHED"
+    tags = finished.data.tags
+    assert tags["sweep.best_run_id"] == ids["1.0"]
+    assert tags["sweep.best.model.C"] == "1.0" and tags["sweep.direction"] == "minimize"
+    assert tags["sweep.children"] == "3" and tags["sweep.failed"] == "1"
+    assert finished.data.metrics == {"best_test_log_loss": 0.10}
 
 
 def test_optuna_search_maximises_the_sweep_metric():
