@@ -9,7 +9,7 @@ import os
 import subprocess
 
 import pytest
-from conftest import PROJECT, PYTHON
+from conftest import PROJECT, PYTHON, new_store
 from mlflow.tracking import MlflowClient
 from servers import free_port
 
@@ -28,14 +28,18 @@ def script(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
     )
 
 
-def test_team_server_records_runs_and_stores_artifacts_in_s3(s3_env, kit_repo, tmp_path):
+def test_team_server_records_runs_and_stores_artifacts_in_s3(
+    s3_env, kit_repo, tmp_path, migrated_store
+):
     port = str(free_port())
     settings = [
         "--port",
         port,
         f"state_dir={tmp_path / 'server-state'}",
-        f"backend_store_uri=sqlite:///{tmp_path / 'server.db'}",
+        # An already migrated store, as a team's server has after its first start.
+        f"backend_store_uri={new_store(migrated_store, tmp_path / 'server.db')}",
         "artifacts_destination=s3://kit/team",
+        "workers=1",  # two cores: the second worker only slows the start down
     ]
     started = script("--background", *settings)
     try:
