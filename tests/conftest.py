@@ -227,6 +227,29 @@ def run_command(args: list[str], cwd: Path, env: dict[str, str] | None = None, t
 PYTHON = sys.executable
 
 
+def returns_within(seconds: float, function, *args, **kwargs):
+    """`function(*args, **kwargs)`, failing the test (not hanging it) if it has not returned
+    after `seconds`. For checking that something is bounded: pass a generous bound; the
+    assertion is that it returns at all while what it waits on still hangs."""
+    import threading
+
+    outcome: dict[str, object] = {}
+
+    def call() -> None:
+        try:
+            outcome["value"] = function(*args, **kwargs)
+        except BaseException as exc:  # handed to the test below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=call, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"{function.__name__} did not return within {seconds} s"
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
 @pytest.fixture
 def git_server(tmp_path):
     """A real `git daemon` on 127.0.0.1, stopped when the test ends."""
