@@ -6,12 +6,9 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
-import pytest
 from conftest import PYTHON, git, run_command
 from mlflow.tracking import MlflowClient
 from sklearn.datasets import load_breast_cancer
-
-pytestmark = pytest.mark.e2e
 
 
 def mlflow_run(uri: str, cwd: Path, *extra: str):

@@ -1,7 +1,7 @@
 """End to end: `mlflow run` and `python -m` on a git copy of the kit, real MLflow store.
 
 Each test makes the kit into a fresh git repository under tmp_path and records into a
-SQLite store there. Slow (each run starts MLflow's CLI and a Python process), so marked e2e.
+SQLite store there. Slow (each run starts MLflow's CLI and a Python process): e2e.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ from conftest import PYTHON, git, run_command
 from mlflow.tracking import MlflowClient
 
 from logistic_regression.mlproject import hydra_quote
-
-pytestmark = pytest.mark.e2e
 
 PROVENANCE_TAGS = (
     "mlflow.source.name",

@@ -13,14 +13,11 @@ import urllib.request
 
 import mlflow
 import pandas as pd
-import pytest
 from conftest import PYTHON
 from mlflow.tracking import MlflowClient
 from servers import free_port
 
 from logistic_regression import train
-
-pytestmark = pytest.mark.e2e
 
 
 def test_register_then_serve_answers_like_the_runs_predictions(tmp_path):

@@ -8,12 +8,9 @@ from __future__ import annotations
 import os
 import subprocess
 
-import pytest
 from conftest import PROJECT, PYTHON, new_store
 from mlflow.tracking import MlflowClient
 from servers import free_port
-
-pytestmark = pytest.mark.e2e
 
 SCRIPT = PROJECT / "scripts" / "start_mlflow.sh"
 
