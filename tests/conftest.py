@@ -289,4 +289,4 @@ def private_s3(tmp_path, monkeypatch):
             monkeypatch.setenv(name, value)
         yield server
     finally:
-        server.stop()
+        server.stop(keep_data=False)

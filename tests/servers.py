@@ -182,10 +182,16 @@ class S3Server:
                     raise
                 time.sleep(0.3)
 
-    def stop(self) -> None:
+    def stop(self, keep_data: bool = True) -> None:
+        """Stop the server: gracefully when a test restarts it on the same data (an
+        outage), at once with SIGKILL when the test is over and the data thrown away."""
         if self.process is not None:
             self.thaw()
-            _stop_by_pid(self.process)
+            if keep_data:
+                _stop_by_pid(self.process)
+            else:
+                self.process.kill()
+                self.process.wait()
             self.process = None
 
     def freeze(self) -> None:
@@ -242,4 +248,4 @@ def seaweedfs(base: Path, buckets: tuple[str, ...] = ()):
         server.start(buckets)
         yield server
     finally:
-        server.stop()
+        server.stop(keep_data=False)

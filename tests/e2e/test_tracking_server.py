@@ -13,12 +13,15 @@ from mlflow.tracking import MlflowClient
 from servers import free_port
 
 SCRIPT = PROJECT / "scripts" / "start_mlflow.sh"
+JOBS_OFF = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 
 def script(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         ["bash", str(SCRIPT), *args],
-        env={**os.environ, "PYTHON": PYTHON, **(env or {})},
+        # MLflow 3's server also starts a job runner and seven Huey consumers (for GenAI
+        # jobs the kit never uses): eight more Python processes on two cores.
+        env={**os.environ, "PYTHON": PYTHON, **JOBS_OFF, **(env or {})},
         capture_output=True,
         text=True,
         timeout=180,
