@@ -1,12 +1,20 @@
 """Shared fixtures: an isolated MLflow store per test, a composed config, a git copy of the kit.
 
-MLflow is never mocked: each test gets a real SQLite tracking store under tmp_path.
+MLflow is never mocked: each test gets a real SQLite tracking store under tmp_path. The
+store is created and migrated once per session (by a real MlflowClient, on a template
+file) and copied per test: migrating a fresh SQLite store costs seconds, a copy costs
+milliseconds, and the copy is the same database MLflow would have made.
+
+End-to-end tests are the ones under tests/e2e/, and only those: they are marked `e2e`
+here, and a test elsewhere that starts the kit or MLflow in another process fails with
+a message saying where it belongs. `python -m pytest -m "not e2e"` is the fast subset.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -18,6 +26,7 @@ import pytest
 from logistic_regression.config import Config, compose_config
 
 PROJECT = Path(__file__).resolve().parent.parent
+E2E_DIR = Path(__file__).resolve().parent / "e2e"
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "Kit Test",
     "GIT_AUTHOR_EMAIL": "kit@test.invalid",
@@ -26,8 +35,81 @@ GIT_IDENTITY = {
 }
 
 
+def pytest_collection_modifyitems(config, items):
+    """One definition of e2e: the folder. Its tests get the marker; nothing else may."""
+    for item in items:
+        if E2E_DIR in Path(item.path).parents:
+            item.add_marker(pytest.mark.e2e)
+        elif item.get_closest_marker("e2e"):
+            raise pytest.UsageError(
+                f"{item.nodeid} is marked e2e outside tests/e2e/; move it there instead"
+            )
+
+
+# What a user runs: MLflow's CLI and the kit's commands. (The kit's own helper processes,
+# such as its upload worker, are part of an in-process run and stay allowed.)
+ENTRY_MODULES = {
+    "mlflow",
+    "logistic_regression",
+    "logistic_regression.train",
+    "logistic_regression.mlproject",
+    "logistic_regression.sweep",
+    "logistic_regression.server",
+}
+
+
+def _starts_kit_or_mlflow(args) -> bool:
+    argv = [str(a) for a in ([args] if isinstance(args, str | os.PathLike) else args)]
+    if len(argv) == 1:
+        argv = shlex.split(argv[0])
+    modules = [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == "-m"]
+    return (
+        any(m in ENTRY_MODULES for m in modules)
+        or (bool(argv) and Path(argv[0]).name == "mlflow")
+        or any(Path(arg).name == "start_mlflow.sh" for arg in argv)
+    )
+
+
 @pytest.fixture(autouse=True)
-def isolated_mlflow(tmp_path, monkeypatch):
+def e2e_only_in_subprocesses(request, monkeypatch):
+    """Outside tests/e2e/, starting `mlflow`, the kit's CLI or its server script fails."""
+    if request.node.get_closest_marker("e2e"):
+        return
+    original = subprocess.Popen.__init__
+
+    def guarded(self, args, *rest, **kwargs):
+        if _starts_kit_or_mlflow(args):
+            pytest.fail(
+                f"{request.node.nodeid} starts {args!r} in a subprocess: "
+                "an end-to-end test, it belongs under tests/e2e/",
+                pytrace=False,
+            )
+        original(self, args, *rest, **kwargs)
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", guarded)
+
+
+@pytest.fixture(scope="session")
+def migrated_store(tmp_path_factory) -> Path:
+    """An empty SQLite tracking store that a real MlflowClient created and migrated."""
+    from mlflow.tracking import MlflowClient
+
+    template = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    client = MlflowClient(f"sqlite:///{template}")
+    client.search_experiments()  # creates the tables, runs every migration
+    client.search_registered_models()
+    client._tracking_client.store.engine.dispose()  # every change is on disk; no handle left
+    return template
+
+
+def new_store(migrated_store: Path, path: Path) -> str:
+    """A copy of the migrated store at `path`, as a tracking URI."""
+    shutil.copyfile(migrated_store, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture(autouse=True)
+def isolated_mlflow(tmp_path, monkeypatch, migrated_store):
     """No MLFLOW_* from the caller's shell, no run left open, a store under tmp_path.
 
     The working directory is tmp_path too, so MLflow's default artifact root (./mlruns)
@@ -37,7 +119,7 @@ def isolated_mlflow(tmp_path, monkeypatch):
     for name in list(os.environ):
         if name.startswith("MLFLOW_"):
             monkeypatch.delenv(name)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = new_store(migrated_store, tmp_path / "mlflow.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("LOGREG_SPOOL_DIR", str(tmp_path / "spool"))
     mlflow.set_tracking_uri(uri)
@@ -63,6 +145,39 @@ def config(base_config, tmp_path) -> Config:
         storage=dataclasses.replace(base_config.storage),
     )
     return cfg
+
+
+def recorded_run(
+    experiment: str,
+    name: str,
+    params: dict[str, str] | None = None,
+    metrics: dict[str, float] | None = None,
+    status: str | None = "FINISHED",
+    texts: dict[str, str] | None = None,
+    client=None,
+    tags: dict[str, str] | None = None,
+) -> str:
+    """A run made directly through MlflowClient in the current (real) store, with the
+    params, metrics and text artifacts given: for tests about ranking, listing and
+    comparing runs rather than about training them. `status=None` leaves it RUNNING."""
+    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.tracking import MlflowClient
+
+    client = client or MlflowClient()
+    found = client.get_experiment_by_name(experiment)
+    experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+    run_id = client.create_run(experiment_id, run_name=name).info.run_id
+    client.log_batch(
+        run_id,
+        metrics=[Metric(k, v, 0, 0) for k, v in (metrics or {}).items()],
+        params=[Param(k, str(v)) for k, v in (params or {}).items()],
+        tags=[RunTag(k, v) for k, v in (tags or {}).items()],
+    )
+    for path, text in (texts or {}).items():
+        client.log_text(run_id, text, path)
+    if status:
+        client.set_terminated(run_id, status)
+    return run_id
 
 
 def git(cwd: Path, *args: str) -> str:
@@ -111,6 +226,29 @@ def run_command(args: list[str], cwd: Path, env: dict[str, str] | None = None, t
 PYTHON = sys.executable
 
 
+def returns_within(seconds: float, function, *args, **kwargs):
+    """`function(*args, **kwargs)`, failing the test (not hanging it) if it has not returned
+    after `seconds`. For checking that something is bounded: pass a generous bound; the
+    assertion is that it returns at all while what it waits on still hangs."""
+    import threading
+
+    outcome: dict[str, object] = {}
+
+    def call() -> None:
+        try:
+            outcome["value"] = function(*args, **kwargs)
+        except BaseException as exc:  # handed to the test below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=call, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"{function.__name__} did not return within {seconds} s"
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
 @pytest.fixture
 def git_server(tmp_path):
     """A real `git daemon` on 127.0.0.1, stopped when the test ends."""
@@ -150,4 +288,4 @@ def private_s3(tmp_path, monkeypatch):
             monkeypatch.setenv(name, value)
         yield server
     finally:
-        server.stop()
+        server.stop(keep_data=False)

@@ -196,10 +196,16 @@ class S3Server:
                     raise
                 time.sleep(0.3)
 
-    def stop(self) -> None:
+    def stop(self, keep_data: bool = True) -> None:
+        """Stop the server: gracefully when a test restarts it on the same data (an
+        outage), at once with SIGKILL when the test is over and the data thrown away."""
         if self.process is not None:
             self.thaw()
-            _stop_by_pid(self.process)
+            if keep_data:
+                _stop_by_pid(self.process)
+            else:
+                self.process.kill()
+                self.process.wait()
             self.process = None
 
     def freeze(self) -> None:
@@ -233,6 +239,12 @@ class S3Server:
         }
 
 
+def s3_bytes(server: S3Server, uri: str) -> bytes:
+    """The bytes of the object at s3://bucket/key on this server."""
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return server.client().get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
 def _stop_by_pid(process: subprocess.Popen) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(process.pid, signal.SIGTERM)
@@ -251,4 +263,4 @@ def seaweedfs(base: Path, buckets: tuple[str, ...] = ()):
         server.start(buckets)
         yield server
     finally:
-        server.stop()
+        server.stop(keep_data=False)

@@ -7,6 +7,7 @@ import dataclasses
 
 import mlflow
 import pytest
+from conftest import recorded_run
 from mlflow.tracking import MlflowClient
 
 from logistic_regression import pipeline
@@ -24,27 +25,38 @@ def run_with(config, C: float) -> str:
     return pipeline.run(cfg).run_id
 
 
+def recorded(name: str, value: float) -> str:
+    """A finished run in the experiment with chosen metrics (no training needed to be a
+    baseline: only its metrics are compared)."""
+    metrics = {
+        "cv_roc_auc_mean": value,
+        "test_roc_auc": value,
+        "test_accuracy": value - 0.05,
+        "test_f1": value - 0.04,
+        "test_log_loss": 1.0 - value,
+    }
+    return recorded_run("baselines", name, {"model.C": "0.01"}, metrics)
+
+
 def test_later_runs_log_and_report_their_ratio_and_difference_to_the_baseline(config, capsys):
     client = MlflowClient()
-    first = run_with(config, 0.01)
-    assert "vs_baseline_test_roc_auc_ratio" not in client.get_run(first).data.metrics
-
+    first, second = recorded("first", 0.9), recorded("second", 0.8)
     assert cli(["baseline", first]) == 0
     assert "is now the baseline of experiment 'baselines'" in capsys.readouterr().out
-    later = run_with(config, 1.0)
-    base, new = client.get_run(first).data.metrics, client.get_run(later).data.metrics
-    for name in ("cv_roc_auc_mean", "test_accuracy", "test_log_loss"):
+    assert client.get_run(first).data.tags["kit.baseline"] == "true"
+
+    mark_baseline(second)  # the tag moves: one baseline per experiment
+    assert "kit.baseline" not in client.get_run(first).data.tags
+    assert client.get_run(second).data.tags["kit.baseline"] == "true"
+
+    later = run_with(config, 1.0)  # compared with the baseline now, not the first one
+    base, new = client.get_run(second).data.metrics, client.get_run(later).data.metrics
+    assert client.get_run(later).data.tags["kit.baseline_run_id"] == second
+    for name in ("cv_roc_auc_mean", "test_roc_auc", "test_accuracy", "test_f1", "test_log_loss"):
         assert new[f"vs_baseline_{name}_diff"] == new[name] - base[name]
         assert new[f"vs_baseline_{name}_ratio"] == new[name] / base[name]
-    assert client.get_run(later).data.tags["kit.baseline_run_id"] == first
     report = mlflow.artifacts.load_text(f"{client.get_run(later).info.artifact_uri}/report.html")
-    assert "Compared with the baseline" in report and first in report
-
-    mark_baseline(later)  # the tag moves: one baseline per experiment
-    assert "kit.baseline" not in client.get_run(first).data.tags
-    assert client.get_run(later).data.tags["kit.baseline"] == "true"
-    third = run_with(config, 0.5)
-    assert client.get_run(third).data.tags["kit.baseline_run_id"] == later
+    assert "Compared with the baseline" in report and second in report and first not in report
 
 
 def test_unknown_or_unfinished_runs_cannot_be_baselines(capsys):

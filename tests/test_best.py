@@ -1,94 +1,95 @@
-"""`best`: the top runs by a metric, through MLflow's search with filter and order."""
+"""`best`: the top runs by a metric, through MLflow's search with filter and order.
+
+The runs are recorded directly in a real store with chosen metrics (no training): the
+test is about ranking, filtering and limiting, so each metric orders them differently.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
+from conftest import new_store, recorded_run
+from mlflow.tracking import MlflowClient
 
-from logistic_regression import pipeline
 from logistic_regression.__main__ import main as cli
 from logistic_regression.errors import KitError
 from logistic_regression.inspection import best_runs
 
+RUNS = {
+    # name: (C, penalty, solver, cv_roc_auc_mean, test_log_loss, cv_f1_mean)
+    "weak": (0.001, "l2", "lbfgs", 0.90, 0.30, 0.95),
+    "strong": (1.0, "l2", "lbfgs", 0.99, 0.10, 0.90),
+    "sparse": (0.5, "l1", "liblinear", 0.95, 0.05, 0.92),
+}
+
 
 @pytest.fixture
-def store(tmp_path) -> str:
-    return f"sqlite:///{tmp_path / 'best.db'}"
+def store(tmp_path, migrated_store) -> str:
+    """A second store, so `--tracking-uri` is what decides where `best` looks."""
+    return new_store(migrated_store, tmp_path / "best.db")
 
 
-def make_runs(config, uri, monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    runs = {}
-    for C, penalty, solver in [
-        (0.001, "l2", "lbfgs"),
-        (1.0, "l2", "lbfgs"),
-        (0.5, "l1", "liblinear"),
-    ]:
-        cfg = dataclasses.replace(
-            config,
-            model=dataclasses.replace(config.model, C=C, penalty=penalty, solver=solver),
-            tracking=dataclasses.replace(config.tracking, experiment_name="best"),
+@pytest.fixture
+def runs(store) -> dict[str, str]:
+    client = MlflowClient(store)
+    ids = {
+        name: recorded_run(
+            "best",
+            name,
+            {"model.C": C, "model.penalty": penalty, "model.solver": solver},
+            {"cv_roc_auc_mean": auc, "test_log_loss": loss, "cv_f1_mean": f1},
+            client=client,
         )
-        runs[(C, penalty)] = pipeline.run(cfg)
-    return runs
+        for name, (C, penalty, solver, auc, loss, f1) in RUNS.items()
+    }
+    # Never ranked: a run still RUNNING with the best values, and one without metrics.
+    recorded_run(
+        "best",
+        "running",
+        {"model.penalty": "l1"},
+        {"cv_roc_auc_mean": 1.0, "test_log_loss": 0.0, "cv_f1_mean": 1.0},
+        status=None,
+        client=client,
+    )
+    recorded_run("best", "unscored", {"model.penalty": "l1"}, client=client)
+    return ids
 
 
-def test_best_orders_filters_and_limits(config, store, monkeypatch, capsys):
-    from mlflow.tracking import MlflowClient
-
-    uri = store
-    runs = make_runs(config, uri, monkeypatch)
-    client = MlflowClient(uri)
-    value = {k: client.get_run(s.run_id).data.metrics for k, s in runs.items()}
-
-    ranked = sorted(runs, key=lambda k: -value[k]["cv_roc_auc_mean"])
+def test_best_orders_filters_and_limits(store, runs, capsys):
+    client = MlflowClient(store)
     shown = best_runs("cv_roc_auc_mean", "best", top=2, client=client).splitlines()
     assert shown[0].startswith("best 2 runs of 'best' by cv_roc_auc_mean (highest first)")
-    assert runs[ranked[0]].run_id in shown[2] and runs[ranked[1]].run_id in shown[3]
+    assert shown[1].split()[:4] == ["rank", "run_id", "name", "cv_roc_auc_mean"]
+    assert shown[2].split()[:4] == ["1", runs["strong"], "strong", "0.990000"]
+    assert shown[3].split()[:4] == ["2", runs["sparse"], "sparse", "0.950000"]
     assert len(shown) == 4
 
-    lowest = sorted(runs, key=lambda k: value[k]["test_log_loss"])
-    shown = best_runs("test_log_loss", "best", top=3, client=client).splitlines()
-    assert "(lowest first)" in shown[0]
-    assert [runs[k].run_id in line for k, line in zip(lowest, shown[2:], strict=True)] == [True] * 3
+    shown = best_runs("test_log_loss", "best", top=5, client=client).splitlines()
+    assert "best 3 runs" in shown[0] and "(lowest first)" in shown[0]
+    assert [line.split()[1] for line in shown[2:]] == [
+        runs["sparse"],
+        runs["strong"],
+        runs["weak"],
+    ]
 
     only_l1 = best_runs("cv_roc_auc_mean", "best", "params.`model.penalty` = 'l1'", 5, client)
-    assert runs[(0.5, "l1")].run_id in only_l1 and runs[(1.0, "l2")].run_id not in only_l1
+    assert [line.split()[1] for line in only_l1.splitlines()[2:]] == [runs["sparse"]]
 
-    assert (
-        cli(
-            [
-                "best",
-                "--metric",
-                "cv_f1_mean",
-                "--experiment",
-                "best",
-                "--top",
-                "1",
-                "--tracking-uri",
-                uri,
-            ]
-        )
-        == 0
-    )
-    out = capsys.readouterr().out
-    best_f1 = max(runs, key=lambda k: value[k]["cv_f1_mean"])
-    assert runs[best_f1].run_id in out
+    assert cli(["best", "--metric", "cv_f1_mean", "--experiment", "best", "--top", "1",
+                "--tracking-uri", store]) == 0  # fmt: skip
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("best 1 runs of 'best' by cv_f1_mean")
+    assert out[2].split()[:2] == ["1", runs["weak"]] and len(out) == 3
 
 
 def test_bad_filters_and_names_are_one_line(store, capsys):
-    from mlflow.tracking import MlflowClient
-
-    uri = store
-    client = MlflowClient(uri)
+    client = MlflowClient(store)
     client.create_experiment("empty")
     with pytest.raises(KitError, match="--filter=.*was refused"):
         best_runs("cv_roc_auc_mean", "empty", "params.x = = 'y'", 5, client)
     with pytest.raises(KitError, match="no experiment named 'nope'"):
         best_runs("cv_roc_auc_mean", "nope", "", 5, client)
     assert "none match" in best_runs("cv_roc_auc_mean", "empty", "", 5, client)
-    code = cli(["best", "--experiment", "nope", "--tracking-uri", uri])
+    code = cli(["best", "--experiment", "nope", "--tracking-uri", store])
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert code == 2 and errors == [

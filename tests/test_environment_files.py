@@ -1,6 +1,7 @@
 """conda.yaml, python_env.yaml and pyproject.toml must pin the same packages."""
 
 import tomllib
+
 import yaml
 from conftest import PROJECT
 

@@ -1,5 +1,6 @@
 """The HTML report: complete, self-contained, and safe with any user text."""
 
+import dataclasses
 import re
 
 import numpy as np
@@ -91,8 +92,30 @@ def test_report_is_self_contained(report_input):
     assert all(src.startswith("data:image/png;base64,") for src in sources)
 
 
+def decoded(uri: str) -> np.ndarray:
+    """The pixels of a `data:image/png;base64,` URI."""
+    import base64
+    import io
+
+    from matplotlib.image import imread
+
+    prefix = "data:image/png;base64,"
+    assert uri.startswith(prefix)
+    return imread(io.BytesIO(base64.b64decode(uri.removeprefix(prefix))), format="png")
+
+
 def test_background_worker_draws_the_same_charts_as_inline(report_input):
     with Background(warm_up) as worker:
         from_worker = worker.submit(plots, report_input)()
-    assert from_worker.keys() == plots(report_input).keys() == {"roc", "pr", "coefficients"}
-    assert all(len(uri) > 2000 for uri in from_worker.values())
+    inline = plots(report_input)
+    assert from_worker.keys() == inline.keys() == {"roc", "pr", "coefficients"}
+    for name, uri in inline.items():
+        image = decoded(uri)
+        assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
+        assert np.array_equal(decoded(from_worker[name]), image), name
+    # The charts are really different pictures (so the comparison above means something).
+    pixels = {name: decoded(uri).tobytes() for name, uri in inline.items()}
+    assert len(set(pixels.values())) == 3
+    # And the content depends on the input: another curve is another picture.
+    other = dataclasses.replace(report_input, roc_curve=(np.array([0, 0.5, 1.0]),) * 2)
+    assert not np.array_equal(decoded(plots(other)["roc"]), decoded(inline["roc"]))

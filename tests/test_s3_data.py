@@ -97,3 +97,45 @@ def test_a_version_of_an_object_is_read_by_its_version_id(s3_env, cancer_csv):
     old, newest = load(uri, "target"), load("s3://versions/c.csv", "target")
     assert old.ref.version == first and old.ref.digest == hashlib.sha256(cancer_csv).hexdigest()
     assert len(newest.features) == len(old.features) + 1
+
+
+def test_reproduce_checks_an_s3_input_by_its_recorded_version_or_refuses_a_changed_key(
+    s3_env, cancer_csv, tmp_path
+):
+    """Before any clone or run: a versioned input is read at the recorded VersionId (later
+    uploads to the key do not matter); an unversioned key that changed is refused, naming
+    the digests. The whole story through the CLI is in tests/e2e/test_git_and_reproduce.py."""
+    from conftest import recorded_run
+    from mlflow.tracking import MlflowClient
+
+    from logistic_regression import provenance
+    from logistic_regression.reproduce import NotReproducible, check_data, read_recorded
+
+    s3 = s3_env.client()
+    s3.create_bucket(Bucket="replayed")
+    s3.put_bucket_versioning(Bucket="replayed", VersioningConfiguration={"Status": "Enabled"})
+    first = s3.put_object(Bucket="replayed", Key="c.csv", Body=cancer_csv)["VersionId"]
+    s3.put_object(Bucket="kit", Key="plain/c.csv", Body=cancer_csv)
+    digest = hashlib.sha256(cancer_csv).hexdigest()
+    tags = {
+        provenance.SOURCE_NAME: f"file://{tmp_path}",
+        provenance.GIT_COMMIT: "a" * 40,
+        provenance.GIT_DIRTY: "false",
+    }
+
+    def recorded(uri: str, version: str | None):
+        params = {"input_path": uri, "input_digest": digest}
+        if version:
+            params["input_version"] = version
+        run_id = recorded_run("s3", uri, params, texts={"config.yaml": "seed: 1\n"}, tags=tags)
+        return read_recorded(MlflowClient(), run_id, tmp_path)
+
+    versioned = recorded("s3://replayed/c.csv", first)
+    plain = recorded("s3://kit/plain/c.csv", None)
+    changed = cancer_csv + cancer_csv.splitlines(True)[1]
+    s3.put_object(Bucket="replayed", Key="c.csv", Body=changed)  # both keys move on
+    s3.put_object(Bucket="kit", Key="plain/c.csv", Body=changed)
+
+    check_data(versioned)  # the recorded version still has the recorded bytes
+    with pytest.raises(NotReproducible, match=r"input s3://kit/plain/c.csv changed since run"):
+        check_data(plain)

@@ -48,6 +48,8 @@ def test_a_run_records_everything_needed_to_reproduce_it(config):
         assert f"test_{name}" in metrics
         folds = [metrics[f"cv_{name}_fold_{k}"] for k in range(1, 6)]
         assert metrics[f"cv_{name}_mean"] == pytest.approx(sum(folds) / 5)
+    assert not any(name.startswith("vs_baseline_") for name in metrics), "no baseline here"
+    assert "kit.baseline_run_id" not in tags
     history = client.get_metric_history(summary.run_id, "cv_roc_auc")
     assert sorted(m.step for m in history) == [1, 2, 3, 4, 5]
     assert summary.cv_mean == metrics["cv_roc_auc_mean"]
@@ -102,3 +104,8 @@ def test_cli_bad_value_is_one_line_exit_2(capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: invalid value for model.C:")
     assert "\n" not in err and "Traceback" not in err
+
+
+def test_register_without_a_name_is_refused_before_the_run(capsys):
+    assert train.main(["registry.register=true", "registry.model_name="]) == 2
+    assert "registry.model_name is empty" in capsys.readouterr().err

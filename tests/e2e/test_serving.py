@@ -13,14 +13,11 @@ import urllib.request
 
 import mlflow
 import pandas as pd
-import pytest
 from conftest import PYTHON
 from mlflow.tracking import MlflowClient
 from servers import free_port
 
 from logistic_regression import train
-
-pytestmark = pytest.mark.e2e
 
 
 def test_register_then_serve_answers_like_the_runs_predictions(tmp_path):
@@ -86,8 +83,3 @@ def test_register_then_serve_answers_like_the_runs_predictions(tmp_path):
             server.wait()
     assert answered == predictions["prediction"].tolist()
     assert mlflow.pyfunc.load_model("models:/cancer/2").metadata.run_id == versions[1].run_id
-
-
-def test_register_without_a_name_is_refused_before_the_run(capsys):
-    assert train.main(["registry.register=true", "registry.model_name="]) == 2
-    assert "registry.model_name is empty" in capsys.readouterr().err

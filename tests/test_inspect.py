@@ -1,0 +1,61 @@
+"""`inspect`: a run as a tree and an experiment as a table, read through MLflow's client.
+
+The run is recorded directly in a real store (no training): what is shown is what was
+recorded, whatever produced it. The tree of an S3-backed run: tests/test_s3_runs.py.
+"""
+
+from __future__ import annotations
+
+from conftest import recorded_run
+from mlflow.tracking import MlflowClient
+
+from logistic_regression.__main__ import main as cli
+from logistic_regression.inspection import KEY_METRICS
+
+ARTIFACTS = {
+    "report.html": "<html>" + "x" * 1500 + "</html>",
+    "predictions.csv": "row,label,prediction,probability\n1,0,0,0.1\n",
+    "config.yaml": "model:\n  C: 0.5\n",
+    "environment.txt": "# python 3.11\nmlflow==3.17.2\n",
+    "model/MLmodel": "artifact_path: model\n",
+}
+
+
+def test_inspect_shows_a_run_and_an_experiment(capsys):
+    run_id = recorded_run(
+        "logistic-regression",
+        "logreg-C0.5-l2",
+        {"model.C": "0.5", "model.penalty": "l2"},
+        {"cv_roc_auc_mean": 0.9912, "test_roc_auc": 0.987},
+        texts=ARTIFACTS,
+    )
+    other = recorded_run("logistic-regression", "logreg-C2-l2", {"model.C": "2"}, status=None)
+
+    assert cli(["inspect", run_id]) == 0
+    tree = capsys.readouterr().out
+    experiment_id = MlflowClient().get_run(run_id).info.experiment_id
+    assert tree.startswith(
+        f"run {run_id}  logreg-C0.5-l2  FINISHED  "
+        f"(experiment 'logistic-regression', id {experiment_id})"
+    )
+    assert "├── params (2)\n│   ├── model.C = 0.5\n│   └── model.penalty = l2\n" in tree
+    assert "│   ├── cv_roc_auc_mean = 0.9912\n│   └── test_roc_auc = 0.987\n" in tree
+    assert "    ├── model/\n    │   └── MLmodel  (21 B)\n" in tree
+    assert "── report.html  (1.5 kB)" in tree
+    for name in ("predictions.csv", "config.yaml", "environment.txt"):
+        assert f"── {name}  (" in tree
+    assert other not in tree
+
+    assert cli(["inspect", "--experiment", "logistic-regression"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0] == f"experiment 'logistic-regression' (id {experiment_id}): 2 runs"
+    assert table[1].split() == ["run_id", "name", "status", *KEY_METRICS]
+    rows = {line.split()[0]: line.split()[1:] for line in table[2:]}
+    assert rows == {
+        other: ["logreg-C2-l2", "RUNNING", "-", "-", "-", "-"],
+        run_id: ["logreg-C0.5-l2", "FINISHED", "0.9912", "-", "0.9870", "-"],
+    }
+    assert table[2].startswith(other), "newest first"
+
+    assert cli(["inspect", "--experiment", "nope"]) == 2
+    assert "no experiment named 'nope'" in capsys.readouterr().err
