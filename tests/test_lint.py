@@ -1,4 +1,5 @@
-"""The code stays as ruff wants it (lint and format), like any other failing check."""
+"""The code stays as ruff wants it (lint and format) and as mypy checks it, like any
+other failing check."""
 
 import subprocess
 import sys
@@ -18,3 +19,10 @@ def test_ruff_lint_and_format_are_clean():
         text=True,
     )
     assert fmt.returncode == 0, fmt.stdout
+
+
+def test_mypy_finds_no_type_error_in_the_package():
+    checked = subprocess.run(
+        [sys.executable, "-m", "mypy"], cwd=PROJECT, capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
