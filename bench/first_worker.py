@@ -6,7 +6,8 @@ replaced, side by side in one invocation.
 * fork-after-threads: what the kit did before: a fork-context pool created after the
   numeric libraries started their thread pools (unsafe, and warned about on 3.12+).
 
-Each trial is a fresh interpreter that imports what a run imports, fits the run's model,
+Each trial is a fresh interpreter (the order alternates) that imports what a run
+imports, fits the run's model,
 then times enter -> the first `save_model` result (the worker also imports skops on the
 way, as in a run). Trials alternate; medians are printed with the ratio kit / old.
 
@@ -89,7 +90,8 @@ def main() -> int:
     args = parser.parse_args()
     times: dict[str, list[float]] = {"kit": [], "fork-after-threads": []}
     for n in range(args.trials):
-        for contender in times:
+        order = list(times) if n % 2 == 0 else list(reversed(times))  # neither always first
+        for contender in order:
             seconds = trial(contender)
             times[contender].append(seconds)
             print(f"trial {n + 1} {contender:>18}: {seconds:.3f} s", flush=True)
