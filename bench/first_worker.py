@@ -6,10 +6,10 @@ replaced, side by side in one invocation.
 * fork-after-threads: what the kit did before: a fork-context pool created after the
   numeric libraries started their thread pools (unsafe, and warned about on 3.12+).
 
-Each trial is a fresh interpreter (the order alternates) that imports what a run
-imports, fits the run's model,
+Each trial is a fresh interpreter that imports what a run imports, fits the run's model,
 then times enter -> the first `save_model` result (the worker also imports skops on the
-way, as in a run). Trials alternate; medians are printed with the ratio kit / old.
+way, as in a run). Trials alternate, and so does which contender goes first; medians
+are printed with the ratio kit / old.
 
     python bench/first_worker.py [--trials 5]
 """
