@@ -60,14 +60,12 @@ def trial(contender: str) -> float:
         for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             env[name] = str(len(os.sched_getaffinity(0)))
         env.pop("JE_ARROW_MALLOC_CONF", None)
-        env["LOGREG_HELD_THREAD_POOLS"] = ""
     else:
         for name in (
             "OPENBLAS_NUM_THREADS",
             "OMP_NUM_THREADS",
             "MKL_NUM_THREADS",
             "JE_ARROW_MALLOC_CONF",
-            "LOGREG_HELD_THREAD_POOLS",
         ):
             env.pop(name, None)
     with tempfile.TemporaryDirectory() as folder:

@@ -11,8 +11,9 @@ so training uses every core as usual. The same workers then serve every later ru
 the process (each configuration of a sweep), keeping what they imported.
 
 Where the process already runs threads (the kit imported as a library after numpy, or
-inside a test runner), where fork is missing (macOS, Windows), or if a worker died, the
-work runs inline, with the same results. A SIGKILLed run leaves no worker behind
+inside a test runner), where fork is missing (macOS, Windows), in a process forked from
+one that has a pool, or once a worker died (its task is then redone here), the work runs
+inline, with the same results. A SIGKILLed run leaves no worker behind
 (PR_SET_PDEATHSIG).
 """
 
@@ -23,8 +24,8 @@ import contextlib
 import multiprocessing
 import os
 import sys
-from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
@@ -32,6 +33,8 @@ import logistic_regression as package
 
 T = TypeVar("T")
 WORKERS = 2
+# How long a failed run waits for its tasks already running (saving a model: seconds).
+EXIT_WAIT_S = 60.0
 # Thread-limit variable -> the library threadpoolctl lifts it for (internal API name).
 THREAD_POOL_APIS = {
     "OPENBLAS_NUM_THREADS": "openblas",
@@ -81,7 +84,8 @@ def shared_pool(*warm_ups: Callable[[], Any]) -> ProcessPoolExecutor | None:
 def release_thread_pools() -> None:
     """Lift the thread limits the package set at import (not the user's own), for this
     process and the processes it starts."""
-    held = os.environ.pop(package.HELD_VARIABLE, "").split()
+    held = sorted(package.HELD)
+    package.HELD.clear()
     for name in held:
         os.environ.pop(name, None)
     apis = [api for name, api in THREAD_POOL_APIS.items() if name in held]
@@ -90,6 +94,23 @@ def release_thread_pools() -> None:
 
         cores = len(os.sched_getaffinity(0))
         ThreadpoolController().select(internal_api=apis).limit(limits=cores)
+
+
+def child_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for a process the kit starts (a reproduction, the uploader, the
+    tracking server): the user's, without the thread limits this process holds."""
+    environment = {k: v for k, v in os.environ.items() if k not in package.HELD}
+    return {**environment, **(extra or {})}
+
+
+def _forget_pool_in_forked_child() -> None:
+    """A process forked from this one (by a user, a launcher) cannot use the pool: its
+    manager thread does not exist there. It works inline."""
+    global _pool, _pool_refused
+    _pool, _pool_refused = None, True
+
+
+os.register_at_fork(after_in_child=_forget_pool_in_forked_child)
 
 
 class Background:
@@ -106,21 +127,39 @@ class Background:
         return self
 
     def submit(self, function: Callable[..., T], *args: Any) -> Callable[[], T]:
-        """Start `function(*args)`; the returned callable waits for and gives its result."""
+        """Start `function(*args)`; the returned callable waits for and gives its result.
+        If a worker dies (before or while it does the work), the work runs here."""
         if self._pool is not None:
             try:
                 future = self._pool.submit(function, *args)
-            except BrokenProcessPool:  # a worker died: do the work here from now on
-                self._pool = None
+            except BrokenProcessPool:
+                self._broken()
             else:
                 self._futures.append(future)
-                return future.result
+
+                def result() -> T:
+                    try:
+                        return future.result()
+                    except BrokenProcessPool:
+                        self._broken()
+                        return function(*args)
+
+                return result
         return lambda: function(*args)
 
+    def _broken(self) -> None:
+        """A worker died: this run and every later one of the process work inline."""
+        global _pool, _pool_refused
+        self._pool = None
+        _pool, _pool_refused = None, True
+
     def __exit__(self, *exc_info: object) -> None:
+        """A failed run: tasks not started are cancelled, running ones are waited for
+        (they write into the run's spool folder), with a bound."""
         if exc_info[0] is not None:
             for future in self._futures:
                 future.cancel()
+            wait(self._futures, timeout=EXIT_WAIT_S)
 
 
 def _nothing() -> None:

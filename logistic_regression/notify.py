@@ -20,6 +20,7 @@ import urllib.request
 from collections.abc import Mapping
 
 from logistic_regression.config import KEY_METRICS, Config
+from logistic_regression.errors import first_line
 from logistic_regression.tracking import runs
 from logistic_regression.uris import redact
 
@@ -101,8 +102,12 @@ def run_ended(config: Config, run_id: str, status: str, error: str = "") -> None
     """POST the ended run's summary to the webhook, if one is set (a failure is a warning)."""
     if not config.notify.webhook_url or not run_id:
         return
-    with runs.bounded_store():
-        info, metrics = runs.run_summary(run_id)
+    try:
+        with runs.bounded_store():
+            info, metrics = runs.run_summary(run_id)
+    except Exception as exc:  # never hide the run's own outcome behind the webhook's
+        log.warning("webhook not notified: reading run %s failed: %s", run_id, first_line(exc))
+        return
     tracking_uri = redact(os.environ.get("MLFLOW_TRACKING_URI") or config.tracking.uri)
     body = payload(
         run_id,
@@ -110,6 +115,6 @@ def run_ended(config: Config, run_id: str, status: str, error: str = "") -> None
         status,
         metrics,
         run_link(tracking_uri, info.experiment_id, run_id),
-        error,
+        redact(error),
     )
     send(config.notify.webhook_url, body, config.notify.timeout_s)

@@ -13,7 +13,6 @@ recorded, repository unreachable, input data changed).
 from __future__ import annotations
 
 import math
-import os
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from logistic_regression import data, provenance
+from logistic_regression.background import child_environment
 from logistic_regression.config import flatten_tree
 from logistic_regression.errors import KitError
 from logistic_regression.mlproject import hydra_quote
@@ -307,12 +307,15 @@ def reproduce(run_id: str, tolerance: float = 0.0) -> int:
             tags={**keep, REPRODUCES_TAG: run_id},
         )
         new_id = new_run.info.run_id
-        env = {
-            **os.environ,
-            "MLFLOW_RUN_ID": new_id,
-            "MLFLOW_TRACKING_URI": absolute_tracking_uri(mlflow.get_tracking_uri()),
-            "MLFLOW_EXPERIMENT_ID": recorded.experiment_id,
-        }
+        # Without this process's own thread limits: the rerun's BLAS threads must be
+        # what the original run had, whatever commit it runs.
+        env = child_environment(
+            {
+                "MLFLOW_RUN_ID": new_id,
+                "MLFLOW_TRACKING_URI": absolute_tracking_uri(mlflow.get_tracking_uri()),
+                "MLFLOW_EXPERIMENT_ID": recorded.experiment_id,
+            }
+        )
         overrides = replay_overrides(recorded, Path.cwd() / "outputs")
         print(
             f"Re-running {recorded.commit[:12]} of {recorded.repository} as run {new_id} ...",

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
 
+from logistic_regression.background import child_environment
 from logistic_regression.config import PROJECT_DIR
 from logistic_regression.config import compose as compose_config_file
 from logistic_regression.errors import ConfigError, KitError
@@ -139,7 +140,7 @@ def _refuse_taken_port(config: ServerConfig) -> None:
 def start_foreground(config: ServerConfig) -> int:
     _refuse_taken_port(config)
     print(f"MLflow tracking server on {url(config)} (Ctrl-C stops it)", flush=True)
-    os.execv(sys.executable, command(config))
+    os.execve(sys.executable, command(config), child_environment())
     return 0  # not reached
 
 
@@ -157,6 +158,7 @@ def start_background(config: ServerConfig) -> int:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            env=child_environment(),
             start_new_session=True,  # its own process group: --stop ends the workers too
         )
     pid_file.write_text(f"{process.pid}\n")

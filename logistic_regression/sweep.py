@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from logistic_regression import notify, pipeline, provenance, sweep_summary
+from logistic_regression import background, notify, pipeline, provenance, report, sweep_summary
 from logistic_regression.config import PROJECT_DIR, Config, compose_config, public_config
 from logistic_regression.errors import KitError, first_line
 from logistic_regression.storage.writer import ArtifactWriter
@@ -80,7 +80,12 @@ def run_child(config: Config, parent: str) -> float:
 
 
 def start_parent(config: Config) -> str:
-    """The parent run of a sweep: the run `mlflow run -e sweep` made, else a new one."""
+    """The parent run of a sweep: the run `mlflow run -e sweep` made, else a new one.
+
+    The background workers are forked first (serving every configuration run in this
+    process), which lifts the thread limits before a launcher (joblib) starts processes
+    that would inherit them."""
+    background.shared_pool(report.warm_up)
     runs.use_tracking_uri(config.tracking)
     existing = runs.run_id_from_mlflow_run()
     if existing:
@@ -182,3 +187,9 @@ def _end_interrupted(reason: str) -> None:
     parent = os.environ.pop(PARENT_VARIABLE, "")
     if parent:
         finish(compose_config([]), parent, aborted=reason)
+
+
+if __name__ == "__main__":  # the older spelling of `python -m logistic_regression sweep ...`
+    from logistic_regression.__main__ import main
+
+    sys.exit(main(["sweep", *sys.argv[1:]]))

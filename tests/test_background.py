@@ -41,8 +41,7 @@ PROBE = textwrap.dedent(
             "second": second,
             "blas_threads": sorted({{i["num_threads"] for i in threadpool_info()
                                     if i["user_api"] == "blas"}}),
-            "held": {{k: os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS",
-                     "LOGREG_HELD_THREAD_POOLS")}},
+            "held": os.environ.get("OPENBLAS_NUM_THREADS"),
         }}), flush=True)
         if "--wait" in sys.argv:
             sys.stdin.read()
@@ -56,7 +55,7 @@ def probe(tmp_path: Path, first_import: str = "", *args: str, **popen) -> subpro
     env = {
         key: value
         for key, value in os.environ.items()
-        if key not in (*background.package.THREAD_POOL_VARIABLES, "LOGREG_HELD_THREAD_POOLS")
+        if key not in background.package.THREAD_POOL_VARIABLES
     }
     env["PYTHONPATH"] = os.pathsep.join([str(PROJECT), env.get("PYTHONPATH", "")])
     return subprocess.Popen(
@@ -85,7 +84,7 @@ def test_workers_are_forked_single_threaded_then_training_gets_every_core(tmp_pa
     assert found["second"][0] != found["pid"] and found["second"][1] == parent  # same pool
     cores = len(os.sched_getaffinity(0))
     assert found["blas_threads"] == [cores]  # the limits are lifted for training
-    assert found["held"] == {"OPENBLAS_NUM_THREADS": None, "LOGREG_HELD_THREAD_POOLS": None}
+    assert found["held"] is None  # and no longer passed on to the processes it starts
 
 
 def test_a_process_that_already_runs_threads_works_inline(tmp_path):
@@ -114,10 +113,7 @@ def test_the_user_s_own_thread_settings_are_kept(tmp_path, monkeypatch):
         capture_output=True,
         text=True,
         timeout=120,
-        env={
-            **{k: v for k, v in os.environ.items() if k != "LOGREG_HELD_THREAD_POOLS"},
-            "PYTHONPATH": str(PROJECT),
-        },
+        env={**os.environ, "PYTHONPATH": str(PROJECT)},
     )
     assert done.stdout.split() == ["1", "[1]"], done.stderr
 
@@ -143,3 +139,22 @@ def test_a_sigkilled_run_leaves_no_worker_behind(tmp_path):
     while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not [pid for pid in workers if alive(pid)]
+
+
+def test_processes_the_kit_starts_never_inherit_its_own_thread_limits(tmp_path):
+    """Before its workers exist (or in a command that never trains: reproduce, sync, the
+    server), the kit's limits stay out of the processes it starts; a user's stay in."""
+    script = tmp_path / "child_env.py"
+    script.write_text(
+        "import json, os\n"
+        "from logistic_regression.background import child_environment\n"
+        "child = child_environment({'EXTRA': 'x'})\n"
+        "print(json.dumps([os.environ.get('OMP_NUM_THREADS'),"
+        " child.get('OMP_NUM_THREADS'), child.get('OPENBLAS_NUM_THREADS'), child['EXTRA']]))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in background.package.THREAD_POOL_VARIABLES}
+    env.update(PYTHONPATH=str(PROJECT), OPENBLAS_NUM_THREADS="3")
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert json.loads(done.stdout) == ["1", None, "3", "x"], done.stderr

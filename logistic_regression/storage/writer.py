@@ -42,6 +42,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from logistic_regression.background import child_environment
 from logistic_regression.config import StorageConfig
 from logistic_regression.storage.spool import (
     FILES,
@@ -110,6 +111,7 @@ class ArtifactWriter:
                 settings_argument(settings),
             ],
             stdin=subprocess.PIPE,
+            env=child_environment(),
         )
         assert self._uploader.stdin is not None  # stdin=PIPE
         self._wake = self._uploader.stdin  # a new line: "look at the journal again"

@@ -7,6 +7,6 @@
     baselines       one baseline per experiment, and the comparison with it
 
 Every MLflow call a run, a sweep or `sync` makes goes through here, through MLflow's
-public API only. The read-side commands (inspect, best, import, reproduce) query MLflow
-with `MlflowClient` at their own edge.
+public API only. The commands beside training (inspect and best read runs; import and
+reproduce also create runs and tags) use `MlflowClient` at their own edge.
 """

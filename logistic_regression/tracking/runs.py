@@ -86,7 +86,7 @@ def config_params(resolved: dict) -> dict[str, str]:
 def fail_run(run_id: str, reason: str, status: str = "FAILED") -> None:
     """Record why a run stopped and end it; used for runs this process did not open itself."""
     client = MlflowClient()
-    client.set_tag(run_id, ERROR_TAG, clip(reason))
+    client.set_tag(run_id, ERROR_TAG, clip(redact(reason)))
     client.set_terminated(run_id, status)
 
 
@@ -170,7 +170,8 @@ def active_run(
         raise
     except BaseException as exc:
         with bounded_store():
-            mlflow.set_tag(ERROR_TAG, clip(f"{type(exc).__name__}: {first_line(exc)}"))
+            reason = redact(f"{type(exc).__name__}: {first_line(exc)}")
+            mlflow.set_tag(ERROR_TAG, clip(reason))
             mlflow.end_run(RunStatus.to_string(RunStatus.FAILED))
         raise
     else:
