@@ -19,9 +19,9 @@ inline, with the same results. A SIGKILLed run leaves no worker behind
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import multiprocessing
+import multiprocessing.util
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -77,8 +77,27 @@ def shared_pool(*warm_ups: Callable[[], Any]) -> ProcessPoolExecutor | None:
         pool.submit(task)
     release_thread_pools()
     _pool = pool
-    atexit.register(pool.shutdown, wait=False, cancel_futures=True)
+    # Stopped before the process waits for its children on the way out. A process that
+    # multiprocessing started itself (a joblib/loky sweep worker) never runs atexit: it
+    # runs these finalizers, then joins every child, so idle workers never told to stop
+    # would hang it (and the sweep's parent) forever.
+    multiprocessing.util.Finalize(None, _stop_pool, args=(pool, os.getpid()), exitpriority=100)
     return _pool
+
+
+def stop() -> None:
+    """Stop this process's workers now (they are forked again if a later run needs them)."""
+    global _pool, _pool_refused
+    if _pool is not None:
+        _pool.shutdown(wait=True, cancel_futures=True)
+    _pool, _pool_refused = None, False
+
+
+def _stop_pool(pool: ProcessPoolExecutor, owner: int) -> None:
+    """The exit of the process that forked `pool`: tasks not started are dropped, the
+    workers stop and are waited for."""
+    if os.getpid() == owner:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def release_thread_pools() -> None:

@@ -12,10 +12,12 @@ a message saying where it belongs. `python -m pytest -m "not e2e"` is the fast s
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -44,6 +46,47 @@ def pytest_collection_modifyitems(config, items):
             raise pytest.UsageError(
                 f"{item.nodeid} is marked e2e outside tests/e2e/; move it there instead"
             )
+
+
+def _descendants(pid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of every living process below `pid`, read from /proc."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    found, frontier = [], [pid]
+    while frontier:
+        parent = frontier.pop()
+        for child, its_parent in parents.items():
+            if its_parent == parent:
+                frontier.append(child)
+                try:
+                    raw = Path(f"/proc/{child}/cmdline").read_bytes()
+                except OSError:
+                    continue
+                found.append((child, raw.replace(b"\0", b" ").decode(errors="replace").strip()))
+    return found
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Every process a test started is stopped by the test. One left behind (a server, an
+    uploader, a worker pool) is killed here and fails the suite: left alone, it can hold
+    the suite's output open and hang whatever waits for it to end."""
+    from logistic_regression import background
+
+    background.stop()  # the kit's own workers, when the in-process runs forked them
+    left = [(pid, command) for pid, command in _descendants(os.getpid()) if command]
+    for pid, _ in left:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    if left:
+        listing = "\n".join(f"  {pid}: {command[:200]}" for pid, command in left)
+        print(f"\nprocesses left running by the tests (now killed):\n{listing}", file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 # What a user runs: MLflow's CLI and the kit's commands. (The kit's own helper processes,

@@ -3,18 +3,42 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+
 from conftest import PYTHON, run_command
-from test_sweep import runs_of, sweep
+from test_sweep import runs_of
 
 
-def test_joblib_parallel_sweep_is_nested_correctly():
-    code = sweep(
+def test_joblib_parallel_sweep_is_nested_correctly_and_exits(tmp_path):
+    """In its own process: the joblib workers, each with the kit's background workers,
+    must let the sweep exit (they once waited for each other forever at exit)."""
+    command = [
+        PYTHON,
+        "-m",
+        "logistic_regression.train",
+        "-m",
+        "tracking.experiment_name=parallel",
         "hydra/launcher=joblib",
         "hydra.launcher.n_jobs=2",
         "model.C=0.1,1,10",
-        experiment="parallel",
+    ]
+    process = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
-    assert code == 0
+    try:
+        _, stderr = process.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)  # the sweep and every worker it left
+        process.communicate()
+        raise AssertionError("the joblib sweep did not exit within 300 s") from None
+    assert process.returncode == 0, stderr[-3000:]
     (parent,), children = runs_of("parallel")
     assert len(children) == 3 and all(c.info.status == "FINISHED" for c in children)
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
