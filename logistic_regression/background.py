@@ -187,9 +187,16 @@ def _nothing() -> None:
 
 def _die_with_parent(parent: int) -> None:
     """A worker whose parent is killed (SIGKILL) must not linger as an orphan: ask
-    Linux to kill it when the parent goes (prctl PR_SET_PDEATHSIG)."""
+    Linux to kill it when the parent goes (prctl PR_SET_PDEATHSIG). Ctrl-C and a closed
+    terminal reach the whole process group: the parent handles them (cli.py) and stops
+    the workers, so they ignore them instead of printing tracebacks of their own; SIGTERM
+    ends a worker quietly (the parent's handler, inherited by fork, is not theirs)."""
     import ctypes
     import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
     PR_SET_PDEATHSIG = 1
     with contextlib.suppress(OSError, AttributeError):

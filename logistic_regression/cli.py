@@ -2,28 +2,41 @@
 
 A `KitError` is the user's to fix: one line on stderr, exit code 2. Anything else is a
 bug in the kit: one line that says so (the traceback with LOGREG_DEBUG=1), exit code 1.
-Either way the run `mlflow run` created for this process is never left RUNNING, and
-that last call to the tracking store is bounded: the store may be what failed.
+SIGINT (Ctrl-C), SIGTERM and SIGHUP stop the command as `Interrupted`: the run ends
+KILLED with the reason in `kit.error`, files not yet stored stay in the spool, one line
+on stderr, exit code 128 + the signal's number. Either way the run `mlflow run` created
+for this process is never left RUNNING, and that last call to the tracking store is
+bounded: the store may be what failed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 
-from logistic_regression.errors import KitError, first_line
+from logistic_regression.errors import Interrupted, KitError, first_line
 from logistic_regression.uris import redact
 
 DEBUG_VARIABLE = "LOGREG_DEBUG"
 log = logging.getLogger("logistic_regression")
 
 
+# The signals that stop a command honestly (SIGKILL cannot be caught: `sync` recovers).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def guarded(command: Callable[[], int]) -> int:
     """Run `command` under the error policy; its return value is the exit code."""
     try:
-        return command()
+        with stop_on_signals():
+            return command()
+    except Interrupted as exc:
+        return interrupted(exc)
     except KitError as exc:
         return refuse(exc)
     except Exception as exc:
@@ -39,6 +52,44 @@ def guarded(command: Callable[[], int]) -> int:
         return 1
 
 
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Inside: the stop signals raise `Interrupted` in the main thread. The first one
+    wins; later ones (a second Ctrl-C, `mlflow run` passing SIGTERM on) are ignored, so
+    that ending the run honestly is not itself interrupted."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+
+    def stop(signum: int, _frame: object) -> None:
+        for other in STOP_SIGNALS:
+            signal.signal(other, signal.SIG_IGN)
+        raise Interrupted(signum)
+
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, stop)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def interrupted(exc: Interrupted) -> int:
+    """A stop signal: one line, the pending `mlflow run` run KILLED, exit 128 + signal."""
+    run = f"; run {exc.run_id} ended KILLED" if exc.run_id else ""
+    kept = (
+        f"; its files not yet stored are kept in {exc.spool} "
+        "(`python -m logistic_regression sync` uploads them)"
+        if exc.spool
+        else ""
+    )
+    print(f"error: {exc}{run}{kept}", file=sys.stderr)
+    fail_pending_mlflow_run(str(exc), "KILLED")
+    return 128 + exc.signum
+
+
 def refuse(exc: KitError) -> int:
     """A user error: one line on stderr, the pending `mlflow run` run failed, exit code 2."""
     message = redact(str(exc))
@@ -47,7 +98,7 @@ def refuse(exc: KitError) -> int:
     return 2
 
 
-def fail_pending_mlflow_run(reason: str) -> None:
+def fail_pending_mlflow_run(reason: str, status: str = "FAILED") -> None:
     """`mlflow run` created a run before starting us; never leave it RUNNING."""
     from logistic_regression.tracking import runs
 
@@ -57,6 +108,6 @@ def fail_pending_mlflow_run(reason: str) -> None:
     try:
         with runs.bounded_store():
             if runs.run_status(run_id) == "RUNNING":
-                runs.fail_run(run_id, reason)
+                runs.fail_run(run_id, reason, status)
     except Exception as exc:  # the store is gone too: say so, do not mask the first error
         log.warning("could not mark run %s FAILED: %s", run_id, redact(first_line(exc)))

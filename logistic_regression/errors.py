@@ -21,3 +21,17 @@ class DataError(KitError):
 
 class StorageError(KitError):
     """The artifact or output store cannot be used: no bucket, no access, no endpoint."""
+
+
+class Interrupted(BaseException):
+    """A signal asked the process to stop: Ctrl-C (SIGINT), a scheduler or CI (SIGTERM), a
+    closed terminal (SIGHUP). Not an Exception, so no `except Exception` swallows it; the
+    run ends KILLED and the process exits with 128 + the signal's number."""
+
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        self.signum = signum
+        self.run_id = ""  # the run it ended, once `tracking.runs.active_run` ended it
+        self.spool = ""  # the spool folder that keeps the run's files not yet stored
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")

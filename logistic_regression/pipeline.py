@@ -31,8 +31,9 @@ from logistic_regression.config import (
     public_config,
     validate,
 )
-from logistic_regression.errors import KitError
+from logistic_regression.errors import Interrupted, KitError
 from logistic_regression.storage import s3
+from logistic_regression.storage.spool import spool_root
 from logistic_regression.storage.writer import ArtifactWriter
 from logistic_regression.tracking import artifact_state, baselines, models, runs
 from logistic_regression.uris import absolute_tracking_uri, redact
@@ -113,17 +114,22 @@ def run(
                 on_open(run_id)
             run_root = runs.artifact_uri(run_id)
             runs.check_artifact_location(run_root, prepared.artifact_location, f"run {run_id}")
-            with open_writer(prepared, run_id, run_root) as writer:
-                context = RunContext(
-                    prepared=prepared,
-                    run_id=run_id,
-                    run_root=run_root,
-                    params=runs.config_params(public_config(config)),
-                    background=background,
-                    writer=writer,
-                )
-                summary = record(context)
-                settle(context)
+            try:
+                with open_writer(prepared, run_id, run_root) as writer:
+                    context = RunContext(
+                        prepared=prepared,
+                        run_id=run_id,
+                        run_root=run_root,
+                        params=runs.config_params(public_config(config)),
+                        background=background,
+                        writer=writer,
+                    )
+                    summary = record(context)
+                    settle(context)
+            except Interrupted as exc:  # the writer kept what it had not stored: say where
+                kept = spool_root(config.storage) / run_id
+                exc.spool = str(kept) if kept.is_dir() else ""
+                raise
     return summary
 
 

@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from logistic_regression import background, notify, pipeline, provenance, report, sweep_summary
 from logistic_regression.config import PROJECT_DIR, Config, compose_config, public_config
-from logistic_regression.errors import KitError, first_line
+from logistic_regression.errors import Interrupted, KitError, first_line
 from logistic_regression.storage.writer import ArtifactWriter
 from logistic_regression.tracking import artifact_state, runs, sweeps
 from logistic_regression.uris import absolute_tracking_uri, redact
@@ -50,6 +50,9 @@ def run_hydra(args: list[str], task: Callable[[], Any]) -> int:
         task()
     except SystemExit as stop:  # Hydra reports its own errors, then exits
         _end_interrupted(f"the sweep stopped: exit code {stop.code}")
+        raise
+    except Interrupted as exc:  # the configuration running is KILLED already
+        _end_interrupted(str(exc), "KILLED")
         raise
     outcomes = SweepCallback.outcomes
     return 1 if outcomes and not any(outcomes) else 0
@@ -98,8 +101,11 @@ def start_parent(config: Config) -> str:
     return sweeps.start_parent(experiment, f"sweep-{time.strftime('%Y%m%d-%H%M%S')}", tags)
 
 
-def finish(config: Config, parent_id: str, aborted: str = "") -> bool:
-    """Best child, counts and the HTML summary on the parent, then its honest end.
+def finish(
+    config: Config, parent_id: str, aborted: str = "", aborted_status: str = "FAILED"
+) -> bool:
+    """Best child, counts and the HTML summary on the parent, then its honest end
+    (`aborted_status` when `aborted` says why the sweep stopped early).
     Returns True when at least one configuration finished."""
     metric, direction = config.sweep.metric, config.sweep.direction
     children = [
@@ -140,7 +146,7 @@ def finish(config: Config, parent_id: str, aborted: str = "") -> bool:
         tags[runs.ERROR_TAG] = aborted
     elif best is None:
         tags[runs.ERROR_TAG] = f"all {len(children)} configurations failed"
-    status = "FINISHED" if best is not None and not aborted else "FAILED"
+    status = aborted_status if aborted else "FINISHED" if best is not None else "FAILED"
     runs.end_run(parent_id, status, tags)
     notify.run_ended(config, parent_id, status, tags.get(runs.ERROR_TAG, ""))
     print(
@@ -182,11 +188,13 @@ class SweepCallback(Callback):
             raise
 
 
-def _end_interrupted(reason: str) -> None:
-    """A multirun that Hydra aborted (a bad override value) still ends its parent."""
+def _end_interrupted(reason: str, status: str = "FAILED") -> None:
+    """A multirun that Hydra aborted (a bad override value) or a signal stopped still
+    ends its parent."""
     parent = os.environ.pop(PARENT_VARIABLE, "")
     if parent:
-        finish(compose_config([]), parent, aborted=reason)
+        with runs.bounded_store():
+            finish(compose_config([]), parent, aborted=reason, aborted_status=status)
 
 
 if __name__ == "__main__":  # the older spelling of `python -m logistic_regression sweep ...`

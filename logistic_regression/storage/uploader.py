@@ -34,6 +34,7 @@ import os
 import posixpath
 import random
 import shutil
+import signal
 import sys
 import threading
 import time
@@ -338,6 +339,11 @@ def serve(folder: Path, settings: Settings) -> None:
 
 
 def main() -> None:
+    # The writer's process ends this one by closing stdin (what is not verified stays in
+    # the spool); it runs in its own process group, and ignores Ctrl-C and a closed
+    # terminal even when signalled directly, rather than printing a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     folder, settings = Path(sys.argv[1]), Settings(**json.loads(sys.argv[2]))
     serve(folder, settings)
 

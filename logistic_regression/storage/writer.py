@@ -112,6 +112,10 @@ class ArtifactWriter:
             ],
             stdin=subprocess.PIPE,
             env=child_environment(),
+            # Its own process group: Ctrl-C and a scheduler's SIGTERM to the run's group
+            # stop the run, which then ends the uploader by closing its stdin (a signal
+            # while it starts up would kill it with a traceback instead).
+            process_group=0,
         )
         assert self._uploader.stdin is not None  # stdin=PIPE
         self._wake = self._uploader.stdin  # a new line: "look at the journal again"

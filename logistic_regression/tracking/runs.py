@@ -21,7 +21,7 @@ from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.tracking import MlflowClient
 
 from logistic_regression.config import TrackingConfig, flatten_tree
-from logistic_regression.errors import StorageError, first_line
+from logistic_regression.errors import Interrupted, StorageError, first_line
 from logistic_regression.provenance import GIT_DIRTY
 from logistic_regression.uris import redact
 
@@ -163,10 +163,13 @@ def active_run(
         run = mlflow.start_run(run_name=run_name, tags=dict(tags))
     try:
         yield run
-    except KeyboardInterrupt:
+    except (Interrupted, KeyboardInterrupt) as exc:
         with bounded_store():
-            mlflow.set_tag(ERROR_TAG, "interrupted (KeyboardInterrupt)")
+            reason = str(exc) if isinstance(exc, Interrupted) else "interrupted (KeyboardInterrupt)"
+            mlflow.set_tag(ERROR_TAG, reason)
             mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
+        if isinstance(exc, Interrupted):
+            exc.run_id = run.info.run_id
         raise
     except BaseException as exc:
         with bounded_store():

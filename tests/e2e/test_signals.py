@@ -1,0 +1,221 @@
+"""Signals sent to a real training process, as a terminal (Ctrl-C: SIGINT to the whole
+process group), a job scheduler or CI (SIGTERM) and a closed terminal (SIGHUP) send
+them: the run ends KILLED with the reason in `kit.error`, files not yet stored stay in
+the spool for `sync`, one line goes to stderr, and the exit code is 128 + the signal.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import PYTHON
+from mlflow.tracking import MlflowClient
+from servers import s3_bytes
+from test_s3_failures import S3_RUN, snapshots, wait_for_journal
+
+
+@pytest.fixture(scope="module")
+def slow_data(tmp_path_factory) -> Path:
+    """A table large enough that training lasts seconds, so a signal lands inside it."""
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(60_000, 20))
+    frame = pd.DataFrame(features, columns=[f"f{i}" for i in range(20)])
+    frame["target"] = (features[:, 0] + rng.normal(size=len(frame)) > 0).astype(int)
+    path = tmp_path_factory.mktemp("signals") / "slow.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def start(args: list[str], cwd: Path) -> subprocess.Popen:
+    """A command in its own process group, so that a signal can reach all of it."""
+    return subprocess.Popen(
+        args,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def signal_group(process: subprocess.Popen, signum: int) -> tuple[str, str]:
+    """Send `signum` to the process's whole group, as a terminal does; its output."""
+    os.killpg(process.pid, signum)
+    try:
+        return process.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        name = signal.Signals(signum).name
+        raise AssertionError(f"the process did not end after {name}") from None
+
+
+def kit_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.strip()]
+
+
+def runs_of(experiment: str):
+    found = MlflowClient().get_experiment_by_name(experiment)
+    return MlflowClient().search_runs([found.experiment_id]) if found else []
+
+
+def assert_all_gone(process: subprocess.Popen, spool: Path) -> None:
+    """No worker (the process's group) or uploader (its own group, named by the spool
+    folder it serves) outlives the run."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            if not uploaders(spool):
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"processes of the stopped run still alive: {uploaders(spool)}")
+
+
+def uploaders(spool: Path) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and str(spool).encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_a_signal_during_training_ends_the_run_killed(signum, slow_data, tmp_path):
+    process = start(
+        [
+            PYTHON,
+            "-m",
+            "logistic_regression.train",
+            f"data.input={slow_data}",
+            "data.target=target",
+            "tracking.experiment_name=signals",
+        ],
+        tmp_path,
+    )
+    wait_for_journal(tmp_path / "spool", process, "run")  # the run is open, training starts
+    _, err = signal_group(process, signum)
+    name = signal.Signals(signum).name
+
+    assert process.returncode == 128 + signum, err
+    assert len(kit_lines(err)) == 1, err
+    (line,) = kit_lines(err)
+    assert line.startswith(f"error: interrupted by {name}; run ") and "ended KILLED" in line
+    assert "Traceback" not in err
+    (run,) = runs_of("signals")
+    assert run.info.status == "KILLED"
+    assert run.data.tags["kit.error"] == f"interrupted by {name}"
+    assert run.info.run_id in line
+    assert_all_gone(process, tmp_path / "spool")
+    # Nothing had been logged yet: no spool folder is left for a `sync` that has nothing to do.
+    assert not [p for p in (tmp_path / "spool").iterdir() if p.is_dir()]
+
+
+def test_sigterm_before_the_run_exists_creates_no_run(private_s3, tmp_path):
+    """Reading the input from a store that hangs: the process is still in its data step."""
+    private_s3.client().put_object(Bucket="kit", Key="data.csv", Body=b"a,target\n1,0\n2,1\n")
+    private_s3.freeze()
+    try:
+        process = start(
+            [
+                PYTHON,
+                "-m",
+                "logistic_regression.train",
+                "data.input=s3://kit/data.csv",
+                "data.target=target",
+                "tracking.experiment_name=signals",
+            ],
+            tmp_path,
+        )
+        time.sleep(8)  # imported and waiting for the input (a first line would be an error)
+        assert process.poll() is None, process.communicate()
+        _, err = signal_group(process, signal.SIGTERM)
+    finally:
+        private_s3.thaw()
+    assert process.returncode == 128 + signal.SIGTERM, err
+    assert kit_lines(err) == ["error: interrupted by SIGTERM"]
+    assert runs_of("signals") == []
+
+
+def test_sigterm_during_the_upload_keeps_the_files_for_sync(private_s3, tmp_path):
+    spool = tmp_path / "spool"
+    process = start(
+        [PYTHON, "-m", "logistic_regression.train", *S3_RUN, "tracking.experiment_name=signals"],
+        tmp_path,
+    )
+    try:
+        wait_for_journal(spool, process, "run")
+        private_s3.freeze()  # every upload now hangs
+        folder = wait_for_journal(spool, process, "model")  # everything queued: the flush
+        _, err = signal_group(process, signal.SIGTERM)
+    finally:
+        private_s3.thaw()
+
+    assert process.returncode == 128 + signal.SIGTERM, err
+    (line,) = kit_lines(err)
+    assert "interrupted by SIGTERM" in line and str(folder) in line and "sync" in line
+    (run,) = runs_of("signals")
+    assert run.info.status == "KILLED" and run.data.tags["kit.error"] == "interrupted by SIGTERM"
+    kept = snapshots(folder)
+    assert any(uri.endswith("/report.html") for uri in kept)
+
+    done = subprocess.run(
+        [sys.executable, "-m", "logistic_regression", "sync"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    for uri, content in kept.items():
+        assert s3_bytes(private_s3, uri) == content, uri
+    (run,) = runs_of("signals")
+    assert run.info.status == "KILLED"  # stored now, but the run was still stopped early
+    assert run.data.tags["kit.artifacts"] == "complete"
+    assert not folder.exists()
+
+
+def test_ctrl_c_on_mlflow_run_leaves_a_reason_and_no_spool(kit_repo, slow_data, tmp_path):
+    process = start(
+        [
+            PYTHON,
+            "-m",
+            "mlflow",
+            "run",
+            str(kit_repo),
+            "--env-manager",
+            "local",
+            "--experiment-name",
+            "signals",
+            "-P",
+            f"input={slow_data}",
+            "-P",
+            "target=target",
+        ],
+        tmp_path,
+    )
+    wait_for_journal(tmp_path / "spool", process, "run", timeout=300)
+    _, err = signal_group(process, signal.SIGINT)
+
+    assert process.returncode != 0
+    assert "Fatal Python error" not in err and "Traceback" not in err
+    assert "error: interrupted by SIGINT; run " in err
+    (run,) = runs_of("signals")
+    # MLflow marks the run FAILED after any non-zero exit (even over the kit's KILLED),
+    # so the reason in kit.error is what says it was interrupted.
+    assert run.info.status in ("KILLED", "FAILED")
+    assert run.data.tags["kit.error"] == "interrupted by SIGINT"
+    assert not [p for p in (tmp_path / "spool").iterdir() if p.is_dir()]
+    assert_all_gone(process, tmp_path / "spool")
