@@ -150,6 +150,8 @@ def prepare(config: Config) -> Prepared:
     """Check and load everything a run needs; a problem is a KitError before any run."""
     validate(config)
     check_storage(config)
+    tracking_uri = runs.use_tracking_uri(config.tracking)
+    runs.check_store_layout(tracking_uri)
     dataset = data.load(config.data.input, config.data.target)
     evaluate.check_feasible(dataset, config.evaluation)
     git = provenance.git_state(PROJECT_DIR)
@@ -160,7 +162,7 @@ def prepare(config: Config) -> Prepared:
         git=git,
         tags=provenance.tags(PROJECT_DIR, git, config.tracking.note),
         name=run_name(config),
-        tracking_uri=absolute_tracking_uri(runs.use_tracking_uri(config.tracking)),
+        tracking_uri=absolute_tracking_uri(tracking_uri),
         artifact_location=artifact_location(config),
     )
 

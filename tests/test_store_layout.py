@@ -1,0 +1,59 @@
+"""`tree mlruns` and MLflow's two local layouts: the embedded default (SQLite, its
+artifacts under ./mlruns) and a file store (a folder of meta.yaml, params/, metrics/).
+The kit never mixes them in one folder: mixed, MLflow reports "Malformed experiment" and
+refuses every later run there."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+
+from logistic_regression import train
+
+
+def one_line_error(capsys) -> str:
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def test_a_file_store_gets_its_own_folder_and_never_the_defaults_mlruns(
+    tmp_path, monkeypatch, capsys
+):
+    assert train.main([]) == 0  # the embedded default: mlflow.db, artifacts in ./mlruns
+    (report,) = Path("mlruns").glob("*/*/artifacts/report.html")
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    with monkeypatch.context() as env:
+        env.setenv("MLFLOW_TRACKING_URI", "./mlruns")
+        capsys.readouterr()
+        assert train.main([]) == 2
+        line = one_line_error(capsys)
+    assert "./mlruns holds the artifacts of a SQLite store" in line and "mlruns-files" in line
+    assert not list(Path("mlruns").glob("*/meta.yaml"))  # nothing of a file store written
+
+    with monkeypatch.context() as env:
+        env.setenv("MLFLOW_TRACKING_URI", "./mlruns-files")
+        assert train.main([]) == 0
+    (params,) = Path("mlruns-files").glob("*/*/params")
+    assert (params / "model.C").read_text() == "1.0"
+
+    assert train.main([]) == 0  # the embedded default still works in the same folder
+    assert len(list(Path("mlruns").glob("*/*/artifacts/report.html"))) == 2
+    assert report.exists()
+
+
+def test_the_embedded_default_refuses_a_file_store_in_mlruns(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    with monkeypatch.context() as env:
+        env.setenv("MLFLOW_TRACKING_URI", "./mlruns")
+        assert train.main([]) == 0
+    capsys.readouterr()
+    assert train.main([]) == 2
+    assert "./mlruns here is an MLflow file store" in one_line_error(capsys)
+    assert MlflowClient().search_runs(search_all_experiments_ids()) == []  # refused before
+
+
+def search_all_experiments_ids() -> list[str]:
+    return [e.experiment_id for e in MlflowClient().search_experiments()]
