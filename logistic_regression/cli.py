@@ -18,6 +18,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from types import FrameType
 
 from logistic_regression.errors import Interrupted, KitError, first_line
 from logistic_regression.uris import redact
@@ -52,28 +53,57 @@ def guarded(command: Callable[[], int]) -> int:
         return 1
 
 
+# Code a signal must not interrupt half-way: a database transaction cut by an exception
+# that is not an Exception is never rolled back, and its lock would then refuse the very
+# writes that end the run KILLED. A signal arriving there is raised once the code is left.
+UNSAFE_TO_INTERRUPT = ("/sqlalchemy/", "/mlflow/store/", "/alembic/")
+RECHECK_S = 0.05
+
+
 @contextlib.contextmanager
 def stop_on_signals() -> Iterator[None]:
-    """Inside: the stop signals raise `Interrupted` in the main thread. The first one
-    wins; later ones (a second Ctrl-C, `mlflow run` passing SIGTERM on) are ignored, so
-    that ending the run honestly is not itself interrupted."""
+    """Inside: the stop signals raise `Interrupted` in the main thread, at once or, inside
+    the tracking store's database code, as soon as it is left. The first signal wins;
+    later ones (a second Ctrl-C, `mlflow run` passing SIGTERM on) are ignored, so that
+    ending the run honestly is not itself interrupted."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    previous = {signum: signal.getsignal(signum) for signum in (*STOP_SIGNALS, signal.SIGALRM)}
+    received: list[int] = []
 
-    def stop(signum: int, _frame: object) -> None:
+    def raise_when_safe(frame: FrameType | None) -> None:
+        if _inside(frame, UNSAFE_TO_INTERRUPT):
+            signal.signal(signal.SIGALRM, lambda _signum, later: raise_when_safe(later))
+            signal.setitimer(signal.ITIMER_REAL, RECHECK_S)
+            return
+        signal.signal(signal.SIGALRM, previous[signal.SIGALRM])
+        raise Interrupted(received[0])
+
+    def stop(signum: int, frame: FrameType | None) -> None:
         for other in STOP_SIGNALS:
             signal.signal(other, signal.SIG_IGN)
-        raise Interrupted(signum)
+        received.append(signum)
+        raise_when_safe(frame)
 
     for signum in STOP_SIGNALS:
         signal.signal(signum, stop)
     try:
         yield
     finally:
+        if received:
+            signal.setitimer(signal.ITIMER_REAL, 0)
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _inside(frame: FrameType | None, paths: tuple[str, ...]) -> bool:
+    """Whether `frame` or a caller of it runs code from one of `paths`."""
+    while frame is not None:
+        if any(part in frame.f_code.co_filename for part in paths):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def interrupted(exc: Interrupted) -> int:

@@ -8,6 +8,7 @@ import socket
 import threading
 
 import pytest
+from conftest import recorded_run
 from mlflow.tracking import MlflowClient
 
 from logistic_regression import cli
@@ -89,3 +90,51 @@ def test_failing_the_pending_run_is_bounded_when_the_store_hangs(monkeypatch, ca
     finally:
         listener.close()
     assert "could not mark run" in caplog.text
+
+
+def test_a_signal_ends_a_command_with_one_line_and_128_plus_the_signal(monkeypatch, capsys):
+    import os
+    import signal
+
+    pending = recorded_run("Default", "mlflow-run", status=None)  # as `mlflow run` made it
+    monkeypatch.setenv("MLFLOW_RUN_ID", pending)
+
+    def command() -> int:
+        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGINT)  # a second signal while stopping: ignored
+        return 0
+
+    assert cli.guarded(command) == 128 + signal.SIGTERM
+    assert capsys.readouterr().err.splitlines() == ["error: interrupted by SIGTERM"]
+    run = MlflowClient().get_run(pending)
+    assert run.info.status == "KILLED" and run.data.tags["kit.error"] == "interrupted by SIGTERM"
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
+
+
+def test_a_signal_inside_the_stores_database_code_waits_until_it_is_left():
+    """A transaction cut half-way keeps its database lock; the signal is raised after."""
+    import os
+    import signal
+    import time
+
+    source = (
+        "def transaction(log):\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    deadline = time.monotonic() + 0.5\n"
+        "    while time.monotonic() < deadline:\n"
+        "        pass\n"
+        "    log.append('committed')\n"
+    )
+    namespace = {"os": os, "signal": signal, "time": time}
+    exec(compile(source, "/site-packages/sqlalchemy/engine/fake.py", "exec"), namespace)
+    log: list[str] = []
+
+    def command() -> int:
+        namespace["transaction"](log)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # the signal comes now that the code is left
+            time.sleep(0.01)
+        return 0
+
+    assert cli.guarded(command) == 128 + signal.SIGTERM
+    assert log == ["committed"]

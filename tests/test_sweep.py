@@ -126,3 +126,14 @@ def test_optuna_search_maximises_the_sweep_metric():
     assert len(children) == 3
     best = max(c.data.metrics["cv_roc_auc_mean"] for c in children)
     assert parent.data.metrics["best_cv_roc_auc_mean"] == best
+
+
+def test_a_sweep_runs_whatever_experiment_the_process_had_active():
+    """A library user (or an earlier run of the process) set another experiment active:
+    MLflow's fluent API would refuse to open the children outside it."""
+    import mlflow
+
+    mlflow.set_experiment("something-else")
+    assert sweep("model.C=0.1,1") == 0
+    (parent,), children = runs_of("sweeps")
+    assert [c.info.status for c in children] == ["FINISHED", "FINISHED"]

@@ -189,8 +189,12 @@ def active_run(
         child = client.create_run(
             experiment, run_name=run_name, tags={**tags, PARENT_TAG: parent_run_id}
         )
+        # The fluent API refuses a run outside the process's active experiment (one an
+        # earlier run or the caller set): make the run's own experiment the active one.
+        mlflow.set_experiment(experiment_id=experiment)
         run = mlflow.start_run(run_id=child.info.run_id)
     elif existing:
+        mlflow.set_experiment(experiment_id=MlflowClient().get_run(existing).info.experiment_id)
         run = mlflow.start_run(run_id=existing)
         MlflowClient().update_run(existing, name=run_name)
         # `mlflow run` already recorded where the code came from (a git URL, for one); keep
