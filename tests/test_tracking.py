@@ -73,3 +73,35 @@ def test_continues_the_run_mlflow_run_created(config, monkeypatch):
     assert finished.info.status == "FINISHED" and finished.info.run_name == "named-by-kit"
     assert finished.data.tags["mlflow.source.name"] == "git://127.0.0.1/kit.git"
     assert finished.data.tags["mlflow.source.git.dirty"] == "false"
+
+
+def test_the_logged_dataset_has_the_whole_frames_schema_profile_and_digest():
+    """The schema comes from a sample (MLflow's full inference visits every cell), and
+    must be the one MLflow infers from the whole frame."""
+    import json
+
+    import mlflow
+    import numpy as np
+    import pandas as pd
+
+    from logistic_regression.tracking import runs
+
+    rows = runs.SCHEMA_SAMPLE_ROWS * 3
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "size": rng.normal(size=rows),
+            "count": rng.integers(0, 9, size=rows),
+            "flag": rng.integers(0, 2, size=rows).astype(bool),
+            "colour": rng.choice(["red", "green"], size=rows),
+            "target": rng.integers(0, 2, size=rows),
+        }
+    )
+    mlflow.set_experiment("datasets")
+    with mlflow.start_run() as run:
+        runs.log_dataset(frame, "/data/table.csv", "table.csv", "target", "d" * 64)
+    (logged,) = mlflow.get_run(run.info.run_id).inputs.dataset_inputs
+    whole = mlflow.data.from_pandas(frame, source="/data/table.csv", targets="target")
+    assert json.loads(logged.dataset.schema) == {"mlflow_colspec": whole.schema.to_dict()}
+    assert json.loads(logged.dataset.profile)["num_rows"] == rows
+    assert logged.dataset.digest == "d" * 36

@@ -241,8 +241,16 @@ def log_metrics(run_id: str, metrics: list[tuple[str, float, int]]) -> None:
     MlflowClient().log_batch(run_id, metrics=records)
 
 
+# Rows MLflow infers the logged dataset's schema from. MLflow visits every cell of the
+# frame it is given, in Python (mlflow/mlflow#13085): 19 s for 200,000 x 50. Column types
+# come from the dtypes, which a sample has too.
+SCHEMA_SAMPLE_ROWS = 1000
+
+
 def log_dataset(frame, source: str, name: str, target: str, digest: str) -> None:
-    """Record the input with `mlflow.log_input`, under the kit's own content digest."""
+    """Record the input with `mlflow.log_input`, under the kit's own content digest (of
+    the whole input), with the schema inferred from a sample and the profile (row count)
+    of the whole frame."""
     with warnings.catch_warnings():
         # MLflow 3.17 registers its local-artifact source twice and warns on every plain
         # path that it "can be interpreted in multiple ways" (both are the same class).
@@ -252,6 +260,10 @@ def log_dataset(frame, source: str, name: str, target: str, digest: str) -> None
         dataset = mlflow.data.from_pandas(  # type: ignore[attr-defined]
             frame, source=source, name=name, targets=target, digest=digest[:36]
         )
+        sample = mlflow.data.from_pandas(  # type: ignore[attr-defined]
+            frame.head(SCHEMA_SAMPLE_ROWS), source=source, targets=target, digest=digest[:36]
+        )
+        dataset.schema = sample.schema  # a cached property: MLflow's own, from the sample
         mlflow.log_input(dataset, context="training")
 
 
