@@ -7,7 +7,7 @@
     python -m logistic_regression inspect --experiment NAME
     python -m logistic_regression baseline RUN_ID
     python -m logistic_regression import FILE.csv|FILE.xlsx [--experiment NAME]
-    python -m logistic_regression sync [storage overrides, e.g. storage.spool_dir=...]
+    python -m logistic_regression sync [--all] [storage overrides, e.g. storage.spool_dir=...]
     python -m logistic_regression best --metric cv_roc_auc_mean [--experiment NAME]
                                        [--filter "params.model.penalty = 'l2'"] [--top N]
 
@@ -38,6 +38,17 @@ def _use_tracking_store(uri: str | None) -> None:
         runs.use_uri(compose_config([]).tracking.uri)
 
 
+def _warn_abandoned() -> None:
+    """One line on stderr when runs of this store lost their process (see spool.py)."""
+    import mlflow
+
+    from logistic_regression.storage.spool import abandoned_notice, spool_root
+
+    line = abandoned_notice(spool_root(compose_config([]).storage), mlflow.get_tracking_uri())
+    if line:
+        print(line, file=sys.stderr)
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="python -m logistic_regression", description=__doc__.split("\n")[0]
@@ -57,7 +68,13 @@ def parser() -> argparse.ArgumentParser:
     )
     reproduce.add_argument("--tracking-uri", help="tracking store (default: MLFLOW_TRACKING_URI)")
     sync = commands.add_parser("sync", help="upload artifacts left in the spool")
-    sync.add_argument("overrides", nargs="*", help="Hydra overrides (storage.*)")
+    sync.add_argument(
+        "--all",
+        action="store_true",
+        help="every tracking store's runs in the spool, each against its own store "
+        "(default: only this store's, MLFLOW_TRACKING_URI else tracking.uri)",
+    )
+    sync.add_argument("overrides", nargs="*", help="Hydra overrides (storage.*, tracking.uri)")
     importing = commands.add_parser("import", help="past results from a CSV/.xlsx as runs")
     importing.add_argument("file")
     importing.add_argument("--experiment", default="imported", help="default: imported")
@@ -101,8 +118,10 @@ def command(args: argparse.Namespace) -> int:
     if args.command == "sync":
         from logistic_regression.storage.sync import sync
 
-        return sync(compose_config(args.overrides).storage)
+        return sync(compose_config(args.overrides), every_store=args.all)
     _use_tracking_store(args.tracking_uri)
+    if args.command == "inspect":
+        _warn_abandoned()
     if args.command == "reproduce":
         if args.tolerance < 0:
             raise KitError(f"--tolerance={args.tolerance} is not allowed; it must be >= 0")

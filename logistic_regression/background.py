@@ -172,13 +172,16 @@ class Background:
         self._pool = None
         _pool, _pool_refused = None, True
 
+    def drain(self) -> None:
+        """For a failed run: tasks not started are cancelled, running ones are waited
+        for (they write into the run's spool folder), with a bound."""
+        for future in self._futures:
+            future.cancel()
+        wait(self._futures, timeout=EXIT_WAIT_S)
+
     def __exit__(self, *exc_info: object) -> None:
-        """A failed run: tasks not started are cancelled, running ones are waited for
-        (they write into the run's spool folder), with a bound."""
         if exc_info[0] is not None:
-            for future in self._futures:
-                future.cancel()
-            wait(self._futures, timeout=EXIT_WAIT_S)
+            self.drain()
 
 
 def _nothing() -> None:

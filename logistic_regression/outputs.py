@@ -41,9 +41,11 @@ def write_predictions(table: pd.DataFrame, output: str, run_id: str, writer: Art
     """Write the predictions under a per-run location; return their exact URI or path."""
     if is_s3(output):
         root = f"{output.rstrip('/')}/{run_id}"
-        folder = writer.scratch("outputs")
-        folder.mkdir()
-        table.to_csv(folder / PREDICTIONS, index=False)
+        data = table.to_csv(index=False).encode()
+        with writer.room_for(len(data), PREDICTIONS):
+            folder = writer.scratch("outputs")
+            folder.mkdir()
+            (folder / PREDICTIONS).write_bytes(data)
         writer.adopt_folder(folder, root)
         return f"{root}/{PREDICTIONS}"
     folder = local_path(output) / run_id

@@ -12,7 +12,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import pickle
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,10 +34,9 @@ from logistic_regression.config import (
     public_config,
     validate,
 )
-from logistic_regression.errors import Interrupted, KitError
-from logistic_regression.storage import s3
-from logistic_regression.storage.spool import spool_root
-from logistic_regression.storage.writer import ArtifactWriter
+from logistic_regression.errors import Interrupted, KitError, first_line
+from logistic_regression.storage import s3, spool
+from logistic_regression.storage.writer import ArtifactWriter, SpoolFull
 from logistic_regression.tracking import artifact_state, baselines, models, runs
 from logistic_regression.uris import absolute_tracking_uri, redact
 
@@ -115,7 +117,7 @@ def run(
             run_root = runs.artifact_uri(run_id)
             runs.check_artifact_location(run_root, prepared.artifact_location, f"run {run_id}")
             try:
-                with open_writer(prepared, run_id, run_root) as writer:
+                with writing(prepared, run_id, run_root, background) as writer:
                     context = RunContext(
                         prepared=prepared,
                         run_id=run_id,
@@ -127,7 +129,7 @@ def run(
                     summary = record(context)
                     settle(context)
             except Interrupted as exc:  # the writer kept what it had not stored: say where
-                kept = spool_root(config.storage) / run_id
+                kept = spool.spool_root(config.storage) / run_id
                 exc.spool = str(kept) if kept.is_dir() else ""
                 raise
     return summary
@@ -137,21 +139,71 @@ def open_writer(prepared: Prepared, run_id: str, run_root: str) -> ArtifactWrite
     """The run's asynchronous artifact writer; the run is `kit.artifacts=pending` from now."""
     storage, output = prepared.config.storage, prepared.config.data.output
     to_s3 = run_root.startswith("s3://") or outputs.is_s3(output)
-    writer = ArtifactWriter(run_id, redact(prepared.tracking_uri), storage, warm_s3=to_s3)
+    journal_uri = redact(spool.store_uri(prepared.tracking_uri))
+    writer = ArtifactWriter(run_id, journal_uri, storage, warm_s3=to_s3)
     try:
-        runs.log_tags(run_id, {artifact_state.ARTIFACTS_TAG: "pending"})
+        runs.log_tags(run_id, {artifact_state.ARTIFACTS_TAG: artifact_state.PENDING})
     except BaseException:
         writer.close()
         raise
     return writer
 
 
+@contextmanager
+def writing(
+    prepared: Prepared, run_id: str, run_root: str, background: Background
+) -> Iterator[ArtifactWriter]:
+    """The run's writer for the block. If the run fails, tasks still writing into its
+    spool folder finish first, the folder is kept when it holds anything not stored
+    (always on a full disk), and `kit.artifacts` says what became of its files."""
+    writer = open_writer(prepared, run_id, run_root)
+    try:
+        yield writer
+    except BaseException as exc:
+        background.drain()
+        writer.close(remove_if_complete=not isinstance(exc, SpoolFull))
+        record_artifacts_left(run_id, writer)
+        raise
+    writer.close()
+
+
+def record_artifacts_left(run_id: str, writer: ArtifactWriter) -> None:
+    """A failed run's `kit.artifacts`: `pending` (with the list) when files wait in the
+    spool, else `complete`, `partial` or `none` (artifact_state). Bounded, and never
+    hides the run's own error."""
+    journal = writer.journal
+    pending = [e.destination for e in journal.pending] + writer.unspooled
+    state = artifact_state.state_of(len(pending), journal.sealed, len(journal.entries))
+    try:
+        with runs.bounded_store():
+            artifact_state.mark_artifacts(run_id, pending, state)
+    except Exception as exc:
+        log.warning("could not record kit.artifacts=%s: %s", state, redact(first_line(exc)))
+
+
+_warned_abandoned = False
+
+
+def warn_abandoned(config: Config, tracking_uri: str) -> None:
+    """Once per process: one line on stderr when runs of this tracking store lost their
+    process before their artifacts were settled (`sync` handles them)."""
+    global _warned_abandoned
+    if _warned_abandoned:
+        return
+    _warned_abandoned = True
+    line = spool.abandoned_notice(spool.spool_root(config.storage), tracking_uri)
+    if line:
+        print(line, file=sys.stderr)
+
+
 def prepare(config: Config) -> Prepared:
     """Check and load everything a run needs; a problem is a KitError before any run."""
     validate(config)
     check_storage(config)
-    tracking_uri = runs.use_tracking_uri(config.tracking)
-    runs.check_store_layout(tracking_uri)
+    raw_uri = runs.use_tracking_uri(config.tracking)
+    runs.check_store_layout(raw_uri)
+    tracking_uri = absolute_tracking_uri(raw_uri)
+    warn_abandoned(config, tracking_uri)
     dataset = data.load(config.data.input, config.data.target)
     evaluate.check_feasible(dataset, config.evaluation)
     git = provenance.git_state(PROJECT_DIR)
@@ -162,14 +214,16 @@ def prepare(config: Config) -> Prepared:
         git=git,
         tags=provenance.tags(PROJECT_DIR, git, config.tracking.note),
         name=run_name(config),
-        tracking_uri=absolute_tracking_uri(tracking_uri),
+        tracking_uri=tracking_uri,
         artifact_location=artifact_location(config),
     )
 
 
 def check_storage(config: Config) -> None:
-    """Everything about the stores that can be known before any work: endpoint, bucket,
-    credentials, and the output destination."""
+    """Everything about the stores that can be known before any work: a spool the run
+    can write (a folder, writable, with room), endpoint, bucket, credentials, and the
+    output destination."""
+    spool.check_spool(spool.spool_root(config.storage))
     s3.use_endpoint(config.storage.endpoint)
     if config.storage.kind == StorageKind.S3:
         s3.check_bucket(f"s3://{config.storage.bucket}")
@@ -224,6 +278,8 @@ def record(context: RunContext) -> RunSummary:
     result = evaluate.evaluate(dataset, context.prepared.estimator, config.evaluation, config.seed)
     model_id, model_root = models.create_model(context.run_id, context.params)
     model_folder = writer.scratch("model")
+    model_size = estimated_model_size(result.model, result.split.X_train.shape[1])
+    writer.ensure_space(model_size, "the model")
     saved = context.background.submit(
         models.save_model,
         result.model,
@@ -271,7 +327,8 @@ def record(context: RunContext) -> RunSummary:
     )
     images = context.background.submit(report.plots, report_input)
     write_run_files(context, predictions, packages, report.render(report_input, images()))
-    saved()
+    with writer.room_for(model_size, "the model", check=False):
+        saved()
     writer.adopt_folder(model_folder, model_root, model_id=model_id)
     writer.finalize_model_when_stored(model_id)
 
@@ -302,20 +359,32 @@ def data_provenance(dataset: data.Dataset, output_path: str) -> dict[str, str]:
     return params
 
 
+def estimated_model_size(estimator: Pipeline, n_features: int) -> int:
+    """About what the saved model takes in the spool: the pickled estimator, MLflow's
+    files, and the input example (5 rows) in two JSON forms."""
+    return len(pickle.dumps(estimator)) + 64 * 1024 + 5 * n_features * 64
+
+
 def write_run_files(
     context: RunContext, predictions: pd.DataFrame, packages: dict[str, str], html: str
 ) -> None:
-    """The run's own files, written straight into the spool (adopted without a copy)."""
-    staging = context.writer.scratch("artifacts")
-    staging.mkdir()
+    """The run's own files, written straight into the spool (adopted without a copy),
+    once the spool's disk is known to have room for all of them."""
     git = context.prepared.git
-    (staging / "predictions.csv").write_text(predictions.to_csv(index=False))
-    (staging / "features.txt").write_text("\n".join(context.dataset.features.columns) + "\n")
-    (staging / "config.yaml").write_text(OmegaConf.to_yaml(public_config(context.config)))
-    (staging / "environment.txt").write_text(provenance.environment_lock(packages))
-    if git is not None and git.dirty:
-        (staging / "uncommitted.patch").write_text(git.patch)
-    (staging / "report.html").write_text(html, encoding="utf-8")
+    files = {
+        "predictions.csv": predictions.to_csv(index=False),
+        "features.txt": "\n".join(context.dataset.features.columns) + "\n",
+        "config.yaml": OmegaConf.to_yaml(public_config(context.config)),
+        "environment.txt": provenance.environment_lock(packages),
+        **({"uncommitted.patch": git.patch} if git is not None and git.dirty else {}),
+        "report.html": html,
+    }
+    contents = {name: text.encode("utf-8") for name, text in files.items()}
+    with context.writer.room_for(sum(map(len, contents.values())), "the report and run files"):
+        staging = context.writer.scratch("artifacts")
+        staging.mkdir()
+        for name, content in contents.items():
+            (staging / name).write_bytes(content)
     context.writer.adopt_folder(staging, context.run_root)
 
 

@@ -264,3 +264,45 @@ def seaweedfs(base: Path, buckets: tuple[str, ...] = ()):
         yield server
     finally:
         server.stop(keep_data=False)
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, size: str, read_only: bool = False):
+    """A real small (or read-only) disk: a tmpfs of `size` mounted at `path`, unmounted
+    when the block ends. Mounting needs root (CAP_SYS_ADMIN); elsewhere the test is
+    skipped, saying so. Root ignores file modes, so a read-only mount is the honest way
+    to make a folder root cannot write."""
+    import pytest
+
+    path.mkdir(parents=True, exist_ok=True)
+    options = f"size={size},mode=0755" + (",ro" if read_only else "")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"a tmpfs cannot be mounted here (needs root): {done.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        if subprocess.run(["umount", str(path)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def fill_disk(path: Path) -> Path:
+    """Fill the filesystem holding `path` to the last byte with one file; returns it."""
+    filler = path / "filler.bin"
+    block = b"\0" * (64 * 1024)
+    with filler.open("wb", buffering=0) as handle:
+        try:
+            while True:
+                handle.write(block)
+        except OSError:
+            pass
+        try:
+            while True:
+                handle.write(b"\0" * 512)
+        except OSError:
+            pass
+    return filler

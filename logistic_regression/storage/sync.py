@@ -1,114 +1,247 @@
-"""`python -m logistic_regression sync`: upload what runs left in the spool.
+"""`python -m logistic_regression sync [--all]`: upload what runs left in the spool.
 
 Runs whose uploads did not finish (the store was down, the process was killed) keep
 their files and a journal in the spool. `sync` uploads and verifies each file (the same
 `Engine` as the uploader process, here in this process), then records the outcome on
-the run through `tracking.artifact_state`: models READY, `kit.artifacts=complete`, and a run that
-failed only for want of its artifacts FINISHED. Safe to run twice or concurrently: a run
-folder held by another process is skipped as busy, and re-uploading a verified file
-writes the same bytes.
+the run through `tracking.artifact_state`: models READY, `kit.artifacts` (`complete`,
+`partial` or `none`, see there), a run that failed only for want of its artifacts
+FINISHED, and a run left RUNNING by a process that is gone KILLED.
+
+The default spool is shared by every checkout of a user, so `sync` handles the folders
+of its own tracking store (MLFLOW_TRACKING_URI, else `tracking.uri`, compared as
+`spool.store_key` does) and says how many others it left alone; `--all` handles every
+folder, each against the store its journal names.
+
+Each folder is handled on its own. One that cannot be synced (its run was deleted or is
+missing, its store is gone, its journal is empty or damaged, anything raised) is
+reported in one line on stderr, kept as it is, and skipped; the others go on. A folder
+held by another process (a run still writing, a concurrent `sync`) is skipped as busy.
+A folder is removed only once it holds nothing unstored. The exit code is 0 when no
+folder of the handled stores was left behind, 1 otherwise. Safe to run twice or
+concurrently: re-uploading a verified file writes the same bytes.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from logistic_regression.config import StorageConfig, validate_storage
+from logistic_regression.config import Config, validate_storage
+from logistic_regression.errors import first_line
 from logistic_regression.storage import s3
-from logistic_regression.storage.spool import LOCK, Journal, remove_folder, spool_root
+from logistic_regression.storage.spool import (
+    LOCK,
+    RESULTS,
+    Journal,
+    append_record,
+    process_alive,
+    remove_folder,
+    repair_tail,
+    spool_root,
+    store_key,
+    store_uri,
+    unlogged_files,
+)
 from logistic_regression.storage.uploader import Engine, Settings
 from logistic_regression.tracking import artifact_state, runs
+from logistic_regression.uris import redact
 
 
 @dataclass(frozen=True)
 class SyncOutcome:
+    """What `sync` did with one folder. `state`: "stored" (recorded on the run, folder
+    removed), "pending" (files still not stored), "busy", "gone" (an empty folder another
+    sync had just finished), or "kept" (not synced, or holding files the run never
+    logged: `reason` says which)."""
+
     run_id: str
-    state: str  # "complete", "pending", "busy"
-    uploaded: int
-    pending: list[str]
-    errors: list[str]
+    state: str
+    uploaded: int = 0
+    pending: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()
+    reason: str = ""
+    artifacts: str = ""  # the kit.artifacts state recorded
+    status: str = ""  # the run's status after sync
+
+    @property
+    def left_behind(self) -> bool:
+        return self.state in ("pending", "kept")
 
 
-def sync(storage: StorageConfig) -> int:
-    """Upload every spooled run; 0 when nothing is left pending, 1 otherwise."""
+def sync(config: Config, every_store: bool = False) -> int:
+    """Sync the spool's folders of this tracking store (of every store with
+    `every_store`); 0 when none was left behind, 1 otherwise."""
+    storage = config.storage
     validate_storage(storage)
     s3.use_endpoint(storage.endpoint)
-    folders = list(spooled_runs(storage))
-    if not folders:
-        print(f"nothing to sync in {spool_root(storage)}")
-        return 0
-    override = os.environ.get("MLFLOW_TRACKING_URI")
-    left = 0
+    root = spool_root(storage)
+    own_uri = store_uri(os.environ.get("MLFLOW_TRACKING_URI") or config.tracking.uri)
+    own = store_key(own_uri)
+    folders = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    left, foreign, handled = 0, 0, 0
     for folder in folders:
-
-        def record(journal: Journal) -> None:
-            runs.use_uri(override or journal.tracking_uri)
-            status = artifact_state.record_artifacts_stored(journal.run_id, journal.models)
-            print(f"  run {journal.run_id}: artifacts complete, status {status}")
-
-        outcome = sync_run(folder, storage, record, override)
-        if outcome.state == "busy":
-            print(f"run {outcome.run_id}: busy (its run or another sync holds it); skipped")
-        elif outcome.state == "complete":
-            print(f"run {outcome.run_id}: {outcome.uploaded} files uploaded and verified")
-        else:
-            left += 1
-            reason = outcome.errors[0] if outcome.errors else "upload time limit reached"
-            print(f"run {outcome.run_id}: {len(outcome.pending)} files still pending ({reason})")
+        named = _store_named(folder)
+        if named and named != own and not every_store:
+            foreign += 1
+            continue
+        handled += 1
+        try:
+            outcome = sync_folder(folder, storage, own_uri if named == own else "")
+        except Exception as exc:  # one folder's trouble never stops the others
+            reason = f"{type(exc).__name__}: {first_line(exc)}"
+            outcome = SyncOutcome(folder.name, "kept", reason=f"{reason}; kept in {folder}")
+        left += outcome.left_behind
+        _report(outcome, folder)
+    if not handled:
+        print(f"nothing to sync in {root}" + (" for this tracking store" if foreign else ""))
+    if foreign:
+        print(
+            f"{foreign} spool folder(s) of other tracking stores left alone in {root} "
+            "(`python -m logistic_regression sync --all` syncs them against their own stores)"
+        )
     return 1 if left else 0
 
 
-def spooled_runs(storage: StorageConfig) -> Iterator[Path]:
-    root = spool_root(storage)
-    if root.is_dir():
-        yield from sorted(p for p in root.iterdir() if p.is_dir())
+def _store_named(folder: Path) -> str:
+    """The store key of the folder's journal, "" when it names none (or is unreadable)."""
+    try:
+        journal = Journal.read(folder)
+    except OSError:
+        return ""
+    return store_key(journal.tracking_uri) if journal.run_id else ""
 
 
-def sync_run(
-    folder: Path,
-    storage: StorageConfig,
-    on_complete: Callable[[Journal], None],
-    tracking_uri: str | None = None,
-) -> SyncOutcome:
-    """Upload what one spool folder still holds, in this process. A folder another
-    process holds (a run still training, or a concurrent `sync`) is skipped as busy: its
-    lock says so. `on_complete(journal)` records the outcome once every file is verified."""
+def _report(outcome: SyncOutcome, folder: Path) -> None:
+    run = f"run {outcome.run_id}"
+    if outcome.state == "busy":
+        print(f"{run}: busy (its run or another sync holds it); skipped")
+    elif outcome.state == "stored":
+        print(f"{run}: {outcome.uploaded} files uploaded and verified")
+        print(f"  run {outcome.run_id}: artifacts {outcome.artifacts}, status {outcome.status}")
+    elif outcome.state == "pending":
+        reason = outcome.errors[0] if outcome.errors else "upload time limit reached"
+        ended = f", status {outcome.status}" if outcome.status else ""
+        print(
+            f"{run}: {len(outcome.pending)} files still pending ({redact(reason)}); "
+            f"kept in {folder}{ended}",
+            file=sys.stderr,
+        )
+    elif outcome.state == "kept":
+        print(f"{run}: not synced: {redact(outcome.reason)}", file=sys.stderr)
+
+
+def sync_folder(folder: Path, storage, own_uri: str = "") -> SyncOutcome:
+    """Upload what one spool folder still holds, in this process, and record it on its
+    run. `own_uri`: the real URI of this command's store when the folder is of it (the
+    journal records URIs with passwords hidden); else the journal's store is used. A
+    folder another process holds (a run still writing, a concurrent `sync`) is busy."""
     lock = FileLock(str(folder / LOCK))
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        return SyncOutcome(folder.name, "busy", 0, [], [])
+        return SyncOutcome(folder.name, "busy")
     try:
-        journal = Journal.read(folder)
-        if not journal.run_id:  # nothing recorded, or another sync has just cleaned it up
-            return SyncOutcome(folder.name, "complete", 0, [], [])
-        settings = Settings.from_storage(storage, tracking_uri or journal.tracking_uri)
-        engine = Engine(folder, settings)
-        pending = journal.pending
-        for entry in pending:
-            engine.submit(entry)
-        engine.wait(time.monotonic() + storage.flush_timeout_s)
-        engine.close()
-        journal = Journal.read(folder)
-        left = journal.pending
-        if not left:
-            on_complete(journal)
-        state = "pending" if left else "complete"
-        outcome = SyncOutcome(
-            journal.run_id,
-            state,
-            len(pending) - len(left),
-            [e.destination for e in left],
-            journal.errors_of(left),
-        )
+        outcome = _sync_locked(folder, storage, own_uri)
     finally:
         lock.release()
-    if outcome.state == "complete":
+    if outcome.state in ("stored", "gone"):
         remove_folder(folder)
     return outcome
+
+
+def _sync_locked(folder: Path, storage, own_uri: str) -> SyncOutcome:
+    journal = Journal.read(folder)
+    if not journal.run_id:
+        if _empty(folder):
+            return SyncOutcome(folder.name, "gone")  # emptied by another sync just now
+        return SyncOutcome(
+            folder.name,
+            "kept",
+            reason=f"{folder / 'journal.jsonl'} names no run (empty or damaged); the folder "
+            "is kept for you to look at (delete it when you no longer need it)",
+        )
+    run_id, where = journal.run_id, f"kept in {folder}"
+    if journal.damaged:
+        return SyncOutcome(
+            run_id,
+            "kept",
+            reason=f"{journal.damaged} line(s) of its journal.jsonl cannot be read, so what "
+            f"the run logged is not known for sure; {where}",
+        )
+    uri = own_uri or journal.tracking_uri
+    gone = _store_gone(uri)
+    if gone:
+        return SyncOutcome(run_id, "kept", reason=f"{gone}; {where}")
+    runs.use_uri(uri)
+    with runs.bounded_store():  # a store that does not answer is one line, not minutes
+        problem = artifact_state.sync_problem(run_id, redact(uri))
+    if problem:
+        return SyncOutcome(run_id, "kept", reason=f"{problem}; {where}")
+
+    repair_tail(folder / RESULTS)
+    settings = Settings.from_storage(storage, uri)
+    engine = Engine(folder, settings)
+    pending = journal.pending
+    for entry in pending:
+        engine.submit(entry)
+    engine.wait(time.monotonic() + storage.flush_timeout_s)
+    engine.close()
+    journal = Journal.read(folder)
+    left = journal.pending
+    owner_gone = not process_alive(journal.pid)
+    logged = len(journal.entries)
+    state = artifact_state.state_of(len(left), journal.sealed, logged)
+    destinations = [e.destination for e in left]
+    status = artifact_state.record_sync(
+        run_id, journal.models, state, destinations, owner_gone, journal.pid
+    )
+    errors = tuple(journal.errors_of(left))
+    if engine.results_error:
+        errors += (engine.results_error,)
+    uploaded = len(pending) - len(left)
+    if left:
+        ended = status if owner_gone else ""
+        return SyncOutcome(run_id, "pending", uploaded, tuple(destinations), errors, status=ended)
+    append_record(folder / RESULTS, event="recorded", state=state, status=status)
+    unlogged = unlogged_files(folder, journal)
+    if unlogged:
+        return SyncOutcome(
+            run_id,
+            "kept",
+            uploaded,
+            reason=f"artifacts {state}, status {status}; {len(unlogged)} file(s) the run wrote "
+            f"but never logged (it ended first) are kept in {folder}; delete the folder when "
+            "you no longer need them",
+            artifacts=state,
+            status=status,
+        )
+    return SyncOutcome(run_id, "stored", uploaded, artifacts=state, status=status)
+
+
+def _empty(folder: Path) -> bool:
+    """Nothing in the folder but its lock and empty logs."""
+    return all(
+        p.name == LOCK or (p.is_file() and p.stat().st_size == 0)
+        for p in folder.rglob("*")
+        if not p.is_dir()
+    )
+
+
+def _store_gone(uri: str) -> str:
+    """Why the tracking store a journal names cannot be used ("" when it may be): a
+    SQLite file that no longer exists (MLflow would make an empty one), or a URI whose
+    password the spool does not record."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not Path(uri[len(prefix) :]).is_file():
+        return f"its tracking store {uri} does not exist (moved or deleted?)"
+    if ":***@" in uri:
+        return (
+            f"its tracking store {uri} needs a password the spool does not record; run sync "
+            "with MLFLOW_TRACKING_URI set to that store"
+        )
+    return ""

@@ -40,6 +40,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -52,6 +53,7 @@ from logistic_regression.storage.spool import (
     Entry,
     Journal,
     file_state,
+    repair_tail,
     tail,
 )
 
@@ -181,7 +183,9 @@ class Engine:
         self.destination = Destination(settings)
         self.stop = threading.Event()
         self._pool = ThreadPoolExecutor(settings.workers, thread_name_prefix="upload")
+        repair_tail(folder / RESULTS)
         self._results = (folder / RESULTS).open("a", encoding="utf-8")
+        self.results_error = ""  # why results.jsonl took no more lines (a full disk)
         self._lock = threading.Lock()
         self._submitted: set[int] = set()
         self._futures: list[Future[None]] = []
@@ -202,20 +206,29 @@ class Engine:
                 future.result(timeout=remaining)
             except TimeoutError:
                 return False
+            except Exception:  # an upload that raised is simply not verified
+                continue
         return True
 
     def close(self) -> None:
         self.stop.set()
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.destination.close()
-        with self._lock:
+        with self._lock, suppress(OSError):
             self._results.close()
 
     def _record(self, **record: object) -> None:
+        """Append one outcome. If results.jsonl cannot be written (a full disk), nothing
+        more is uploaded: an upload that cannot be recorded as verified is not verified."""
         with self._lock:
-            if not self._results.closed:
+            if self._results.closed or self.results_error:
+                return
+            try:
                 self._results.write(json.dumps(record) + "\n")
                 self._results.flush()
+            except OSError as exc:
+                self.results_error = f"{RESULTS}: {exc.strerror or exc}"
+                self.stop.set()
 
     def _upload(self, entry: Entry) -> None:
         s = self.settings
@@ -325,9 +338,14 @@ def serve(folder: Path, settings: Settings) -> None:
         journal.apply(record)
     offset = 0
     while not writer_gone.is_set():
+        if engine.results_error:  # nothing can be recorded as verified: the writer's
+            os._exit(3)  # flush sees this process gone and leaves the rest to `sync`
         records, offset = tail(folder / JOURNAL, offset)
         for record in records:
-            journal.apply(record)
+            try:
+                journal.apply(record)
+            except (KeyError, TypeError, ValueError, AttributeError):
+                continue  # a damaged line: `sync` reports the folder
             if record.get("event") == "queued" and record["id"] not in journal.verified:
                 engine.submit(journal.entries[record["id"]])
         wake.wait(0.5)

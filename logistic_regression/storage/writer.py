@@ -25,10 +25,18 @@ and queued as they are with `adopt_folder`: no copy, no check, they are the spoo
 The journal (`journal.jsonl`, append-only) survives a SIGKILL: at worst its last line is
 cut and ignored. A file lock per run folder makes `sync` safe to run twice or
 concurrently, and tells it whether the writing process is still alive.
+
+A full disk: writes of known size into the spool (`room_for`: the kit's own files, a
+`copy` snapshot) are checked against the free space first, and a write that still
+meets ENOSPC becomes `SpoolFull`, one line naming the folder and the space missing.
+`close` never removes a folder that holds a file not stored: a pending entry, or a
+file the run wrote but never logged (it failed first); that folder stays for `sync`
+or for a person to look at.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -36,7 +44,8 @@ import subprocess
 import sys
 import threading
 import time
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -44,17 +53,25 @@ from filelock import FileLock
 
 from logistic_regression.background import child_environment
 from logistic_regression.config import StorageConfig
+from logistic_regression.errors import StorageError
 from logistic_regression.storage.spool import (
     FILES,
     JOURNAL,
+    JOURNAL_VERSION,
     LOCK,
+    MARGIN,
     RESULTS,
+    SCRATCH,
     Entry,
     Journal,
     file_state,
+    free_bytes,
+    human_size,
     remove_folder,
+    repair_tail,
     spool_root,
     tail,
+    unlogged_files,
 )
 from logistic_regression.storage.uploader import QUIET_S, Settings, settings_argument
 
@@ -62,6 +79,23 @@ from logistic_regression.storage.uploader import QUIET_S, Settings, settings_arg
 # journal only after QUIET_S without a wake-up, so an entry written within this interval
 # of the previous wake-up is read with it (and it polls the journal twice a second anyway).
 WAKE_EVERY_S = QUIET_S / 4
+
+
+class SpoolFull(StorageError):
+    """The spool's disk has no room for what the run has to write there; the run's
+    folder is kept with everything it holds."""
+
+
+def disk_full(exc: BaseException) -> bool:
+    """True when `exc`, or an exception it was raised from, is ENOSPC (or EDQUOT)."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 @dataclass(frozen=True)
@@ -91,16 +125,29 @@ class ArtifactWriter:
         self.folder.mkdir(parents=True, exist_ok=True)
         self._lock = FileLock(str(self.folder / LOCK))
         self._lock.acquire(timeout=0)
+        for log in (JOURNAL, RESULTS):  # a line cut by a crash must not swallow the next
+            repair_tail(self.folder / log)
         self.journal = Journal.read(self.folder)
         self._results_offset = (
             (self.folder / RESULTS).stat().st_size if (self.folder / RESULTS).exists() else 0
         )
         self._failed_now: set[int] = set()
-        self._journal_file = (self.folder / JOURNAL).open("a", encoding="utf-8")
+        self._journal_file = (self.folder / JOURNAL).open("ab", buffering=0)
+        self._journal_error: Exception | None = None
         self._append_lock = threading.Lock()
+        self.journal.pid, self.journal.closed = os.getpid(), False
         if not self.journal.run_id:
             self.journal.run_id, self.journal.tracking_uri = run_id, tracking_uri
-            self._append(event="run", run_id=run_id, tracking_uri=tracking_uri, pid=os.getpid())
+            self.journal.version = JOURNAL_VERSION
+            self._append(
+                event="run",
+                run_id=run_id,
+                tracking_uri=tracking_uri,
+                pid=os.getpid(),
+                version=JOURNAL_VERSION,
+            )
+        else:
+            self._append(event="opened", pid=os.getpid())
         settings = Settings.from_storage(storage, tracking_uri, warm_s3)
         self._uploader = subprocess.Popen(
             [
@@ -138,10 +185,13 @@ class ArtifactWriter:
             return
         copy = self.folder / FILES / str(entry_id) / path.name
         try:
-            copy.parent.mkdir(parents=True)
-            shutil.copyfile(path, copy)  # sendfile: no Python buffer
-        except OSError as exc:  # the spool's disk is full or gone: say so at flush
-            self.unspooled.append(f"{target} (not spooled: {exc.strerror or exc})")
+            with self.room_for(state[1], str(path)):
+                copy.parent.mkdir(parents=True)
+                shutil.copyfile(path, copy)  # sendfile: no Python buffer
+        except (OSError, SpoolFull) as exc:  # the spool's disk is full or gone: say so at flush
+            shutil.rmtree(copy.parent, ignore_errors=True)  # a partial copy holds nothing
+            reason = str(exc) if isinstance(exc, SpoolFull) else exc.strerror or str(exc)
+            self.unspooled.append(f"{target} (not spooled: {reason})")
             return
         source = copy.relative_to(self.folder).as_posix()
         self._queue(Entry(entry_id, source, root, target, copy.stat().st_size, "", model_id))
@@ -158,9 +208,10 @@ class ArtifactWriter:
     def scratch(self, name: str) -> Path:
         """A folder inside the spool to build files in (a saved model); queue them with
         `adopt_folder`, which then needs no copy."""
-        path = self.folder / "scratch" / name
+        path = self.folder / SCRATCH / name
         shutil.rmtree(path, ignore_errors=True)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        with self.room_for(0, f"the folder {SCRATCH}/{name}", check=False):
+            path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
     def adopt_folder(
@@ -174,6 +225,38 @@ class ArtifactWriter:
                 Entry(self._take_id(), source, root, target, path.stat().st_size, "", model_id)
             )
 
+    def ensure_space(self, needed: int, what: str) -> None:
+        """Refuse (SpoolFull) a write of `needed` bytes the spool's disk has no room for."""
+        if free_bytes(self.folder) < needed + MARGIN:
+            raise self.full(needed, what)
+
+    @contextmanager
+    def room_for(self, needed: int, what: str, check: bool = True) -> Iterator[None]:
+        """Around a write of about `needed` bytes into the spool: checked first (unless
+        `check` is False: the write may already have happened elsewhere), and a full
+        disk met anyway (another process filled it) becomes SpoolFull."""
+        if check:
+            self.ensure_space(needed, what)
+        try:
+            yield
+        except Exception as exc:
+            if disk_full(exc):
+                raise self.full(needed, what) from exc
+            raise
+
+    def full(self, needed: int, what: str) -> SpoolFull:
+        """The one-line error for a spool with no room for `what` (`needed` bytes)."""
+        with suppress(OSError):
+            free = free_bytes(self.folder)
+            missing = max(needed + MARGIN - free, 1)
+            return SpoolFull(
+                f"the spool's disk is full: {what} needs {human_size(needed)} (and "
+                f"{human_size(MARGIN)} kept free for the spool's logs), {human_size(free)} "
+                f"is free: {human_size(missing)} missing; this run's files are kept in "
+                f"{self.folder} (free space there, or set storage.spool_dir to another disk)"
+            )
+        return SpoolFull(f"the spool's disk is full; this run's files are kept in {self.folder}")
+
     def finalize_model_when_stored(self, model_id: str) -> None:
         """Mark a logged model READY once every file is verified (here, or by `sync`)."""
         self.journal.models.append(model_id)
@@ -183,8 +266,14 @@ class ArtifactWriter:
 
     def flush(self, timeout: float | None = None) -> FlushResult:
         """Wait until every queued file is verified (or failed for good), or the bound
-        passes; never longer."""
+        passes; never longer. Flushing says the run's logging is over (`sealed` in the
+        journal), so `sync` may later call it complete; a file logged after a flush
+        opens it again until the next one."""
         bound = self.storage.flush_timeout_s if timeout is None else timeout
+        if not self.journal.sealed:  # the run's logging is over: `sync` may call it complete
+            self.journal.sealed = True
+            with suppress(OSError):  # a full disk: `sync` would then say partial, not lie
+                self._append(event="sealed")
         started = time.monotonic()
         deadline = started + bound
         while True:
@@ -204,6 +293,9 @@ class ArtifactWriter:
         )
 
     def close(self, remove_if_complete: bool = True) -> None:
+        """Stop the uploader and release the folder. It is removed (with
+        `remove_if_complete`) only when it holds nothing unstored: every entry verified
+        and no file the run wrote there without logging it."""
         with suppress(OSError):
             self._wake.close()  # the uploader exits at once
         with suppress(subprocess.TimeoutExpired):
@@ -211,9 +303,17 @@ class ArtifactWriter:
         if self._uploader.poll() is None:
             self._uploader.kill()
             self._uploader.wait()
-        self._journal_file.close()
+        with suppress(OSError):
+            self._append(event="closed")
+        self.journal.closed = True
+        with suppress(OSError):
+            self._journal_file.close()
         self._read_results()
-        if remove_if_complete and not self.journal.pending:
+        if (
+            remove_if_complete
+            and not self.journal.pending
+            and not unlogged_files(self.folder, self.journal)
+        ):
             remove_folder(self.folder)
         self._lock.release()
 
@@ -226,9 +326,20 @@ class ArtifactWriter:
     # -- internals --
 
     def _append(self, **record: object) -> None:
+        """One journal line, in one write(2). After a failed write the journal takes no
+        more lines: a line glued to a cut one would be lost to every reader."""
+        line = (json.dumps(record) + "\n").encode()
         with self._append_lock:
-            self._journal_file.write(json.dumps(record) + "\n")
-            self._journal_file.flush()
+            if self._journal_error is not None:
+                raise self._journal_error
+            try:
+                view = memoryview(line)
+                while view:
+                    view = view[self._journal_file.write(view) or 0 :]
+            except OSError as exc:
+                failed = self.full(len(line), "a journal line") if disk_full(exc) else exc
+                self._journal_error = failed
+                raise failed from exc
 
     def _take_id(self) -> int:
         with self._append_lock:
@@ -240,6 +351,7 @@ class ArtifactWriter:
         if not entry.model_id:
             entry = replace(entry, run_id=self.journal.run_id)
         self.journal.entries[entry.id] = entry
+        self.journal.sealed = False  # as readers of the journal see it: open until a flush
         self._append(event="queued", **vars(entry))
         now = time.monotonic()
         if now - self._woken < WAKE_EVERY_S:

@@ -37,7 +37,7 @@ def start_training(tmp_path: Path, *overrides: str) -> subprocess.Popen:
 
 
 def wait_for_journal(spool: Path, process: subprocess.Popen, event: str, timeout=120) -> Path:
-    """The run's spool folder once its journal holds `event` (`model` = all queued)."""
+    """The run's spool folder once its journal holds `event` (`sealed` = all queued)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for journal in spool.glob("*/journal.jsonl"):
@@ -78,7 +78,7 @@ def test_the_run_ends_only_after_its_uploads_are_stored(private_s3, tmp_path, mo
     try:
         wait_for_journal(spool, process, "run")
         private_s3.freeze()  # every upload now hangs
-        wait_for_journal(spool, process, "model")  # training is over, the flush has begun
+        wait_for_journal(spool, process, "sealed")  # training is over, the flush has begun
         with pytest.raises(subprocess.TimeoutExpired):  # it may not end while uploads hang
             process.wait(timeout=2)
         run = only_run("s3-runs")
@@ -160,7 +160,7 @@ def test_sigkill_during_upload_is_recovered_by_concurrent_syncs(private_s3, tmp_
     try:
         wait_for_journal(spool, process, "run")
         private_s3.freeze()
-        folder = wait_for_journal(spool, process, "model")
+        folder = wait_for_journal(spool, process, "sealed")  # every file queued: the flush
         process.send_signal(signal.SIGKILL)
         process.communicate(timeout=60)
         kept = snapshots(folder)
