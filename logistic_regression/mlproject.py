@@ -1,9 +1,11 @@
 """Turn `mlflow run -P name=value` parameters into Hydra overrides and train.
 
-MLproject passes every parameter as `name=value`; an empty value means "keep the
-default from conf/", so conf/ stays the single source of truth. `overrides` holds extra
-Hydra overrides in one string. Parameters MLflow does not know arrive as `--name value`;
-they are refused with the list of known names.
+The MLproject's main entry point declares no parameters, so MLflow passes the ones the
+user gave as `--name value` (and records only those). Each known name maps onto its
+config key; `overrides` holds extra Hydra overrides in one string; an unknown name is
+refused with the list of known names. `name=value` arguments are accepted too (running
+this module by hand), and an empty value keeps the default from conf/, the single
+source of truth.
 """
 
 from __future__ import annotations
@@ -44,18 +46,11 @@ def hydra_quote(text: str) -> str:
 
 
 def to_overrides(args: list[str]) -> list[str]:
-    """`["C=0.5", "note=a, b", "overrides=x=1 y=2"]` -> Hydra overrides."""
+    """`["--C", "0.5", "--note", "a, b", "--overrides", "x=1 y=2"]` (or `["C=0.5", ...]`)
+    -> Hydra overrides."""
     overrides: list[str] = []
     extra: list[str] = []
-    for arg in args:
-        if arg.startswith("--"):
-            raise ConfigError(
-                f"unknown parameter {arg[2:]!r}; known parameters: "
-                f"{', '.join([*PARAMETERS, 'overrides'])}"
-            )
-        name, sep, value = arg.partition("=")
-        if not sep:
-            raise ConfigError(f"expected name=value, got {arg!r}")
+    for name, value in _pairs(args):
         if name == "overrides":
             extra = shlex.split(value)
             continue
@@ -70,6 +65,26 @@ def to_overrides(args: list[str]) -> list[str]:
             f"{PARAMETERS[name]}={hydra_quote(value) if name in TEXT_PARAMETERS else value}"
         )
     return overrides + extra
+
+
+def _pairs(args: list[str]) -> list[tuple[str, str]]:
+    """(name, value) from `--name value` (how MLflow passes them) or `name=value`."""
+    pairs: list[tuple[str, str]] = []
+    position = 0
+    while position < len(args):
+        arg = args[position]
+        if arg.startswith("--"):
+            if position + 1 >= len(args):
+                raise ConfigError(f"parameter {arg[2:]!r} has no value")
+            pairs.append((arg[2:], args[position + 1]))
+            position += 2
+            continue
+        name, sep, value = arg.partition("=")
+        if not sep:
+            raise ConfigError(f"expected name=value, got {arg!r}")
+        pairs.append((name, value))
+        position += 1
+    return pairs
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -59,6 +59,14 @@ def test_overrides_parameter_is_split_into_hydra_overrides():
     assert result == ["model.C=2", "evaluation.headline_metric=f1", "model.max_iter=10"]
 
 
+def test_parameters_arrive_as_mlflow_passes_undeclared_ones():
+    """`mlflow run . -P C=0.5 -P note="a b"` runs `... --C 0.5 --note 'a b'`."""
+    result = to_overrides(["--C", "-0.5", "--note", "a b", "--overrides", "seed=3"])
+    assert result == ["model.C=-0.5", "tracking.note='a b'", "seed=3"]
+    with pytest.raises(ConfigError, match="parameter 'note' has no value"):
+        to_overrides(["--note"])
+
+
 def test_unknown_parameters_are_refused_with_the_known_names():
     with pytest.raises(ConfigError, match="unknown parameter 'alpha'; known parameters: C, "):
         to_overrides(["--alpha", "3"])

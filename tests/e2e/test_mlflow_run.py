@@ -12,7 +12,7 @@ import pytest
 from conftest import PYTHON, git, run_command
 from mlflow.tracking import MlflowClient
 
-from logistic_regression.mlproject import hydra_quote
+from logistic_regression.mlproject import PARAMETERS, hydra_quote
 
 PROVENANCE_TAGS = (
     "mlflow.source.name",
@@ -105,6 +105,10 @@ def test_mlflow_run_and_python_m_record_the_same_provenance(kit, tmp_path):
         } <= artifact_files(run)
         assert "uncommitted.patch" not in artifact_files(run)
     assert by_mlflow_run.data.tags["mlflow.project.entryPoint"] == "main"
+    # The run page shows what the user passed and the resolved config, no placeholder.
+    assert by_mlflow_run.data.params["C"] == "0.5"
+    assert by_mlflow_run.data.params.keys() - by_python_m.data.params.keys() == {"C", "note"}
+    assert not (set(PARAMETERS) - {"C", "note"}) & by_mlflow_run.data.params.keys()
     # Same config, same data: bit-identical metrics whichever way the run was started.
     assert by_mlflow_run.data.metrics == by_python_m.data.metrics
     assert git(kit, "status", "--porcelain") == "", "a run must not dirty the tree"
