@@ -1,6 +1,7 @@
 """One run, start to end: the orchestration of the pure steps and the edges.
 
-    prepare   config checked, stores reachable, data loaded, model built, git read:
+    prepare   config checked, tracking store reachable (within tracking.timeout_s),
+              output and artifact stores usable, data loaded, model built, git read:
               everything that can be refused is refused here, before a run exists
     record    inside one MLflow run: params and dataset, evaluation, the model saved in
               the background, metrics, predictions, report and files into the spool
@@ -34,7 +35,7 @@ from logistic_regression.config import (
 from logistic_regression.errors import KitError
 from logistic_regression.storage import s3
 from logistic_regression.storage.writer import ArtifactWriter
-from logistic_regression.tracking import artifact_state, baselines, models, runs
+from logistic_regression.tracking import artifact_state, baselines, models, runs, store
 from logistic_regression.uris import absolute_tracking_uri, redact
 
 log = logging.getLogger("logistic_regression")
@@ -143,6 +144,8 @@ def open_writer(prepared: Prepared, run_id: str, run_root: str) -> ArtifactWrite
 def prepare(config: Config) -> Prepared:
     """Check and load everything a run needs; a problem is a KitError before any run."""
     validate(config)
+    tracking_uri = absolute_tracking_uri(runs.use_tracking_uri(config.tracking))
+    store.check(tracking_uri, config.tracking.timeout_s)
     check_storage(config)
     dataset = data.load(config.data.input, config.data.target)
     evaluate.check_feasible(dataset, config.evaluation)
@@ -154,7 +157,7 @@ def prepare(config: Config) -> Prepared:
         git=git,
         tags=provenance.tags(PROJECT_DIR, git, config.tracking.note),
         name=run_name(config),
-        tracking_uri=absolute_tracking_uri(runs.use_tracking_uri(config.tracking)),
+        tracking_uri=tracking_uri,
         artifact_location=artifact_location(config),
     )
 
