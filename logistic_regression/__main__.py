@@ -19,23 +19,35 @@ code 2, anything else a bug reported in one line with exit code 1.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shlex
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from logistic_regression import cli
 from logistic_regression.config import compose_config
 from logistic_regression.errors import KitError
+from logistic_regression.uris import absolute_tracking_uri
 
 
 def _use_tracking_store(uri: str | None) -> None:
-    from logistic_regression.tracking import runs
+    """Use `--tracking-uri`, else MLFLOW_TRACKING_URI, else `tracking.uri`, and refuse a
+    store that does not answer within `tracking.timeout_s`."""
+    from logistic_regression.tracking import runs, store
 
-    if uri:
-        runs.use_uri(uri)
-    elif not os.environ.get("MLFLOW_TRACKING_URI"):
-        runs.use_uri(compose_config([]).tracking.uri)
+    tracking = compose_config([]).tracking
+    chosen = uri or os.environ.get("MLFLOW_TRACKING_URI") or tracking.uri
+    runs.use_uri(chosen)
+    store.check(absolute_tracking_uri(chosen), tracking.timeout_s)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose usage errors follow the kit's policy: one line, exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise KitError(f"{message} (see {self.prog} --help)")
 
 
 def _warn_abandoned() -> None:
@@ -50,9 +62,7 @@ def _warn_abandoned() -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(
-        prog="python -m logistic_regression", description=__doc__.split("\n")[0]
-    )
+    top = Parser(prog="python -m logistic_regression", description=__doc__.split("\n")[0])
     commands = top.add_subparsers(dest="command", required=True)
     commands.add_parser("train", help="train one run (Hydra overrides follow)", add_help=False)
     commands.add_parser(
@@ -107,11 +117,10 @@ def main(argv: list[str] | None = None) -> int:
         from logistic_regression import train
 
         return train.main(["-m", *[part for arg in args_list[1:] for part in shlex.split(arg)]])
-    args = parser().parse_args(args_list)
     # MLflow draws a progress bar for every artifact download (reproduce reads a run's
     # config.yaml): noise around the kit's own one-line output. A user can turn it back on.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    return cli.guarded(lambda: command(args))
+    return cli.guarded(lambda: command(parser().parse_args(args_list)))
 
 
 def command(args: argparse.Namespace) -> int:
@@ -119,12 +128,14 @@ def command(args: argparse.Namespace) -> int:
         from logistic_regression.storage.sync import sync
 
         return sync(compose_config(args.overrides), every_store=args.all)
+    if args.command == "reproduce" and not 0 <= args.tolerance < math.inf:
+        raise KitError(
+            f"--tolerance={args.tolerance} is not allowed; it must be a finite number >= 0"
+        )
     _use_tracking_store(args.tracking_uri)
     if args.command == "inspect":
         _warn_abandoned()
     if args.command == "reproduce":
-        if args.tolerance < 0:
-            raise KitError(f"--tolerance={args.tolerance} is not allowed; it must be >= 0")
         from logistic_regression.reproduce import reproduce
 
         return reproduce(args.run_id, args.tolerance)

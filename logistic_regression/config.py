@@ -12,6 +12,7 @@ Light on purpose: Hydra and OmegaConf only, so the server script can read
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -114,6 +115,7 @@ class TrackingConfig:
     experiment_name: str = "logistic-regression"
     run_name: str = ""
     note: str = ""
+    timeout_s: float = 10.0
 
 
 @dataclass
@@ -156,6 +158,9 @@ class RegistryConfig:
     register: bool = False
     model_name: str = "logistic-regression"
 
+
+# The seeds numpy and scikit-learn accept (random_state): 0 .. 2**32 - 1.
+SEED_MAX = 2**32 - 1
 
 # Config values that are secrets: never logged, stored or replayed (see `public`).
 SECRET_KEYS = ("notify.webhook_url",)
@@ -202,6 +207,10 @@ def _allowed(name: str, value: Any, allowed: Iterable[str]) -> None:
 def validate(cfg: Config) -> None:
     """Check what the types cannot; raise ConfigError naming the value and what is allowed."""
     m, e = cfg.model, cfg.evaluation
+    if not 0 <= cfg.seed <= SEED_MAX:
+        raise ConfigError(
+            f"seed={cfg.seed} is not allowed; it must be a whole number from 0 to {SEED_MAX}"
+        )
     if not m.C > 0:
         raise ConfigError(f"model.C={m.C} is not allowed; C must be a number > 0")
     _allowed("model.penalty", m.penalty, Penalty)
@@ -241,6 +250,11 @@ def validate(cfg: Config) -> None:
         raise ConfigError(
             "notify.webhook_url is not allowed: it must start with http:// or https:// "
             "(the value is a secret and is not shown)"
+        )
+    if not 0 < cfg.tracking.timeout_s < math.inf:
+        raise ConfigError(
+            f"tracking.timeout_s={cfg.tracking.timeout_s} is not allowed; "
+            "it must be a number of seconds > 0"
         )
     if not cfg.tracking.experiment_name:
         raise ConfigError("tracking.experiment_name is empty; give the experiment a name")
@@ -339,4 +353,6 @@ def one_line(exc: BaseException) -> str:
     outer = str(exc).strip().splitlines()
     if key:
         return f"invalid value for {key}: {text}"
+    if len(outer) > 1 and outer[0].startswith("Error parsing override"):
+        return f"{outer[0]}: {outer[1]} (an override is key=value)"
     return outer[0] if outer else text

@@ -121,10 +121,14 @@ def read_table(uri: str) -> tuple[pd.DataFrame, DataRef]:
 
 
 def split_target(frame: pd.DataFrame, target: str, uri: str) -> tuple[pd.DataFrame, pd.Series]:
-    """Separate the label column and check the kit can model the table (binary, numeric)."""
+    """Separate the label column and check the kit can model the table: at least one row,
+    a binary target of two whole-number classes, numeric features that are finite and
+    small enough to standardise in float64 (`feature_limit`)."""
     if target not in frame.columns:
         shown = ", ".join(map(str, frame.columns[:12])) + (", ..." if frame.shape[1] > 12 else "")
         raise DataError(f"data.target={target!r} is not a column of {uri}; columns are: {shown}")
+    if frame.shape[0] == 0:
+        raise DataError(f"data.input={uri!r} has no rows (only a header); the kit needs rows")
     y = frame[target]
     X = frame.drop(columns=[target])
     if X.shape[1] == 0:
@@ -141,6 +145,11 @@ def split_target(frame: pd.DataFrame, target: str, uri: str) -> tuple[pd.DataFra
         raise DataError(
             f"data.target={target!r} has {len(classes)} classes; the kit needs exactly 2 (binary)"
         )
+    if not all(_whole_number(c) for c in classes):
+        raise DataError(
+            f"data.target={target!r} holds the classes {classes[0]} and {classes[1]}; "
+            "the kit needs two whole-number classes such as 0/1 (0.0/1.0 is fine)"
+        )
     non_numeric = [str(c) for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
     if non_numeric:
         raise DataError(
@@ -150,7 +159,40 @@ def split_target(frame: pd.DataFrame, target: str, uri: str) -> tuple[pd.DataFra
     if missing:
         raise DataError(f"feature columns with missing values in {uri}: {', '.join(missing)}")
     X.columns = [str(c) for c in X.columns]
-    return X.astype("float64"), y.astype("int64") if y.dtype == bool else y
+    X = X.astype("float64")
+    check_finite(X, uri)
+    return X, y.astype("int64") if y.dtype == bool else y
+
+
+def _whole_number(value) -> bool:
+    number = float(value)
+    return np.isfinite(number) and number.is_integer()
+
+
+def feature_limit(rows: int) -> float:
+    """The largest feature magnitude the kit accepts for a table of `rows` rows: below it,
+    standardising (the sum of squared deviations, each at most (2 * limit)**2) cannot
+    overflow float64. About 1e153 for 40 rows, 1e149 for a billion."""
+    return float(np.sqrt(np.finfo(np.float64).max / (4 * max(rows, 1))))
+
+
+def check_finite(X: pd.DataFrame, uri: str) -> None:
+    """Refuse infinite feature values (`inf`, or a number beyond float64 such as 1e400)
+    and values so large that scaling them overflows, naming the column, row and value."""
+    limit = feature_limit(len(X))
+    values = X.to_numpy()
+    for index, column in enumerate(X.columns):
+        bad = np.flatnonzero(~(np.abs(values[:, index]) <= limit))
+        if not len(bad):
+            continue
+        row, value = int(bad[0]), float(values[bad[0], index])
+        where = f"feature column {column!r} in {uri} holds {value:g} at data row {row + 1}"
+        if not np.isfinite(value):
+            raise DataError(f"{where} (header not counted); feature values must be finite")
+        raise DataError(
+            f"{where} (header not counted); with {len(X)} rows, feature values must lie "
+            f"within ±{limit:.3g}, or standardising them overflows float64"
+        )
 
 
 def load(uri: str, target: str) -> Dataset:

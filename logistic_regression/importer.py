@@ -2,18 +2,23 @@
 
 The file (CSV or Excel .xlsx) holds one header row with names, a second row with each
 column's kind (`parameter`, `metric` or `tag`), then one row per past run. The whole
-file is checked before anything is written, so a bad cell imports nothing. Each row is
-tagged with a digest of its content: importing the same file again adds no duplicates.
+file is checked before anything is written, so a bad cell imports nothing: an empty
+cell means "not recorded" (that run has no such value); in a metric column anything
+else must be a finite number (`nan`, `inf`, text and formula errors such as `#DIV/0!`
+are refused, naming the row and column as the spreadsheet shows them). Names and
+values are checked against MLflow's limits too. Each row is tagged with a digest of its
+content: importing the same file again adds no duplicates.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import math
+import posixpath
+import re
 from dataclasses import dataclass
 from pathlib import Path
-
-import pandas as pd
 
 from logistic_regression.errors import DataError, first_line
 
@@ -21,6 +26,13 @@ KINDS = ("parameter", "metric", "tag")
 DIGEST_TAG = "kit.import.digest"
 SOURCE_TAG = "kit.import.source"
 ROW_TAG = "kit.import.row"
+
+# MLflow's rules for names and values (MLflow 3.x; tests/test_import.py checks MLflow
+# refuses what these refuse): names of letters, digits, `_ - . : /` and spaces, a plain
+# relative path, at most 250 characters; param values up to 6000 characters, tags 8000.
+NAME = re.compile(r"^[/\w.\- :]*$")
+MAX_NAME_LENGTH = 250
+MAX_VALUE_LENGTH = {"parameter": 6000, "tag": 8000}
 
 
 @dataclass(frozen=True)
@@ -32,18 +44,93 @@ class Row:
     digest: str
 
 
-def read_sheet(path: Path) -> pd.DataFrame:
+def read_sheet(path: Path) -> list[list[str]]:
+    """The file's rows as text, one list per row of the file (blank rows included, so a
+    row's index + 1 is the number the spreadsheet shows), padded to the same width."""
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     suffix = path.suffix.lower()
+    if suffix not in (".csv", ".xlsx", ".xlsm"):
+        raise DataError(f"{path}: {suffix or 'no suffix'} is not supported; use .csv or .xlsx")
     try:
-        if suffix == ".csv":
-            return pd.read_csv(path, header=None, dtype=str, keep_default_na=False)
-        if suffix in (".xlsx", ".xlsm"):
-            return pd.read_excel(path, header=None, dtype=str, keep_default_na=False)
-    except (ValueError, OSError) as exc:
+        rows = _read_csv(path) if suffix == ".csv" else _read_xlsx(path)
+    except (ValueError, OSError, csv.Error, KeyError) as exc:
         raise DataError(f"{path}: could not be read: {first_line(exc)}") from None
-    raise DataError(f"{path}: {suffix or 'no suffix'} is not supported; use .csv or .xlsx")
+    while rows and not any(rows[-1]):
+        rows.pop()
+    width = max((len(row) for row in rows), default=0)
+    return [row + [""] * (width - len(row)) for row in rows]
+
+
+def _read_csv(path: Path) -> list[list[str]]:
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        rows = [list(row) for row in csv.reader(handle)]
+    for row in rows:
+        while row and row[-1] == "":
+            row.pop()
+    return rows
+
+
+def _read_xlsx(path: Path) -> list[list[str]]:
+    """The first sheet's cells as text: a formula's cached result, a formula error as its
+    text (`#DIV/0!`), a whole number without `.0` (as pandas reads them, so digests of
+    files imported before stay the same)."""
+    from openpyxl import load_workbook
+    from openpyxl.cell.cell import TYPE_NUMERIC
+
+    book = load_workbook(path, read_only=True, data_only=True, keep_links=False)
+    try:
+        sheet = book.worksheets[0]
+        sheet.reset_dimensions()  # declared dimensions can be wrong; read what is there
+        rows = []
+        for cells in sheet.iter_rows(min_row=1, min_col=1):
+            row = []
+            for cell in cells:
+                value = cell.value
+                if value is None:
+                    row.append("")
+                elif cell.data_type == TYPE_NUMERIC and math.isfinite(value):
+                    row.append(str(int(value)) if int(value) == value else str(float(value)))
+                else:
+                    row.append(str(value))
+            while row and row[-1] == "":
+                row.pop()
+            rows.append(row)
+        return rows
+    finally:
+        book.close()
+
+
+def check_name(path: Path, column: int, name: str) -> None:
+    if not name:
+        raise DataError(f"{path}: row 1, column {column}: a column needs a name")
+    normal = posixpath.normpath(name)
+    plain_path = normal == name and normal != "." and not normal.startswith(("..", "/"))
+    if not NAME.match(name) or not plain_path or len(name) > MAX_NAME_LENGTH:
+        raise DataError(
+            f"{path}: row 1, column {column}: the name {name!r} is not allowed; names hold "
+            f"letters, digits, _ - . : / and spaces, as a relative path of at most "
+            f"{MAX_NAME_LENGTH} characters (MLflow's rule)"
+        )
+
+
+def metric_value(path: Path, row: int, name: str, value: str) -> float:
+    """A metric cell as a number; anything but a finite number is refused."""
+    where = f"{path}: row {row}, column {name!r}: {value!r}"
+    try:
+        number = float(value)
+    except ValueError:
+        what = "is a formula error" if value.startswith("#") else "is not a number"
+        raise DataError(
+            f"{where} {what}; metric columns hold finite numbers "
+            "(leave the cell empty when the value was not recorded)"
+        ) from None
+    if not math.isfinite(number):
+        raise DataError(
+            f"{where} is not a finite number; metric columns hold finite numbers "
+            "(leave the cell empty when the value was not recorded)"
+        )
+    return number
 
 
 def parse(path: Path) -> list[Row]:
@@ -51,11 +138,10 @@ def parse(path: Path) -> list[Row]:
     sheet = read_sheet(path)
     if len(sheet) < 2:
         raise DataError(f"{path}: needs a header row of names and a second row of kinds")
-    names = [str(name).strip() for name in sheet.iloc[0]]
-    kinds = [str(kind).strip().lower() for kind in sheet.iloc[1]]
+    names = [str(name).strip() for name in sheet[0]]
+    kinds = [str(kind).strip().lower() for kind in sheet[1]]
     for column, (name, kind) in enumerate(zip(names, kinds, strict=True), start=1):
-        if not name:
-            raise DataError(f"{path}: row 1, column {column}: a column needs a name")
+        check_name(path, column, name)
         if kind not in KINDS:
             raise DataError(
                 f"{path}: row 2, column {name!r}: kind {kind!r} is not allowed; "
@@ -66,28 +152,24 @@ def parse(path: Path) -> list[Row]:
         raise DataError(f"{path}: row 1: column names appear twice: {', '.join(twice)}")
     rows = []
     for index in range(2, len(sheet)):
-        values = [str(value).strip() for value in sheet.iloc[index]]
+        values = [str(value).strip() for value in sheet[index]]
         if not any(values):
             continue
-        params, metrics, tags = {}, {}, {}
+        params: dict[str, str] = {}
+        metrics: dict[str, float] = {}
+        tags: dict[str, str] = {}
         for name, kind, value in zip(names, kinds, values, strict=True):
-            if value == "":
+            if value == "":  # not recorded
                 continue
             if kind == "metric":
-                try:
-                    number = float(value)
-                except ValueError:
-                    raise DataError(
-                        f"{path}: row {index + 1}, column {name!r}: {value!r} is not a number "
-                        "(metric columns hold numbers)"
-                    ) from None
-                if math.isnan(number):
-                    continue
-                metrics[name] = number
-            elif kind == "parameter":
-                params[name] = value
-            else:
-                tags[name] = value
+                metrics[name] = metric_value(path, index + 1, name, value)
+                continue
+            if len(value) > MAX_VALUE_LENGTH[kind]:
+                raise DataError(
+                    f"{path}: row {index + 1}, column {name!r}: the value has {len(value)} "
+                    f"characters; a {kind} holds at most {MAX_VALUE_LENGTH[kind]} (MLflow's limit)"
+                )
+            (params if kind == "parameter" else tags)[name] = value
         content = "\x1f".join(
             f"{n}\x1e{k}\x1e{v}" for n, k, v in zip(names, kinds, values, strict=True)
         )

@@ -96,6 +96,9 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     ]
 
 
+# The most runs one MLflow search returns (its max_results limit).
+MAX_TOP = 50_000
+
 BEST_PARAMS = ("model.C", "model.penalty", "model.solver", "model.l1_ratio")
 
 
@@ -109,8 +112,8 @@ def best_runs(
     """The top finished runs by `metric` (lowest first for log loss), through MLflow's own
     search: `filter_string` is MLflow's filter syntax, e.g. `params.model.penalty = 'l2'`."""
     client = client or MlflowClient()
-    if top < 1:
-        raise KitError(f"--top={top} is not allowed; it must be >= 1")
+    if not 1 <= top <= MAX_TOP:
+        raise KitError(f"--top={top} is not allowed; it must be from 1 to {MAX_TOP}")
     if not re.fullmatch(r"[A-Za-z0-9_.\-/ ]+", metric):
         raise KitError(f"--metric={metric!r} is not a metric name")
     experiment = _experiment(experiment_name, client)

@@ -7,12 +7,13 @@ writer, so it is uploaded, verified and, if the store is down, spooled like any 
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pandas as pd
 
 from logistic_regression.data import local_path
-from logistic_regression.errors import DataError
+from logistic_regression.errors import DataError, first_line
 from logistic_regression.storage import s3
 from logistic_regression.storage.writer import ArtifactWriter
 
@@ -35,6 +36,22 @@ def check_destination(output: str) -> None:
     path = local_path(output)
     if path.exists() and not path.is_dir():
         raise DataError(f"data.output={output!r} is a file; it must be a folder")
+    probe_folder(path, output)
+
+
+def probe_folder(path: Path, output: str) -> None:
+    """Create the output folder (as the run would) and a temporary file in it: a folder
+    that cannot be created or written is refused now, not after the run trained."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or first_line(exc)
+        raise DataError(
+            f"data.output={output!r} cannot be used: {reason} ({exc.filename or path}); "
+            "give a folder you can create and write to"
+        ) from None
 
 
 def write_predictions(table: pd.DataFrame, output: str, run_id: str, writer: ArtifactWriter) -> str:

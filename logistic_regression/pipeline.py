@@ -1,6 +1,7 @@
 """One run, start to end: the orchestration of the pure steps and the edges.
 
-    prepare   config checked, stores reachable, data loaded, model built, git read:
+    prepare   config checked, tracking store reachable (within tracking.timeout_s),
+              output and artifact stores usable, data loaded, model built, git read:
               everything that can be refused is refused here, before a run exists
     record    inside one MLflow run: params and dataset, evaluation, the model saved in
               the background, metrics, predictions, report and files into the spool
@@ -37,7 +38,7 @@ from logistic_regression.config import (
 from logistic_regression.errors import Interrupted, KitError, first_line
 from logistic_regression.storage import s3, spool
 from logistic_regression.storage.writer import ArtifactWriter, SpoolFull
-from logistic_regression.tracking import artifact_state, baselines, models, runs
+from logistic_regression.tracking import artifact_state, baselines, models, runs, store
 from logistic_regression.uris import absolute_tracking_uri, redact
 
 log = logging.getLogger("logistic_regression")
@@ -199,10 +200,11 @@ def warn_abandoned(config: Config, tracking_uri: str) -> None:
 def prepare(config: Config) -> Prepared:
     """Check and load everything a run needs; a problem is a KitError before any run."""
     validate(config)
-    check_storage(config)
     raw_uri = runs.use_tracking_uri(config.tracking)
     runs.check_store_layout(raw_uri)
     tracking_uri = absolute_tracking_uri(raw_uri)
+    store.check(tracking_uri, config.tracking.timeout_s)
+    check_storage(config)
     warn_abandoned(config, tracking_uri)
     dataset = data.load(config.data.input, config.data.target)
     evaluate.check_feasible(dataset, config.evaluation)

@@ -15,25 +15,39 @@ launcher; `run_child` records each configuration as a child run tagged
 
 from __future__ import annotations
 
+import copy
+import itertools
+import math
 import os
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
+from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from logistic_regression import background, notify, pipeline, provenance, report, sweep_summary
-from logistic_regression.config import PROJECT_DIR, Config, compose_config, public_config
-from logistic_regression.errors import Interrupted, KitError, first_line
+from logistic_regression.config import (
+    PROJECT_DIR,
+    Config,
+    compose_config,
+    one_line,
+    public_config,
+    validate,
+)
+from logistic_regression.errors import ConfigError, Interrupted, KitError, first_line
 from logistic_regression.storage.writer import ArtifactWriter
-from logistic_regression.tracking import artifact_state, runs, sweeps
+from logistic_regression.tracking import artifact_state, runs, store, sweeps
 from logistic_regression.uris import absolute_tracking_uri, redact
 
 SWEEP_TAG = "kit.sweep"
 # How the parent's id reaches each configuration, in this process or a launcher's.
 PARENT_VARIABLE = "LOGREG_PARENT_RUN_ID"
+# Set while Hydra runs, so that it raises its errors (the kit prints them as one line).
+HYDRA_FULL_ERROR = "HYDRA_FULL_ERROR"
 
 
 def parent_run_id() -> str | None:
@@ -43,19 +57,121 @@ def parent_run_id() -> str | None:
 
 def run_hydra(args: list[str], task: Callable[[], Any]) -> int:
     """Hydra's full command line (--help, --cfg job, -m) through `task`, its decorated
-    task function. After a multirun: exit code 1 when no configuration finished."""
+    task function. After a multirun: exit code 1 when no configuration finished.
+
+    What can be refused is refused before Hydra starts, so before a sweep's parent run
+    exists (`refuse_early`); Hydra's own errors after that are one line too (ConfigError)."""
+    refuse_early(args)
     sys.argv = [sys.argv[0], *args]
     SweepCallback.outcomes.clear()
+    saved = os.environ.get(HYDRA_FULL_ERROR)
+    os.environ[HYDRA_FULL_ERROR] = "1"  # Hydra raises its errors instead of printing them
     try:
         task()
-    except SystemExit as stop:  # Hydra reports its own errors, then exits
+    except (HydraException, OmegaConfBaseException) as exc:
+        _end_interrupted(f"the sweep stopped: {one_line(exc)}")
+        raise ConfigError(one_line(exc)) from exc
+    except SystemExit as stop:  # a single run started with a flag ends with its exit code
         _end_interrupted(f"the sweep stopped: exit code {stop.code}")
         raise
     except Interrupted as exc:  # the configuration running is KILLED already
         _end_interrupted(str(exc), "KILLED")
         raise
+    except Exception as exc:  # a bug: the parent still ends (cli.guarded reports it)
+        _end_interrupted(f"the sweep stopped: {type(exc).__name__}: {first_line(exc)}")
+        raise
+    finally:
+        if saved is None:
+            os.environ.pop(HYDRA_FULL_ERROR, None)
+        else:
+            os.environ[HYDRA_FULL_ERROR] = saved
     outcomes = SweepCallback.outcomes
     return 1 if outcomes and not any(outcomes) else 0
+
+
+def refuse_early(args: list[str]) -> None:
+    """Hydra's command line parsed (a bad flag is one line, not Hydra's usage text); for a
+    multirun, every configuration it enumerates checked and the tracking store asked, so
+    a sweep that could not run one configuration, or whose store does not answer, is
+    refused before its parent run exists. A sweep with some bad configurations runs: those
+    become FAILED children. Sweeps that cannot be listed here (another sweeper such as
+    Optuna, intervals, config group choices, `+key`/`~key`) are checked when each
+    configuration runs."""
+    from hydra._internal.utils import get_args_parser
+
+    parser = get_args_parser()
+    parser.prog = "python -m logistic_regression.train"
+
+    def error(message: str) -> NoReturn:
+        raise ConfigError(f"{message} (see {parser.prog} --help)")
+
+    parser.error = error  # type: ignore[method-assign]
+    parsed = parser.parse_args(args)
+    modes = [parsed.run, parsed.multirun, parsed.cfg is not None, parsed.info is not None]
+    if sum(modes) + parsed.shell_completion > 1:
+        raise ConfigError(
+            "only one of --run, --multirun, --cfg, --info and --shell-completion can be given"
+        )
+    shows_only = parsed.cfg or parsed.help or parsed.hydra_help or parsed.info
+    elsewhere = parsed.config_path or parsed.config_name or parsed.config_dir
+    if not parsed.multirun or shows_only or parsed.shell_completion or elsewhere:
+        return
+    base, configurations = sweep_configurations(parsed.overrides)
+    if configurations:
+        problems = []
+        for configuration in configurations:
+            try:
+                validate(configuration)
+            except ConfigError as exc:
+                problems.append(exc)
+        if len(problems) == len(configurations):
+            raise problems[0]
+    tracking_uri = absolute_tracking_uri(runs.use_tracking_uri(base.tracking))
+    store.check(tracking_uri, base.tracking.timeout_s)
+
+
+# Beyond this many configurations a sweep is not enumerated up front.
+MAX_CHECKED_CONFIGURATIONS = 10_000
+
+
+def sweep_configurations(overrides: list[str]) -> tuple[Config, list[Config]]:
+    """The config without the swept values, and every configuration of the sweep (empty
+    when it cannot be enumerated here). A value of the wrong type is a ConfigError."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import QuotedString
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except HydraException as exc:
+        raise ConfigError(one_line(exc)) from exc
+    kit = [override for override in parsed if not override.is_hydra_override()]
+    base = compose_config([str(o.input_line) for o in kit if not o.is_sweep_override()])
+    if any(o.key_or_group.startswith(("hydra/sweeper", "hydra.sweeper")) for o in parsed):
+        return base, []  # another sweeper (Optuna) chooses the configurations itself
+    tree = OmegaConf.structured(base)
+    swept: list[tuple[str, list[Any]]] = []
+    for override in (o for o in kit if o.is_sweep_override()):
+        key = override.key_or_group
+        plain = override.get_key_element() == key and override.package is None
+        if not plain or OmegaConf.is_config(OmegaConf.select(tree, key, default=None)):
+            return base, []
+        try:
+            values = list(override.sweep_iterator())
+        except HydraException:  # an interval: Optuna's to sample
+            return base, []
+        swept.append((key, [v.text if isinstance(v, QuotedString) else v for v in values]))
+    if math.prod(len(values) for _, values in swept) > MAX_CHECKED_CONFIGURATIONS:
+        return base, []
+    configurations = []
+    for combination in itertools.product(*(values for _, values in swept)):
+        one = copy.deepcopy(tree)
+        for (key, _), value in zip(swept, combination, strict=True):
+            try:
+                OmegaConf.update(one, key, value, merge=False)
+            except OmegaConfBaseException as exc:
+                raise ConfigError(f"{key}={value!r} in the sweep: {one_line(exc)}") from exc
+        configurations.append(OmegaConf.to_object(one))
+    return base, configurations  # type: ignore[return-value]
 
 
 def run_child(config: Config, parent: str) -> float:

@@ -4,7 +4,13 @@ import dataclasses
 
 import pytest
 
-from logistic_regression.config import SOLVER_PENALTIES, Penalty, compose_config, validate
+from logistic_regression.config import (
+    SEED_MAX,
+    SOLVER_PENALTIES,
+    Penalty,
+    compose_config,
+    validate,
+)
 from logistic_regression.errors import ConfigError
 
 
@@ -59,6 +65,9 @@ def _with(cfg, group, **changes):
         ("evaluation", {"test_size": 1.0}, "evaluation.test_size=1.0"),
         ("evaluation", {"headline_metric": "mse"}, "evaluation.headline_metric='mse'"),
         ("storage", {"kind": "ftp"}, "storage.kind='ftp'"),
+        ("tracking", {"timeout_s": 0.0}, "tracking.timeout_s=0.0"),
+        ("tracking", {"timeout_s": float("nan")}, "tracking.timeout_s=nan"),
+        ("tracking", {"timeout_s": float("inf")}, "tracking.timeout_s=inf"),
     ],
 )
 def test_bad_values_are_refused_with_what_is_allowed(base_config, group, changes, expected):
@@ -110,3 +119,31 @@ def test_the_kit_accepts_exactly_the_pairs_scikit_learn_can_fit(base_config, sol
             pass
     assert fitted, f"scikit-learn fits nothing with {solver}: the dataset is wrong"
     assert fitted == set(SOLVER_PENALTIES[solver]) == accepted
+
+
+@pytest.mark.parametrize("seed", [-1, SEED_MAX + 1, -(2**40)])
+def test_seeds_numpy_cannot_take_are_refused(base_config, seed):
+    with pytest.raises(ConfigError) as caught:
+        validate(dataclasses.replace(base_config, seed=seed))
+    assert str(caught.value) == (
+        f"seed={seed} is not allowed; it must be a whole number from 0 to 4294967295"
+    )
+
+
+@pytest.mark.parametrize("seed", [0, SEED_MAX])
+def test_the_seed_range_is_the_one_scikit_learn_accepts(base_config, seed):
+    """The ends of the kit's range are accepted by the kit and by every place the seed
+    goes (the split, the folds, the solver); one past the end is refused by scikit-learn."""
+    from sklearn.datasets import make_classification
+    from sklearn.model_selection import StratifiedKFold, train_test_split
+
+    from logistic_regression import model
+
+    validate(dataclasses.replace(base_config, seed=seed))
+    features, target = make_classification(n_samples=20, random_state=0)
+    train_test_split(features, target, random_state=seed, stratify=target)
+    list(StratifiedKFold(2, shuffle=True, random_state=seed).split(features, target))
+    model.build(base_config.model, seed).fit(features, target)
+    beyond = seed - 1 if seed == 0 else seed + 1
+    with pytest.raises(ValueError, match="random_state"):
+        train_test_split(features, target, random_state=beyond)

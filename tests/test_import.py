@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
@@ -62,6 +65,16 @@ def test_each_row_becomes_a_run_and_reimporting_adds_nothing(tmp_path, suffix, c
     [
         ((4, 2, "n/a"), "row 5, column 'accuracy': 'n/a' is not a number"),
         ((1, 4, "label"), "row 2, column 'owner': kind 'label' is not allowed"),
+        ((3, 3, "nan"), "row 4, column 'roc_auc': 'nan' is not a finite number"),
+        ((2, 2, "NaN"), "row 3, column 'accuracy': 'NaN' is not a finite number"),
+        ((4, 2, "inf"), "row 5, column 'accuracy': 'inf' is not a finite number"),
+        ((2, 3, "-Infinity"), "row 3, column 'roc_auc': '-Infinity' is not a finite number"),
+        ((3, 2, "1e400"), "row 4, column 'accuracy': '1e400' is not a finite number"),
+        ((2, 2, "#DIV/0!"), "row 3, column 'accuracy': '#DIV/0!' is a formula error"),
+        ((3, 3, "#N/A"), "row 4, column 'roc_auc': '#N/A' is a formula error"),
+        ((0, 1, "C (inverse)"), "row 1, column 2: the name 'C (inverse)' is not allowed"),
+        ((0, 4, "../owner"), "row 1, column 5: the name '../owner' is not allowed"),
+        ((2, 0, "x" * 6001), "row 3, column 'model': the value has 6001 characters"),
     ],
 )
 def test_a_bad_cell_is_named_and_nothing_is_imported(tmp_path, change, expected, capsys):
@@ -70,7 +83,7 @@ def test_a_bad_cell_is_named_and_nothing_is_imported(tmp_path, change, expected,
     rows[row][column] = value
     sheet = tmp_path / "bad.csv"
     write(sheet, rows)
-    with pytest.raises(DataError, match=expected):
+    with pytest.raises(DataError, match=re.escape(expected)):
         import_file(sheet, "bad")
     assert runs("bad") == []
     assert cli(["import", str(sheet), "--experiment", "bad"]) == 2
@@ -83,3 +96,84 @@ def test_unsupported_or_missing_files_are_one_line(tmp_path):
     (tmp_path / "notes.txt").write_text("a,b\n")
     with pytest.raises(DataError, match=r"\.txt is not supported; use \.csv or \.xlsx"):
         import_file(tmp_path / "notes.txt", "x")
+
+
+def write_xlsx_with_errors(path, errors: dict[str, str]) -> None:
+    """SHEET as a real workbook, with formula-error cells (`{"C3": "#DIV/0!"}`) stored as
+    Excel stores them (cell type `e`), and numbers as numbers."""
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    for row in SHEET:
+        sheet.append([float(v) if v.replace(".", "", 1).isdigit() else v or None for v in row])
+    for address, error in errors.items():
+        sheet[address].value = error
+        sheet[address].data_type = "e"
+    book.save(path)
+
+
+@pytest.mark.parametrize("error", ["#DIV/0!", "#N/A", "#VALUE!", "#REF!", "#NUM!"])
+def test_formula_errors_in_a_workbook_are_named_and_nothing_is_imported(tmp_path, error):
+    sheet = tmp_path / "errors.xlsx"
+    write_xlsx_with_errors(sheet, {"D4": error})
+    with pytest.raises(DataError) as caught:
+        import_file(sheet, "errors")
+    assert f"row 4, column 'roc_auc': {error!r} is a formula error" in str(caught.value)
+    assert runs("errors") == []
+
+
+def test_a_formula_error_outside_metric_columns_is_kept_as_text(tmp_path):
+    sheet = tmp_path / "errors.xlsx"
+    write_xlsx_with_errors(sheet, {"E3": "#N/A"})
+    assert import_file(sheet, "text-errors") == (3, 0)
+    tags = {
+        run.data.tags["kit.import.row"]: run.data.tags.get("owner") for run in runs("text-errors")
+    }
+    assert tags["3"] == "#N/A"
+
+
+def test_numbers_in_a_workbook_read_as_before(tmp_path):
+    """Cells typed as numbers, dates and booleans read as the same text pandas gave them
+    (so a row's digest, and re-import, is unchanged from files imported before)."""
+    import datetime
+
+    from openpyxl import Workbook
+
+    from logistic_regression.importer import read_sheet
+
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["C", "acc", "when", "flag", "n"])
+    sheet.append(["parameter", "metric", "tag", "tag", "metric"])
+    sheet.append([0.1, 0.95, datetime.datetime(2024, 1, 2, 3, 4, 5), True, 3])
+    sheet.append([1.0, None, datetime.date(2024, 1, 2), False, 1e20])
+    sheet.append([1e-7, 2.5, None, "x", 12345678901234567890])
+    path = tmp_path / "typed.xlsx"
+    book.save(path)
+    expected = pd.read_excel(path, header=None, dtype=str, keep_default_na=False)
+    assert read_sheet(path) == expected.to_numpy().tolist()
+
+
+def test_the_row_numbers_are_the_files_own_with_blank_rows(tmp_path):
+    sheet = tmp_path / "gaps.csv"
+    sheet.write_text("C,acc\nparameter,metric\n1,0.9\n\n,\n2,inf\n")
+    with pytest.raises(DataError, match="row 6, column 'acc': 'inf'"):
+        import_file(sheet, "gaps")
+
+
+@pytest.mark.parametrize("name", ["C (inverse)", "../owner", "/abs", "a//b", "x" * 251])
+def test_names_the_kit_refuses_mlflow_refuses_too(name):
+    """The kit's name rule is MLflow's: what it refuses up front, MLflow would refuse
+    half-way through an import."""
+    from mlflow.entities import Param
+    from mlflow.exceptions import MlflowException
+
+    from logistic_regression.importer import check_name
+
+    with pytest.raises(DataError):
+        check_name(Path("sheet.csv"), 1, name)
+    client = MlflowClient()
+    run = client.create_run(client.create_experiment("names"))
+    with pytest.raises(MlflowException):
+        client.log_batch(run.info.run_id, params=[Param(name, "1")])

@@ -67,16 +67,38 @@ def test_a_failing_configuration_is_recorded_and_the_sweep_goes_on(capsys):
 
 
 def test_a_sweep_where_everything_fails_fails_its_parent():
-    assert sweep("model.C=-1,-2") == 1
+    """Every configuration valid as config, each refused by the data (too few rows for
+    400 folds): only running them finds that, so each is a FAILED child."""
+    assert sweep("model.C=1,2", "evaluation.cv_folds=400") == 1
     (parent,), children = runs_of("sweeps")
     assert [c.info.status for c in children] == ["FAILED", "FAILED"]
+    assert all("needs more rows" in c.data.tags["kit.error"] for c in children)
     assert parent.info.status == "FAILED"
     assert parent.data.tags["kit.error"] == "all 2 configurations failed"
 
 
-def test_a_sweep_hydra_aborts_still_ends_its_parent():
-    with pytest.raises(SystemExit):
-        sweep("model.C=1,abc")  # Hydra refuses `abc` for a float while launching
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["model.C=-1,-2"], "model.C=-1.0 is not allowed"),
+        (["model.C=1,abc"], "model.C='abc' in the sweep"),
+        (["model.C=1,2", "seed=-1"], "seed=-1 is not allowed"),
+    ],
+)
+def test_a_sweep_whose_config_cannot_run_is_refused_before_its_parent(overrides, expected, capsys):
+    """No configuration could run (or a value has the wrong type): one line, exit 2, and
+    no parent run left behind."""
+    assert sweep(*overrides) == 2
+    assert expected in capsys.readouterr().err
+    assert MlflowClient().get_experiment_by_name("sweeps") is None
+
+
+def test_a_sweep_hydra_aborts_still_ends_its_parent(capsys):
+    """A config group option that does not exist is found only when Hydra composes that
+    job, after the parent exists: the parent ends FAILED, the error is one line."""
+    assert sweep("model=logreg,nope") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nope" in err
     (parent,), _ = runs_of("sweeps")
     assert parent.info.status == "FAILED"
     assert parent.data.tags["kit.sweep"] == "aborted"

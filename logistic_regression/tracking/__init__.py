@@ -1,6 +1,7 @@
 """MLflow at the edge of a run, one module per concern.
 
     runs            the store, a run's lifecycle, params, metrics, tags, the dataset
+    store           the store checked before use (answering, not locked), bounded
     models          logged models: create, save (in the background), READY, register
     artifact_state  `kit.artifacts` and what `sync` still owes a run
     sweeps          a sweep's parent and children

@@ -137,6 +137,8 @@ def test_dirty_tree_is_flagged_and_its_diff_logged(kit, tmp_path):
         ("C=abc", "error: invalid value for model.C:"),
         # the input, checked when the data is loaded
         ("input=missing.csv", "error: data.input='missing.csv': no such file"),
+        # the output folder, created and written before the run goes on
+        ("output=/proc/kit-output", "error: data.output='/proc/kit-output' cannot be used"),
         # a parameter the MLproject entry point does not know
         ("alpha=1", "error: unknown parameter 'alpha'"),
     ],

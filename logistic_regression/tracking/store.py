@@ -1,0 +1,109 @@
+"""The tracking store, checked before anything is recorded: there, answering, not locked.
+
+Left alone, MLflow retries a tracking server that does not answer for minutes (HTTP
+retries with backoff) and waits on a SQLite file another process holds locked for about
+90 s (a 20 s busy timeout per statement, retried), and either ends in an error that does
+not say what to check. `check` asks once, within `tracking.timeout_s`:
+
+- `sqlite:///` files: opened with the standard library's `sqlite3` with that timeout
+  (before MLflow touches them), their header read and a write lock taken and released;
+  a missing file is fine (MLflow creates it) when its folder can be made.
+- `http(s)://` servers, and every other store: one MLflow call (`search_experiments`)
+  with MLflow's HTTP retries off and its request timeout set to the bound.
+
+Any problem is a StorageError: one line naming the store (password hidden) and what to
+check. The bound covers servers and SQLite files; a database server (PostgreSQL, MySQL)
+is asked too, but MLflow's own connection retries apply to it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from sqlalchemy.exc import SQLAlchemyError
+
+from logistic_regression.errors import StorageError, first_line
+from logistic_regression.tracking.runs import bounded_store
+from logistic_regression.uris import redact
+
+WHERE = "MLFLOW_TRACKING_URI, else tracking.uri"
+
+
+def check(uri: str, timeout_s: float) -> None:
+    """Refuse a tracking store the kit cannot use now, within `timeout_s` seconds."""
+    path = sqlite_path(uri)
+    if path is not None:
+        check_sqlite(uri, path, timeout_s)
+    try:
+        with bounded_store(timeout_s):
+            MlflowClient(uri).search_experiments(max_results=1)
+    except (MlflowException, SQLAlchemyError, OSError) as exc:
+        raise StorageError(
+            f"tracking store {redact(uri)} cannot be used: {redact(_reason(exc, timeout_s))}; "
+            f"check that it is running and reachable at that address ({WHERE}), "
+            f"or raise tracking.timeout_s (now {timeout_s:g} s)"
+        ) from None
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The file of a `sqlite:///` URI; None for other stores and in-memory databases."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri[len("sqlite:///") :].split("?", 1)[0]
+    return None if path in ("", ":memory:") else Path(path)
+
+
+def check_sqlite(uri: str, path: Path, timeout_s: float) -> None:
+    shown = redact(uri)
+    if not path.exists():
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)  # as MLflow does before creating it
+        except OSError as exc:
+            raise StorageError(
+                f"tracking store {shown} cannot be created: {exc.strerror or first_line(exc)} "
+                f"({exc.filename or path.parent}); check the path ({WHERE})"
+            ) from None
+        return
+    try:
+        connection = sqlite3.connect(
+            path.resolve().as_uri() + "?mode=rw", uri=True, timeout=timeout_s, isolation_level=None
+        )
+        try:
+            connection.execute("PRAGMA schema_version")  # reads the header
+            connection.execute("BEGIN IMMEDIATE")  # the write lock a run needs
+            connection.execute("ROLLBACK")
+        finally:
+            connection.close()
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise StorageError(
+                f"tracking store {shown} is locked: another process held it for "
+                f"{timeout_s:g} s (tracking.timeout_s); check for a program that keeps it "
+                "open in a transaction (a sqlite3 shell, a stuck run), or raise tracking.timeout_s"
+            ) from None
+        raise _unusable(shown, exc) from None
+    except sqlite3.Error as exc:
+        raise _unusable(shown, exc) from None
+
+
+def _unusable(shown: str, exc: Exception) -> StorageError:
+    return StorageError(
+        f"tracking store {shown} cannot be used: {first_line(exc)}; check that the file is "
+        f"an MLflow SQLite store that you can write ({WHERE})"
+    )
+
+
+def _reason(exc: BaseException, timeout_s: float) -> str:
+    """What went wrong, in a few words rather than MLflow's nested request errors."""
+    text = str(exc)
+    if "Connection refused" in text:
+        return "connection refused (no server listens there)"
+    if "timed out" in text.lower() or "timeout" in text.lower():
+        return f"no answer within {timeout_s:g} s"
+    if "Name or service not known" in text or "nodename nor servname" in text:
+        return "unknown host name"
+    line = first_line(exc)
+    return line if len(line) <= 300 else line[:297] + "..."

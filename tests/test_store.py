@@ -1,0 +1,152 @@
+"""Bounded waits on the tracking store: a server nobody listens on, a server that never
+answers and a SQLite file another connection holds locked are each refused within
+`tracking.timeout_s`, in one line that names the store (password hidden) and what to
+check, before a run exists. Real sockets and a real SQLite lock; `returns_within` fails
+a test that would otherwise hang on MLflow's own retries (minutes)."""
+
+from __future__ import annotations
+
+import socket
+import sqlite3
+
+import pytest
+from conftest import returns_within
+from mlflow.tracking import MlflowClient
+
+from logistic_regression import __main__ as kit
+from logistic_regression import train
+from logistic_regression.errors import StorageError
+from logistic_regression.tracking import store
+
+BOUND = 60  # generous: what matters is that the call returns at all
+
+
+@pytest.fixture
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def silent_server():
+    """Accepts connections (in the kernel) and never answers."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    listener.close()
+
+
+@pytest.fixture
+def held_lock(isolated_mlflow):
+    """Another connection holds the test's SQLite store with BEGIN EXCLUSIVE."""
+    holder = sqlite3.connect(isolated_mlflow.removeprefix("sqlite:///"), isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    yield isolated_mlflow
+    holder.execute("ROLLBACK")
+    holder.close()
+
+
+def refusal(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: "), err
+    assert "unexpected" not in err and "Traceback" not in err
+    return err
+
+
+def test_a_server_nobody_listens_on_is_refused_at_once_with_the_store_redacted(
+    closed_port, monkeypatch, capsys, isolated_mlflow
+):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://alice:hunter2@127.0.0.1:{closed_port}")
+    capsys.readouterr()
+    assert returns_within(BOUND, train.main, []) == 2
+    err = refusal(capsys)
+    assert f"tracking store http://alice:***@127.0.0.1:{closed_port} " in err
+    assert "hunter2" not in err
+    assert "connection refused" in err and "tracking.timeout_s" in err
+
+
+def test_a_server_that_never_answers_is_refused_after_the_users_bound(
+    silent_server, monkeypatch, capsys
+):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", silent_server)
+    capsys.readouterr()
+    assert returns_within(BOUND, train.main, ["tracking.timeout_s=1"]) == 2
+    err = refusal(capsys)
+    assert f"tracking store {silent_server} cannot be used: no answer within 1 s" in err
+
+
+def test_a_locked_sqlite_store_is_refused_after_the_users_bound(held_lock, capsys):
+    capsys.readouterr()
+    assert returns_within(BOUND, train.main, ["tracking.timeout_s=1"]) == 2
+    err = refusal(capsys)
+    assert f"tracking store {held_lock} is locked" in err and "sqlite3 shell" in err
+
+
+def test_the_lock_released_in_time_is_waited_for(isolated_mlflow):
+    """The bound is a wait, not a refusal of any lock: a write lock held for a moment
+    (another run logging) is waited out."""
+    import threading
+
+    holder = sqlite3.connect(
+        isolated_mlflow.removeprefix("sqlite:///"), isolation_level=None, check_same_thread=False
+    )
+    holder.execute("BEGIN EXCLUSIVE")
+    release = threading.Timer(0.5, lambda: holder.execute("ROLLBACK"))
+    release.start()
+    try:
+        returns_within(BOUND, store.check, isolated_mlflow, timeout_s=30)
+    finally:
+        release.join()
+        holder.close()
+
+
+@pytest.mark.parametrize("command", [["inspect", "x"], ["best"], ["baseline", "x"]])
+def test_the_commands_refuse_an_unreachable_store_too(command, closed_port, monkeypatch, capsys):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{closed_port}")
+    capsys.readouterr()
+    assert returns_within(BOUND, kit.main, command) == 2
+    assert f"tracking store http://127.0.0.1:{closed_port} cannot be used" in refusal(capsys)
+
+
+def test_a_sweep_on_a_locked_store_is_refused_before_its_parent(held_lock, capsys):
+    capsys.readouterr()
+    code = returns_within(BOUND, train.main, ["-m", "model.C=1,2", "tracking.timeout_s=1"])
+    assert code == 2
+    assert "is locked" in refusal(capsys)
+
+
+def test_a_missing_sqlite_file_is_fine_when_its_folder_can_be_made(tmp_path):
+    path = tmp_path / "new" / "folder" / "mlflow.db"
+    store.check_sqlite(f"sqlite:///{path}", path, timeout_s=5)
+    assert path.parent.is_dir() and not path.exists()  # MLflow creates the file itself
+
+
+def test_the_check_leaves_the_store_usable(isolated_mlflow):
+    store.check(isolated_mlflow, timeout_s=5)
+    client = MlflowClient(isolated_mlflow)
+    experiment = client.create_experiment("after-the-check")
+    assert client.create_run(experiment).info.status == "RUNNING"
+    store.check(isolated_mlflow, timeout_s=5)  # with a run writing nothing, again
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        ("sqlite:////proc/kit/mlflow.db", "cannot be created"),
+        ("ftp://host/store", "cannot be used"),
+    ],
+)
+def test_stores_that_cannot_exist_are_one_line(uri, expected):
+    with pytest.raises(StorageError) as caught:
+        store.check(uri, timeout_s=5)
+    assert f"tracking store {uri} {expected}" in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_file_that_is_not_a_database_is_named(tmp_path):
+    path = tmp_path / "notes.db"
+    path.write_text("just some text, long enough to be read as a header" * 4)
+    with pytest.raises(StorageError, match="not a database"):
+        store.check(f"sqlite:///{path}", timeout_s=5)
