@@ -420,7 +420,20 @@ def print_summary(summary: RunSummary, tracking_uri: str) -> None:
     print(f"  test {summary.headline}: {summary.test_value:.4f}")
     print(f"  report: {summary.report_uri}")
     print(f"  predictions: {summary.output_path}")
+    print(f"  UI: {ui_hint(tracking_uri)}")
+
+
+def summary_line(summary: RunSummary) -> str:
+    """One line for a run among many (a sweep's configuration)."""
+    return (
+        f"{summary.run_name} ({summary.run_id}): CV {summary.headline} "
+        f"{summary.cv_mean:.4f} ± {summary.cv_std:.4f}, test {summary.test_value:.4f}, FINISHED"
+    )
+
+
+def ui_hint(tracking_uri: str) -> str:
+    """Where to look at the runs: the server's address, or the command that opens the UI on
+    a local store (the same however the run was started: the path is made absolute)."""
     if tracking_uri.startswith(("http://", "https://")):
-        print(f"  UI: {redact(tracking_uri)}")
-    else:
-        print(f"  UI: mlflow ui --backend-store-uri {redact(tracking_uri)}")
+        return redact(tracking_uri)
+    return f"mlflow ui --backend-store-uri {redact(absolute_tracking_uri(tracking_uri))}"

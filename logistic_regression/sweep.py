@@ -184,7 +184,7 @@ def run_child(config: Config, parent: str) -> float:
         reason = redact(
             str(exc) if isinstance(exc, KitError) else f"{type(exc).__name__}: {first_line(exc)}"
         )
-        print(f"error: {reason}", file=sys.stderr)
+        print(f"{pipeline.run_name(config)}: FAILED: {reason}", file=sys.stderr)
         if not opened:
             sweeps.record_failed_child(
                 parent,
@@ -193,7 +193,7 @@ def run_child(config: Config, parent: str) -> float:
                 runs.config_params(public_config(config)),
             )
         return float("nan")
-    pipeline.print_summary(summary, os.environ.get("MLFLOW_TRACKING_URI") or config.tracking.uri)
+    print(pipeline.summary_line(summary))  # the sweep's summary block comes once, at its end
     value = runs.metric_value(summary.run_id, config.sweep.metric)
     return float("nan") if value is None else value
 
@@ -269,6 +269,10 @@ def finish(
         f"Sweep {parent_id}: {len(children)} configurations, {failed} failed"
         + (f"; best {metric} = {best.value:.4f} in run {best.run_id}" if best else "")
     )
+    if best is not None:
+        print(f"  best report: {runs.artifact_uri(best.run_id)}/report.html")
+    print(f"  summary: {root}/{sweep_summary.FILE_NAME}")
+    print(f"  UI: {pipeline.ui_hint(tracking_uri)}")
     return best is not None
 
 

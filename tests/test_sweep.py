@@ -63,7 +63,15 @@ def test_a_failing_configuration_is_recorded_and_the_sweep_goes_on(capsys):
     assert "model.C=-1.0 is not allowed" in failed[0].data.tags["kit.error"]
     assert failed[0].data.params["model.C"] == "-1.0"
     assert parent.info.status == "FINISHED" and parent.data.tags["sweep.failed"] == "1"
-    assert "2 configurations, 1 failed" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert "2 configurations, 1 failed" in printed.out
+    # One line per configuration (name, headline metric, status); the block once, at the end.
+    (finished,) = [line for line in printed.out.splitlines() if line.startswith("logreg-")]
+    assert finished.startswith("logreg-C1-l2 (") and " ± " in finished
+    assert finished.endswith(", FINISHED")
+    assert printed.out.count("report.html") == 1 and printed.out.count("UI: ") == 1
+    (refused,) = [line for line in printed.err.splitlines() if line.startswith("logreg-")]
+    assert refused.startswith("logreg-C-1-l2: FAILED: model.C=-1.0 is not allowed")
 
 
 def test_a_sweep_where_everything_fails_fails_its_parent():
