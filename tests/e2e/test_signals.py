@@ -123,7 +123,11 @@ def test_a_signal_during_training_ends_the_run_killed(signum, slow_data, tmp_pat
     assert not [p for p in (tmp_path / "spool").iterdir() if p.is_dir()]
 
 
-def test_sigterm_before_the_run_exists_creates_no_run(private_s3, tmp_path):
+ALL_STOP_SIGNALS = [signal.SIGTERM, signal.SIGINT, signal.SIGHUP]
+
+
+@pytest.mark.parametrize("signum", ALL_STOP_SIGNALS)
+def test_a_signal_before_the_run_exists_creates_no_run(signum, private_s3, tmp_path):
     """Reading the input from a store that hangs: the process is still in its data step."""
     private_s3.client().put_object(Bucket="kit", Key="data.csv", Body=b"a,target\n1,0\n2,1\n")
     private_s3.freeze()
@@ -141,15 +145,17 @@ def test_sigterm_before_the_run_exists_creates_no_run(private_s3, tmp_path):
         )
         time.sleep(8)  # imported and waiting for the input (a first line would be an error)
         assert process.poll() is None, process.communicate()
-        _, err = signal_group(process, signal.SIGTERM)
+        _, err = signal_group(process, signum)
     finally:
         private_s3.thaw()
-    assert process.returncode == 128 + signal.SIGTERM, err
-    assert kit_lines(err) == ["error: interrupted by SIGTERM"]
+    assert process.returncode == 128 + signum, err
+    assert kit_lines(err) == [f"error: interrupted by {signal.Signals(signum).name}"]
     assert runs_of("signals") == []
+    assert not (tmp_path / "spool").exists() or not list((tmp_path / "spool").iterdir())
 
 
-def test_sigterm_during_the_upload_keeps_the_files_for_sync(private_s3, tmp_path):
+@pytest.mark.parametrize("signum", ALL_STOP_SIGNALS)
+def test_a_signal_during_the_upload_keeps_the_files_for_sync(signum, private_s3, tmp_path):
     spool = tmp_path / "spool"
     process = start(
         [PYTHON, "-m", "logistic_regression.train", *S3_RUN, "tracking.experiment_name=signals"],
@@ -158,16 +164,17 @@ def test_sigterm_during_the_upload_keeps_the_files_for_sync(private_s3, tmp_path
     try:
         wait_for_journal(spool, process, "run")
         private_s3.freeze()  # every upload now hangs
-        folder = wait_for_journal(spool, process, "model")  # everything queued: the flush
-        _, err = signal_group(process, signal.SIGTERM)
+        folder = wait_for_journal(spool, process, "sealed")  # all logged: the flush waits
+        _, err = signal_group(process, signum)
     finally:
         private_s3.thaw()
 
-    assert process.returncode == 128 + signal.SIGTERM, err
+    name = signal.Signals(signum).name
+    assert process.returncode == 128 + signum, err
     (line,) = kit_lines(err)
-    assert "interrupted by SIGTERM" in line and str(folder) in line and "sync" in line
+    assert f"interrupted by {name}" in line and str(folder) in line and "sync" in line
     (run,) = runs_of("signals")
-    assert run.info.status == "KILLED" and run.data.tags["kit.error"] == "interrupted by SIGTERM"
+    assert run.info.status == "KILLED" and run.data.tags["kit.error"] == f"interrupted by {name}"
     kept = snapshots(folder)
     assert any(uri.endswith("/report.html") for uri in kept)
 
