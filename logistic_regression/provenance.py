@@ -21,6 +21,14 @@ GIT_BRANCH = "mlflow.source.git.branch"
 GIT_REPO_URL = "mlflow.source.git.repoURL"
 GIT_DIRTY = "mlflow.source.git.dirty"
 NOTE = "mlflow.note.content"
+# A run made by `reproduce` names the run it reproduces (earlier kits: `reproduces`).
+REPRODUCTION_OF = "kit.reproduction_of"
+LEGACY_REPRODUCTION_OF = "reproduces"
+
+
+def reproduction_of(tags: dict[str, str]) -> str | None:
+    """The id of the run a run reproduces, from its tags; None for any other run."""
+    return tags.get(REPRODUCTION_OF) or tags.get(LEGACY_REPRODUCTION_OF) or None
 
 
 @dataclass(frozen=True)
