@@ -14,7 +14,8 @@
 
 The tracking store is MLFLOW_TRACKING_URI when set, else `tracking.uri` from conf/.
 Every command follows one error policy (cli.py): a user error is one line and exit
-code 2, anything else a bug reported in one line with exit code 1.
+code 2, anything else a bug reported in one line with exit code 1. Everything a command
+prints or logs goes through the kit's one redaction (`uris.install`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pathlib import Path
 from logistic_regression import cli
 from logistic_regression.config import compose_config
 from logistic_regression.errors import KitError
+from logistic_regression.uris import install
 
 
 def _use_tracking_store(uri: str | None) -> None:
@@ -93,6 +95,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
+    install()
     if args_list[:1] == ["train"]:
         from logistic_regression import train
 

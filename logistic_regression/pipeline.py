@@ -31,11 +31,17 @@ from logistic_regression.config import (
     public_config,
     validate,
 )
-from logistic_regression.errors import KitError
+from logistic_regression.errors import KitError, StorageError
 from logistic_regression.storage import s3
 from logistic_regression.storage.writer import ArtifactWriter
 from logistic_regression.tracking import artifact_state, baselines, models, runs
-from logistic_regression.uris import absolute_tracking_uri, redact
+from logistic_regression.uris import (
+    absolute_tracking_uri,
+    add_secret,
+    has_userinfo,
+    redact,
+    redact_tree,
+)
 
 log = logging.getLogger("logistic_regression")
 
@@ -118,7 +124,7 @@ def run(
                     prepared=prepared,
                     run_id=run_id,
                     run_root=run_root,
-                    params=runs.config_params(public_config(config)),
+                    params=runs.config_params(recorded_config(config)),
                     background=background,
                     writer=writer,
                 )
@@ -142,7 +148,9 @@ def open_writer(prepared: Prepared, run_id: str, run_root: str) -> ArtifactWrite
 
 def prepare(config: Config) -> Prepared:
     """Check and load everything a run needs; a problem is a KitError before any run."""
+    add_secret(config.notify.webhook_url)  # hidden in every message from now on
     validate(config)
+    refuse_credentials_in_uris(config)
     check_storage(config)
     dataset = data.load(config.data.input, config.data.target)
     evaluate.check_feasible(dataset, config.evaluation)
@@ -159,18 +167,44 @@ def prepare(config: Config) -> Prepared:
     )
 
 
+CREDENTIALS_ELSEWHERE = (
+    "the kit takes no credentials from a URI: S3 uses the AWS credential chain "
+    "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE)"
+)
+
+
+def refuse_credentials_in_uris(config: Config) -> None:
+    """A user name or password in the input or output URI is refused (shown redacted)."""
+    for name, uri in (("data.input", config.data.input), ("data.output", config.data.output)):
+        if has_userinfo(uri):
+            raise StorageError(
+                f"{name}={redact(uri)!r} carries credentials in the URI; {CREDENTIALS_ELSEWHERE}"
+            )
+
+
 def check_storage(config: Config) -> None:
     """Everything about the stores that can be known before any work: endpoint, bucket,
     credentials, and the output destination."""
     s3.use_endpoint(config.storage.endpoint)
+    if has_userinfo(s3.endpoint() or ""):
+        raise StorageError(
+            f"the S3 endpoint {redact(s3.endpoint() or '')} carries credentials in the URL; "
+            f"{CREDENTIALS_ELSEWHERE}, and the endpoint is given without them"
+        )
     if config.storage.kind == StorageKind.S3:
         s3.check_bucket(f"s3://{config.storage.bucket}")
     outputs.check_destination(config.data.output)
 
 
+def recorded_config(config: Config) -> dict:
+    """The resolved config as it is recorded (params, config.yaml, the report): secret
+    keys as `***` (`config.public`), every other value redacted (`uris.redact`)."""
+    return redact_tree(public_config(config))
+
+
 def run_name(config: Config) -> str:
     if config.tracking.run_name:
-        return config.tracking.run_name
+        return redact(config.tracking.run_name)
     m = config.model
     if m.penalty == Penalty.NONE:
         return "logreg-nopenalty"
@@ -262,7 +296,8 @@ def record(context: RunContext) -> RunSummary:
         baseline=baseline,
     )
     images = context.background.submit(report.plots, report_input)
-    write_run_files(context, predictions, packages, report.render(report_input, images()))
+    html = redact(report.render(report_input, images()))
+    write_run_files(context, predictions, packages, html)
     saved()
     writer.adopt_folder(model_folder, model_root, model_id=model_id)
     writer.finalize_model_when_stored(model_id)
@@ -303,7 +338,7 @@ def write_run_files(
     git = context.prepared.git
     (staging / "predictions.csv").write_text(predictions.to_csv(index=False))
     (staging / "features.txt").write_text("\n".join(context.dataset.features.columns) + "\n")
-    (staging / "config.yaml").write_text(OmegaConf.to_yaml(public_config(context.config)))
+    (staging / "config.yaml").write_text(OmegaConf.to_yaml(recorded_config(context.config)))
     (staging / "environment.txt").write_text(provenance.environment_lock(packages))
     if git is not None and git.dirty:
         (staging / "uncommitted.patch").write_text(git.patch)

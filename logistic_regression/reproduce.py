@@ -44,7 +44,7 @@ from logistic_regression.storage import s3
 from logistic_regression.tracking import runs
 from logistic_regression.tracking.baselines import COMPARISON_PREFIX
 from logistic_regression.tracking.runs import ERROR_TAG
-from logistic_regression.uris import absolute_tracking_uri, redact
+from logistic_regression.uris import absolute_tracking_uri, redact, without_redacted_userinfo
 
 # Metrics that compare a run with other runs: shown as context, never deciding.
 CONTEXT_PREFIXES = (COMPARISON_PREFIX,)
@@ -127,7 +127,8 @@ def _repository(tags: dict[str, str]) -> tuple[str, str]:
             return str(local), subdirectory
         location = tags.get(provenance.GIT_REPO_URL, "")
     if "://" in location or location.startswith("git@"):
-        return location, subdirectory
+        # Recorded redacted (`https://***@host/...`): git authenticates its own way.
+        return without_redacted_userinfo(location), subdirectory
     raise NotReproducible(
         f"run's source {source!r} is not a git repository the kit can clone; "
         "only runs recorded from a git checkout or a git URL can be reproduced"
@@ -352,7 +353,7 @@ def open_reproduction(client: MlflowClient, recorded: Recorded) -> tuple[str, st
     created = client.create_run(
         recorded.experiment_id,
         run_name=recorded.run_name,
-        tags=marks,
+        tags={k: redact(v) for k, v in marks.items()},
     )
     return created.info.run_id, recorded.experiment_id
 
@@ -391,8 +392,8 @@ def reproduce(run_id: str, tolerance: float = 0.0) -> int:
         if done.returncode != 0 or rerun.info.status != "FINISHED":
             if rerun.info.status == "RUNNING":
                 client.set_terminated(new_id, "FAILED")
-            reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            runs.log_tags(new_id, {VERDICT_TAG: "failed", ERROR_TAG: runs.clip(reason)})
+            reason = redact((done.stderr.strip().splitlines() or ["no output"])[-1])
+            runs.log_tags(new_id, {VERDICT_TAG: "failed", ERROR_TAG: reason})
             print(f"error: the rerun failed: {reason}", file=sys.stderr)
             return 1
         environment = _download(new_id, "environment.txt", scratch / "new")
@@ -405,7 +406,7 @@ def reproduce(run_id: str, tolerance: float = 0.0) -> int:
         )
     verdict = {VERDICT_TAG: "reproduced" if result.reproduced else "not reproduced"}
     if result.mismatches:
-        verdict[MISMATCH_TAG] = runs.clip(", ".join(result.mismatches))
+        verdict[MISMATCH_TAG] = ", ".join(result.mismatches)
     runs.log_tags(new_id, verdict)
     print_comparison(recorded, new_id, result, tolerance)
     return 0 if result.reproduced else 1

@@ -53,6 +53,7 @@ from logistic_regression.storage.spool import (
     file_state,
     tail,
 )
+from logistic_regression.uris import redact, reveal
 
 MB = 1024 * 1024
 PROGRESS_MIN_BYTES = 8 * MB
@@ -153,7 +154,8 @@ class Destination:
 
         if local.name != posixpath.basename(entry.path):
             raise OSError(f"{local.name} cannot be stored as {entry.path} through MLflow")
-        client = MlflowClient(tracking_uri=self.settings.tracking_uri or None)
+        # The journal holds the URI redacted; connect with the real one (MLFLOW_TRACKING_URI).
+        client = MlflowClient(tracking_uri=reveal(self.settings.tracking_uri) or None)
         folder = posixpath.dirname(entry.path) or None
         if entry.model_id:
             client.log_model_artifact(entry.model_id, str(local), folder)
@@ -211,6 +213,8 @@ class Engine:
             self._results.close()
 
     def _record(self, **record: object) -> None:
+        if isinstance(record.get("error"), str):  # errors are stored and shown: redacted
+            record["error"] = redact(str(record["error"]))
         with self._lock:
             if not self._results.closed:
                 self._results.write(json.dumps(record) + "\n")
