@@ -5,15 +5,17 @@
     python -m logistic_regression reproduce RUN_ID [--tolerance 1e-9]
     python -m logistic_regression inspect RUN_ID
     python -m logistic_regression inspect --experiment NAME
-    python -m logistic_regression baseline RUN_ID
+    python -m logistic_regression baseline RUN_ID [--allow-reproduction]
     python -m logistic_regression import FILE.csv|FILE.xlsx [--experiment NAME]
     python -m logistic_regression sync [--all] [storage overrides, e.g. storage.spool_dir=...]
     python -m logistic_regression best --metric cv_roc_auc_mean [--experiment NAME]
                                        [--filter "params.model.penalty = 'l2'"] [--top N]
+                                       [--include-reproductions]
 
 The tracking store is MLFLOW_TRACKING_URI when set, else `tracking.uri` from conf/.
 Every command follows one error policy (cli.py): a user error is one line and exit
-code 2, anything else a bug reported in one line with exit code 1.
+code 2, anything else a bug reported in one line with exit code 1. Everything a command
+prints or logs goes through the kit's one redaction (`uris.install`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import NoReturn
 from logistic_regression import cli
 from logistic_regression.config import compose_config
 from logistic_regression.errors import KitError
-from logistic_regression.uris import absolute_tracking_uri
+from logistic_regression.uris import absolute_tracking_uri, install
 
 
 def _use_tracking_store(uri: str | None) -> None:
@@ -91,6 +93,11 @@ def parser() -> argparse.ArgumentParser:
     importing.add_argument("--tracking-uri", help="tracking store (default: MLFLOW_TRACKING_URI)")
     baseline = commands.add_parser("baseline", help="make a run its experiment's baseline")
     baseline.add_argument("run_id")
+    baseline.add_argument(
+        "--allow-reproduction",
+        action="store_true",
+        help="mark a run made by `reproduce` (refused by default: mark its original)",
+    )
     baseline.add_argument("--tracking-uri", help="tracking store (default: MLFLOW_TRACKING_URI)")
     best = commands.add_parser("best", help="the best finished runs by a metric")
     best.add_argument("--metric", default="cv_roc_auc_mean")
@@ -99,6 +106,11 @@ def parser() -> argparse.ArgumentParser:
         "--filter", default="", help="MLflow search filter, e.g. \"params.model.penalty = 'l2'\""
     )
     best.add_argument("--top", type=int, default=5)
+    best.add_argument(
+        "--include-reproductions",
+        action="store_true",
+        help="also rank runs made by `reproduce` (left out by default)",
+    )
     best.add_argument("--tracking-uri", help="tracking store (default: MLFLOW_TRACKING_URI)")
     inspect = commands.add_parser("inspect", help="show a run as a tree, or an experiment's runs")
     inspect.add_argument("run_id", nargs="?")
@@ -109,6 +121,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
+    install()
     if args_list[:1] == ["train"]:
         from logistic_regression import train
 
@@ -151,14 +164,22 @@ def command(args: argparse.Namespace) -> int:
     if args.command == "baseline":
         from logistic_regression.tracking.baselines import mark_baseline
 
-        experiment = mark_baseline(args.run_id)
+        experiment = mark_baseline(args.run_id, args.allow_reproduction)
         print(f"run {args.run_id} is now the baseline of experiment {experiment!r}")
         return 0
     from logistic_regression import inspection
 
     if args.command == "best":
         experiment = args.experiment or compose_config([]).tracking.experiment_name
-        print(inspection.best_runs(args.metric, experiment, args.filter, args.top))
+        print(
+            inspection.best_runs(
+                args.metric,
+                experiment,
+                args.filter,
+                args.top,
+                include_reproductions=args.include_reproductions,
+            )
+        )
         return 0
     if bool(args.run_id) == bool(args.experiment):
         raise KitError("inspect takes a RUN_ID or --experiment NAME (one of the two)")

@@ -14,6 +14,7 @@ from mlflow.tracking import MlflowClient
 
 from logistic_regression.config import LOWER_IS_BETTER
 from logistic_regression.errors import KitError, first_line
+from logistic_regression.provenance import LEGACY_REPRODUCTION_OF, REPRODUCTION_OF
 
 KEY_METRICS = ("cv_roc_auc_mean", "cv_roc_auc_std", "test_roc_auc", "test_accuracy")
 
@@ -108,9 +109,12 @@ def best_runs(
     filter_string: str = "",
     top: int = 5,
     client: MlflowClient | None = None,
+    include_reproductions: bool = False,
 ) -> str:
     """The top finished runs by `metric` (lowest first for log loss), through MLflow's own
-    search: `filter_string` is MLflow's filter syntax, e.g. `params.model.penalty = 'l2'`."""
+    search: `filter_string` is MLflow's filter syntax, e.g. `params.model.penalty = 'l2'`.
+    Runs made by `reproduce` (tagged `kit.reproduction_of`) repeat another run's result
+    and are left out unless `include_reproductions`."""
     client = client or MlflowClient()
     if not 1 <= top <= MAX_TOP:
         raise KitError(f"--top={top} is not allowed; it must be from 1 to {MAX_TOP}")
@@ -119,6 +123,8 @@ def best_runs(
     experiment = _experiment(experiment_name, client)
     lowest = any(name in metric for name in LOWER_IS_BETTER)
     conditions = [f"metrics.`{metric}` > -1e308", "attributes.status = 'FINISHED'"]
+    if not include_reproductions:
+        conditions += [f"tags.`{tag}` IS NULL" for tag in (REPRODUCTION_OF, LEGACY_REPRODUCTION_OF)]
     if filter_string.strip():
         conditions.insert(0, filter_string.strip())
     try:

@@ -5,9 +5,11 @@ A single run notifies when it ends; a sweep notifies once, for its parent (with
 
 The URL is a secret (it usually embeds a token): it comes from LOGREG_WEBHOOK_URL or
 `notify.webhook_url` in the git-ignored conf/local/default.yaml, and is never logged,
-stored in params or tags, or written to the report or config.yaml. Sending happens in a
-daemon thread that the run waits for at most `notify.timeout_s`: a webhook that fails or
-hangs costs a warning, never the run.
+printed, stored in params or tags, or written to the report or config.yaml: it is
+registered with `uris.add_secret`, so every message of the process hides it, and every
+string of the body sent is redacted (`uris.redact_tree`). Sending happens in a daemon
+thread that the run waits for at most `notify.timeout_s`: a webhook that fails or hangs
+costs a warning, never the run.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from collections.abc import Mapping
 from logistic_regression.config import KEY_METRICS, Config
 from logistic_regression.errors import first_line
 from logistic_regression.tracking import runs
-from logistic_regression.uris import redact
+from logistic_regression.uris import add_secret, redact, redact_tree
 
 log = logging.getLogger("logistic_regression")
 
@@ -84,14 +86,16 @@ def send(url: str, body: dict, timeout: float) -> bool:
     """POST `body`; wait at most `timeout` seconds. True when the hook answered 2xx."""
     if not url:
         return False
+    add_secret(url)
     outcome: list[str] = []
+    body = redact_tree(body)
     sender = threading.Thread(target=_post, args=(url, body, timeout, outcome), daemon=True)
     sender.start()
     sender.join(timeout)
     if sender.is_alive() or not outcome or "TimeoutError" in outcome[0]:
         log.warning("webhook did not answer within %gs; the run is not affected", timeout)
         return False
-    result = outcome[0].replace(url, "<webhook>")
+    result = redact(outcome[0].replace(url, "<webhook>"))
     if not result.startswith("HTTP 2"):
         log.warning("webhook notification %s; the run is not affected", result)
         return False
@@ -102,6 +106,7 @@ def run_ended(config: Config, run_id: str, status: str, error: str = "") -> None
     """POST the ended run's summary to the webhook, if one is set (a failure is a warning)."""
     if not config.notify.webhook_url or not run_id:
         return
+    add_secret(config.notify.webhook_url)
     try:
         with runs.bounded_store():
             info, metrics = runs.run_summary(run_id)

@@ -35,11 +35,17 @@ from logistic_regression.config import (
     public_config,
     validate,
 )
-from logistic_regression.errors import Interrupted, KitError, first_line
+from logistic_regression.errors import Interrupted, KitError, StorageError, first_line
 from logistic_regression.storage import s3, spool
 from logistic_regression.storage.writer import ArtifactWriter, SpoolFull
 from logistic_regression.tracking import artifact_state, baselines, models, runs, store
-from logistic_regression.uris import absolute_tracking_uri, redact
+from logistic_regression.uris import (
+    absolute_tracking_uri,
+    add_secret,
+    has_userinfo,
+    redact,
+    redact_tree,
+)
 
 log = logging.getLogger("logistic_regression")
 
@@ -123,7 +129,7 @@ def run(
                         prepared=prepared,
                         run_id=run_id,
                         run_root=run_root,
-                        params=runs.config_params(public_config(config)),
+                        params=runs.config_params(recorded_config(config)),
                         background=background,
                         writer=writer,
                     )
@@ -199,7 +205,9 @@ def warn_abandoned(config: Config, tracking_uri: str) -> None:
 
 def prepare(config: Config) -> Prepared:
     """Check and load everything a run needs; a problem is a KitError before any run."""
+    add_secret(config.notify.webhook_url)  # hidden in every message from now on
     validate(config)
+    refuse_credentials_in_uris(config)
     raw_uri = runs.use_tracking_uri(config.tracking)
     runs.check_store_layout(raw_uri)
     tracking_uri = absolute_tracking_uri(raw_uri)
@@ -221,20 +229,46 @@ def prepare(config: Config) -> Prepared:
     )
 
 
+CREDENTIALS_ELSEWHERE = (
+    "the kit takes no credentials from a URI: S3 uses the AWS credential chain "
+    "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE)"
+)
+
+
+def refuse_credentials_in_uris(config: Config) -> None:
+    """A user name or password in the input or output URI is refused (shown redacted)."""
+    for name, uri in (("data.input", config.data.input), ("data.output", config.data.output)):
+        if has_userinfo(uri):
+            raise StorageError(
+                f"{name}={redact(uri)!r} carries credentials in the URI; {CREDENTIALS_ELSEWHERE}"
+            )
+
+
 def check_storage(config: Config) -> None:
     """Everything about the stores that can be known before any work: a spool the run
     can write (a folder, writable, with room), endpoint, bucket, credentials, and the
     output destination."""
     spool.check_spool(spool.spool_root(config.storage))
     s3.use_endpoint(config.storage.endpoint)
+    if has_userinfo(s3.endpoint() or ""):
+        raise StorageError(
+            f"the S3 endpoint {redact(s3.endpoint() or '')} carries credentials in the URL; "
+            f"{CREDENTIALS_ELSEWHERE}, and the endpoint is given without them"
+        )
     if config.storage.kind == StorageKind.S3:
         s3.check_bucket(f"s3://{config.storage.bucket}")
     outputs.check_destination(config.data.output)
 
 
+def recorded_config(config: Config) -> dict:
+    """The resolved config as it is recorded (params, config.yaml, the report): secret
+    keys as `***` (`config.public`), every other value redacted (`uris.redact`)."""
+    return redact_tree(public_config(config))
+
+
 def run_name(config: Config) -> str:
     if config.tracking.run_name:
-        return config.tracking.run_name
+        return redact(config.tracking.run_name)
     m = config.model
     if m.penalty == Penalty.NONE:
         return "logreg-nopenalty"
@@ -328,7 +362,8 @@ def record(context: RunContext) -> RunSummary:
         baseline=baseline,
     )
     images = context.background.submit(report.plots, report_input)
-    write_run_files(context, predictions, packages, report.render(report_input, images()))
+    html = redact(report.render(report_input, images()))
+    write_run_files(context, predictions, packages, html)
     with writer.room_for(model_size, "the model", check=False):
         saved()
     writer.adopt_folder(model_folder, model_root, model_id=model_id)
@@ -376,7 +411,7 @@ def write_run_files(
     files = {
         "predictions.csv": predictions.to_csv(index=False),
         "features.txt": "\n".join(context.dataset.features.columns) + "\n",
-        "config.yaml": OmegaConf.to_yaml(public_config(context.config)),
+        "config.yaml": OmegaConf.to_yaml(recorded_config(context.config)),
         "environment.txt": provenance.environment_lock(packages),
         **({"uncommitted.patch": git.patch} if git is not None and git.dirty else {}),
         "report.html": html,

@@ -14,6 +14,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from logistic_regression.uris import redact
+
 # MLflow's reserved tag names, as documented for MLflow Projects.
 SOURCE_NAME = "mlflow.source.name"
 GIT_COMMIT = "mlflow.source.git.commit"
@@ -21,6 +23,14 @@ GIT_BRANCH = "mlflow.source.git.branch"
 GIT_REPO_URL = "mlflow.source.git.repoURL"
 GIT_DIRTY = "mlflow.source.git.dirty"
 NOTE = "mlflow.note.content"
+# A run made by `reproduce` names the run it reproduces (earlier kits: `reproduces`).
+REPRODUCTION_OF = "kit.reproduction_of"
+LEGACY_REPRODUCTION_OF = "reproduces"
+
+
+def reproduction_of(tags: dict[str, str]) -> str | None:
+    """The id of the run a run reproduces, from its tags; None for any other run."""
+    return tags.get(REPRODUCTION_OF) or tags.get(LEGACY_REPRODUCTION_OF) or None
 
 
 @dataclass(frozen=True)
@@ -85,7 +95,8 @@ def source_name(project_dir: Path, state: GitState | None) -> str:
 
 
 def tags(project_dir: Path, state: GitState | None, note: str) -> dict[str, str]:
-    """The provenance tags every run carries."""
+    """The provenance tags every run carries, redacted (a remote URL with a token in it
+    is recorded as `https://***@host/...`; `reproduce` then clones without it)."""
     values = {SOURCE_NAME: source_name(project_dir, state), NOTE: note}
     if state is not None:
         values[GIT_COMMIT] = state.commit
@@ -94,7 +105,7 @@ def tags(project_dir: Path, state: GitState | None, note: str) -> dict[str, str]
             values[GIT_BRANCH] = state.branch
         if state.repo_url:
             values[GIT_REPO_URL] = state.repo_url
-    return values
+    return {name: redact(value) for name, value in values.items()}
 
 
 def installed_packages() -> dict[str, str]:

@@ -6,6 +6,17 @@ source) is cloned into a temporary folder, the recorded commit checked out there
 for a run made from a dirty tree, the recorded `uncommitted.patch` applied. The run's
 own `config.yaml` gives every setting, so the old code gets only keys it knows.
 
+The verdict rests on what describes the run's own model and data: its CV and test
+metrics and its input digest (differing package versions are listed beside it).
+Metrics that compare the run with other runs (`vs_baseline_*`, which depend on which
+run was the baseline when each run was made) are context: shown, never deciding, so
+marking or moving a baseline never changes a verdict.
+
+The reproduction is a run tagged `kit.reproduction_of=<original run id>` (`best` and
+`baseline` leave such runs out unless asked). Under `mlflow run . -e reproduce`, the
+run `mlflow run` created (MLFLOW_RUN_ID) is the reproduction itself; otherwise a new run
+in the original's experiment.
+
 Refuses before any work when reproduction is impossible (unknown run, code or diff not
 recorded, repository unreachable, input data changed).
 """
@@ -16,7 +27,7 @@ import math
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import mlflow
@@ -30,10 +41,22 @@ from logistic_regression.config import flatten_tree
 from logistic_regression.errors import KitError
 from logistic_regression.mlproject import hydra_quote
 from logistic_regression.storage import s3
-from logistic_regression.tracking.runs import ERROR_TAG, clip
-from logistic_regression.uris import absolute_tracking_uri, redact
+from logistic_regression.tracking import runs
+from logistic_regression.tracking.baselines import COMPARISON_PREFIX
+from logistic_regression.tracking.runs import ERROR_TAG
+from logistic_regression.uris import absolute_tracking_uri, redact, without_redacted_userinfo
 
-REPRODUCES_TAG = "reproduces"
+# Metrics that compare a run with other runs: shown as context, never deciding.
+CONTEXT_PREFIXES = (COMPARISON_PREFIX,)
+# The tags that say which code a run ran: the reproduction carries the original's.
+CODE_TAGS = (
+    provenance.SOURCE_NAME,
+    provenance.GIT_COMMIT,
+    provenance.GIT_REPO_URL,
+    provenance.GIT_BRANCH,
+    "mlflow.gitRepoURL",
+)
+
 VERDICT_TAG = "reproduce.verdict"
 MISMATCH_TAG = "reproduce.mismatches"
 # Settings that describe where the rerun records, not what it computes.
@@ -104,7 +127,8 @@ def _repository(tags: dict[str, str]) -> tuple[str, str]:
             return str(local), subdirectory
         location = tags.get(provenance.GIT_REPO_URL, "")
     if "://" in location or location.startswith("git@"):
-        return location, subdirectory
+        # Recorded redacted (`https://***@host/...`): git authenticates its own way.
+        return without_redacted_userinfo(location), subdirectory
     raise NotReproducible(
         f"run's source {source!r} is not a git repository the kit can clone; "
         "only runs recorded from a git checkout or a git URL can be reproduced"
@@ -221,15 +245,30 @@ def replay_overrides(recorded: Recorded, output: Path) -> list[str]:
     return overrides
 
 
+Row = tuple[str, float | None, float | None, bool]
+
+
 @dataclass(frozen=True)
 class Comparison:
-    metrics: list[tuple[str, float | None, float | None, bool]]
+    metrics: list[Row]  # the run's own metrics: these decide
     digest_matches: bool
     environment: list[tuple[str, str | None, str | None]]
+    context: list[Row] = field(default_factory=list)  # comparisons with other runs
 
     @property
     def reproduced(self) -> bool:
         return self.digest_matches and all(match for *_, match in self.metrics)
+
+    @property
+    def mismatches(self) -> list[str]:
+        """What differs among what decides (metrics by name, then `input_digest`)."""
+        names = [name for name, *_, same in self.metrics if not same]
+        return names + ([] if self.digest_matches else ["input_digest"])
+
+
+def is_context(metric: str) -> bool:
+    """True for a metric that compares the run with another run (`vs_baseline_*`)."""
+    return metric.startswith(CONTEXT_PREFIXES)
 
 
 def compare(
@@ -239,7 +278,8 @@ def compare(
     new_environment: dict[str, str],
     tolerance: float,
 ) -> Comparison:
-    rows = []
+    rows: list[Row] = []
+    context: list[Row] = []
     for name in sorted(set(recorded.metrics) | set(new_metrics)):
         old, new = recorded.metrics.get(name), new_metrics.get(name)
         same = (
@@ -247,14 +287,14 @@ def compare(
             and new is not None
             and (old == new or math.isclose(old, new, rel_tol=0.0, abs_tol=tolerance))
         )
-        rows.append((name, old, new, same))
+        (context if is_context(name) else rows).append((name, old, new, same))
     packages = sorted(set(recorded.environment) | set(new_environment))
     differing = [
         (p, recorded.environment.get(p), new_environment.get(p))
         for p in packages
         if recorded.environment.get(p) != new_environment.get(p)
     ]
-    return Comparison(rows, new_digest == recorded.input_digest, differing)
+    return Comparison(rows, new_digest == recorded.input_digest, differing, context)
 
 
 def print_comparison(recorded: Recorded, new_run_id: str, result: Comparison, tolerance: float):
@@ -265,12 +305,21 @@ def print_comparison(recorded: Recorded, new_run_id: str, result: Comparison, to
     )
     rule = "exact" if tolerance == 0 else f"within {tolerance:g}"
     print(f"  metrics ({rule}):")
-    width = max((len(name) for name, *_ in result.metrics), default=6)
+    width = max((len(name) for name, *_ in result.metrics + result.context), default=6)
     print(f"    {'metric':<{width}}  {'original':>20}  {'rerun':>20}  match")
     for name, old, new, same in result.metrics:
         shown_old = "missing" if old is None else repr(old)
         shown_new = "missing" if new is None else repr(new)
         print(f"    {name:<{width}}  {shown_old:>20}  {shown_new:>20}  {'yes' if same else 'NO'}")
+    if result.context:
+        print("  context (compares with other runs, e.g. the baseline; not part of the verdict):")
+        for name, old, new, same in result.context:
+            shown_old = "missing" if old is None else repr(old)
+            shown_new = "missing" if new is None else repr(new)
+            print(
+                f"    {name:<{width}}  {shown_old:>20}  {shown_new:>20}  "
+                f"{'same' if same else 'differs'}"
+            )
     print(f"  data digest: {'same' if result.digest_matches else 'DIFFERENT'}")
     if result.environment:
         print("  environment differences (original -> rerun):")
@@ -281,6 +330,34 @@ def print_comparison(recorded: Recorded, new_run_id: str, result: Comparison, to
     print(f"  verdict: {'reproduced' if result.reproduced else 'NOT reproduced'}")
 
 
+def open_reproduction(client: MlflowClient, recorded: Recorded) -> tuple[str, str]:
+    """The run the reproduction records into, tagged with the original's code and
+    `kit.reproduction_of`: the run `mlflow run` created for this process (MLFLOW_RUN_ID),
+    else a new run in the original's experiment. Returns (run id, experiment id)."""
+    code = {k: recorded.tags[k] for k in CODE_TAGS if k in recorded.tags}
+    marks = {**code, provenance.REPRODUCTION_OF: recorded.run_id}
+    continued = runs.run_id_from_mlflow_run()
+    if continued:
+        current = client.get_run(continued)
+        # `mlflow run` recorded the code it was started from; the reproduction ran the
+        # original's commit, so its code tags are the original's (and no others).
+        for name in CODE_TAGS:
+            if name in current.data.tags and name not in recorded.tags:
+                client.delete_tag(continued, name)
+        runs.log_tags(continued, marks)
+        client.update_run(continued, name=recorded.run_name)
+        return continued, current.info.experiment_id
+    entry_point = "mlflow.project.entryPoint"
+    if entry_point in recorded.tags:
+        marks[entry_point] = recorded.tags[entry_point]
+    created = client.create_run(
+        recorded.experiment_id,
+        run_name=recorded.run_name,
+        tags={k: redact(v) for k, v in marks.items()},
+    )
+    return created.info.run_id, recorded.experiment_id
+
+
 def reproduce(run_id: str, tolerance: float = 0.0) -> int:
     """Re-run `run_id` and compare; 0 when it reproduced, 1 when not (refusals raise)."""
     client = MlflowClient()
@@ -289,31 +366,14 @@ def reproduce(run_id: str, tolerance: float = 0.0) -> int:
         recorded = read_recorded(client, run_id, scratch)
         check_data(recorded)
         project = checkout(recorded, scratch)
-        keep = {
-            k: v
-            for k, v in recorded.tags.items()
-            if k
-            in (
-                provenance.SOURCE_NAME,
-                provenance.GIT_COMMIT,
-                provenance.GIT_REPO_URL,
-                provenance.GIT_BRANCH,
-                "mlflow.project.entryPoint",
-            )
-        }
-        new_run = client.create_run(
-            recorded.experiment_id,
-            run_name=recorded.run_name,
-            tags={**keep, REPRODUCES_TAG: run_id},
-        )
-        new_id = new_run.info.run_id
+        new_id, experiment_id = open_reproduction(client, recorded)
         # Without this process's own thread limits: the rerun's BLAS threads must be
         # what the original run had, whatever commit it runs.
         env = child_environment(
             {
                 "MLFLOW_RUN_ID": new_id,
                 "MLFLOW_TRACKING_URI": absolute_tracking_uri(mlflow.get_tracking_uri()),
-                "MLFLOW_EXPERIMENT_ID": recorded.experiment_id,
+                "MLFLOW_EXPERIMENT_ID": experiment_id,
             }
         )
         overrides = replay_overrides(recorded, Path.cwd() / "outputs")
@@ -332,9 +392,8 @@ def reproduce(run_id: str, tolerance: float = 0.0) -> int:
         if done.returncode != 0 or rerun.info.status != "FINISHED":
             if rerun.info.status == "RUNNING":
                 client.set_terminated(new_id, "FAILED")
-            reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            client.set_tag(new_id, VERDICT_TAG, "failed")
-            client.set_tag(new_id, ERROR_TAG, clip(reason))
+            reason = redact((done.stderr.strip().splitlines() or ["no output"])[-1])
+            runs.log_tags(new_id, {VERDICT_TAG: "failed", ERROR_TAG: reason})
             print(f"error: the rerun failed: {reason}", file=sys.stderr)
             return 1
         environment = _download(new_id, "environment.txt", scratch / "new")
@@ -345,11 +404,9 @@ def reproduce(run_id: str, tolerance: float = 0.0) -> int:
             parse_environment(environment.read_text()) if environment else {},
             tolerance,
         )
-    mismatched = [name for name, *_, same in result.metrics if not same]
-    if not result.digest_matches:
-        mismatched.append("input_digest")
-    client.set_tag(new_id, VERDICT_TAG, "reproduced" if result.reproduced else "not reproduced")
-    if mismatched:
-        client.set_tag(new_id, MISMATCH_TAG, clip(", ".join(mismatched)))
+    verdict = {VERDICT_TAG: "reproduced" if result.reproduced else "not reproduced"}
+    if result.mismatches:
+        verdict[MISMATCH_TAG] = ", ".join(result.mismatches)
+    runs.log_tags(new_id, verdict)
     print_comparison(recorded, new_id, result, tolerance)
     return 0 if result.reproduced else 1

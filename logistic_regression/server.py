@@ -27,7 +27,7 @@ from logistic_regression.background import child_environment
 from logistic_regression.config import PROJECT_DIR
 from logistic_regression.config import compose as compose_config_file
 from logistic_regression.errors import ConfigError, KitError
-from logistic_regression.uris import absolute_tracking_uri
+from logistic_regression.uris import absolute_tracking_uri, install, redact
 
 
 @dataclass
@@ -232,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, help="port (default: conf/server.yaml)")
     parser.add_argument("overrides", nargs="*", help="conf/server.yaml overrides, key=value")
     args = parser.parse_args(argv)
+    install()  # what it prints (a backend store URI with a password, say) is redacted
     try:
         overrides = list(args.overrides)
         if args.port is not None:
@@ -245,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
             return start_background(config)
         return start_foreground(config)
     except KitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
         return 2
 
 

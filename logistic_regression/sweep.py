@@ -15,6 +15,7 @@ launcher; `run_child` records each configuration as a child run tagged
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import math
@@ -22,6 +23,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, ClassVar, NoReturn
 
 from hydra.errors import HydraException
@@ -32,6 +34,7 @@ from omegaconf.errors import OmegaConfBaseException
 from logistic_regression import background, notify, pipeline, provenance, report, sweep_summary
 from logistic_regression.config import (
     PROJECT_DIR,
+    SECRET_KEYS,
     Config,
     compose_config,
     one_line,
@@ -41,7 +44,7 @@ from logistic_regression.config import (
 from logistic_regression.errors import ConfigError, Interrupted, KitError, first_line
 from logistic_regression.storage.writer import ArtifactWriter
 from logistic_regression.tracking import artifact_state, runs, store, sweeps
-from logistic_regression.uris import absolute_tracking_uri, redact
+from logistic_regression.uris import absolute_tracking_uri, add_secret, hide_secret_settings, redact
 
 SWEEP_TAG = "kit.sweep"
 # How the parent's id reaches each configuration, in this process or a launcher's.
@@ -205,6 +208,7 @@ def start_parent(config: Config) -> str:
     process), which lifts the thread limits before a launcher (joblib) starts processes
     that would inherit them."""
     background.shared_pool(report.warm_up)
+    add_secret(config.notify.webhook_url)
     runs.use_tracking_uri(config.tracking)
     existing = runs.run_id_from_mlflow_run()
     if existing:
@@ -296,6 +300,7 @@ class SweepCallback(Callback):
         runs.log_tags(parent_id, {SWEEP_TAG: "running"})
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        redact_saved_config(config)
         parent_id = os.environ.pop(PARENT_VARIABLE, "")
         if not parent_id:
             return
@@ -306,6 +311,18 @@ class SweepCallback(Callback):
                 runs.fail_run(parent_id, f"summarising the sweep failed: {first_line(exc)}")
             SweepCallback.outcomes.append(False)
             raise
+
+
+def redact_saved_config(config: DictConfig) -> None:
+    """Hydra saves the sweep's config and command line as `<sweep dir>/multirun.yaml`,
+    secrets included (a webhook URL from conf/local/default.yaml, a URI with a password
+    given as an override): the file is rewritten with them hidden when the sweep ends."""
+    with contextlib.suppress(Exception):  # Hydra's layout changed, or no file: nothing to hide
+        saved = Path(str(config.hydra.sweep.dir)) / "multirun.yaml"
+        text = saved.read_text()
+        hidden = hide_secret_settings(text, SECRET_KEYS)
+        if hidden != text:
+            saved.write_text(hidden)
 
 
 def _end_interrupted(reason: str, status: str = "FAILED") -> None:

@@ -4,20 +4,64 @@
 Plain overrides are composed with Hydra's compose API (every error one line) and run by
 `pipeline.run`; anything with a flag (`--help`, `--cfg job`, `-m` for a sweep) goes to
 Hydra's own command line, whose multirun is `sweep.py`'s.
+
+Everything the command prints or logs is redacted (`uris.install`). Hydra prints the
+config itself for `--cfg`, `--help` and `--info`: that output is taken before it reaches
+the terminal and every secret key (`config.SECRET_KEYS`, e.g. `notify.webhook_url`) set
+to a value is shown as `'***'`, so `--cfg job --resolve` never prints the webhook URL.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 import sys
+from collections.abc import Callable
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from logistic_regression import cli, notify, pipeline, sweep
-from logistic_regression.config import PROJECT_DIR, Config, compose_config
+from logistic_regression.config import PROJECT_DIR, SECRET_KEYS, Config, compose_config
 from logistic_regression.errors import KitError, first_line
+from logistic_regression.uris import add_secret, hide_secret_settings, install
+
+# Hydra flags that print the config (or its help) instead of running.
+PRINTING_FLAGS = ("--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help", "--resolve")
+
+
+def printing_config(args: list[str]) -> bool:
+    return any(arg.split("=", 1)[0] in PRINTING_FLAGS for arg in args)
+
+
+def register_secrets(args: list[str]) -> None:
+    """Before Hydra's own command line prints or logs anything: the secret settings of the
+    config these arguments compose (with the sweep's or flags' arguments left out when
+    they do not compose) are hidden in every message (`uris.add_secret`)."""
+    overrides = [arg for arg in args if "=" in arg and not arg.startswith("-")]
+    for attempt in (overrides, []):
+        try:
+            config = compose_config(attempt)
+        except Exception:  # best effort: Hydra itself reports what does not compose
+            continue
+        for dotted in SECRET_KEYS:
+            group, _, key = dotted.partition(".")
+            add_secret(str(getattr(getattr(config, group), key) or ""))
+        return
+
+
+def without_secrets(command: Callable[[], int]) -> int:
+    """Run `command` with its standard output held back, then print it with the secret
+    settings hidden (for Hydra's `--cfg`, `--help` and `--info`, which print the config)."""
+    held = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(held):
+            return command()
+    finally:
+        sys.stdout.write(hide_secret_settings(held.getvalue(), SECRET_KEYS))
+        sys.stdout.flush()
 
 
 def execute(config: Config) -> int:
@@ -40,6 +84,7 @@ def execute(config: Config) -> int:
 @hydra.main(config_path=str(PROJECT_DIR / "conf"), config_name="config", version_base="1.3")
 def hydra_main(cfg: DictConfig) -> float | None:
     """Hydra's task function: a sweep's configuration, or one run started with a flag."""
+    install()  # also in a launcher's worker process (joblib), which starts here
     config: Config = OmegaConf.to_object(cfg)  # type: ignore[assignment]
     parent = sweep.parent_run_id()
     if parent:
@@ -52,8 +97,12 @@ def hydra_main(cfg: DictConfig) -> float | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    install()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if any(arg.startswith("-") for arg in args):
+        register_secrets(args)
+        if printing_config(args):
+            return without_secrets(lambda: cli.guarded(lambda: sweep.run_hydra(args, hydra_main)))
         return cli.guarded(lambda: sweep.run_hydra(args, hydra_main))
     return cli.guarded(lambda: execute(compose_config(args)))
 

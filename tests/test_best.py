@@ -81,6 +81,32 @@ def test_best_orders_filters_and_limits(store, runs, capsys):
     assert out[2].split()[:2] == ["1", runs["weak"]] and len(out) == 3
 
 
+def test_reproductions_are_left_out_unless_asked(store, runs, capsys):
+    client = MlflowClient(store)
+    copy = recorded_run("best", "strong", {"model.C": 1.0}, {"cv_roc_auc_mean": 0.995},
+                        client=client, tags={"kit.reproduction_of": runs["strong"]})  # fmt: skip
+    older = recorded_run(
+        "best",
+        "strong",
+        {"model.C": 1.0},
+        {"cv_roc_auc_mean": 0.993},
+        client=client,
+        tags={"reproduces": runs["strong"]},
+    )  # earlier kits
+    shown = best_runs("cv_roc_auc_mean", "best", top=5, client=client)
+    assert [line.split()[1] for line in shown.splitlines()[2:]] == [
+        runs["strong"],
+        runs["sparse"],
+        runs["weak"],
+    ]
+    every = best_runs("cv_roc_auc_mean", "best", top=2, client=client, include_reproductions=True)
+    assert [line.split()[1] for line in every.splitlines()[2:]] == [copy, older]
+
+    assert cli(["best", "--experiment", "best", "--top", "1", "--include-reproductions",
+                "--tracking-uri", store]) == 0  # fmt: skip
+    assert capsys.readouterr().out.splitlines()[2].split()[1] == copy
+
+
 def test_bad_filters_and_names_are_one_line(store, capsys):
     client = MlflowClient(store)
     client.create_experiment("empty")

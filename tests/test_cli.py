@@ -69,7 +69,7 @@ def test_passwords_in_a_message_are_hidden(capsys):
 
     assert cli.guarded(command) == 2
     err = capsys.readouterr().err
-    assert "hunter2" not in err and "alice:***@" in err
+    assert "hunter2" not in err and "postgresql://***@127.0.0.1/db" in err  # user-info whole
 
 
 def test_failing_the_pending_run_is_bounded_when_the_store_hangs(monkeypatch, caplog):

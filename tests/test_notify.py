@@ -101,6 +101,24 @@ def test_a_run_that_fails_inside_posts_failed_with_the_reason(hook, monkeypatch)
     assert MlflowClient().get_run(body["run_id"]).info.status == "FAILED"
 
 
+def test_what_the_hook_is_sent_is_redacted(hook, monkeypatch, capsys):
+    """The error a failed run reports carries a URI with a password and a credential
+    variable's value: the body sent (and everything printed) has them hidden."""
+    password = "pw-" + SECRET
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "session-" + SECRET)
+
+    def broken(*args, **kwargs):
+        raise DataError(f"cannot read s3://AKID:{password}@b/x.csv with session-{SECRET}")
+
+    monkeypatch.setattr(evaluate, "evaluate", broken)
+    assert train.main(["tracking.experiment_name=notify"]) == 2
+    (body,) = hook.bodies
+    assert body["error"] == "cannot read s3://***@b/x.csv with ***"
+    assert SECRET not in json.dumps(body)
+    out = capsys.readouterr()
+    assert SECRET not in out.out + out.err and "s3://***@b/x.csv" in out.err
+
+
 def test_a_refused_config_creates_no_run_and_sends_nothing(hook):
     assert train.main(["model.C=-1"]) == 2
     assert hook.bodies == []

@@ -173,7 +173,7 @@ CASES = [
     ("output-is-a-file", [*T, "data.output={a_file}"], "is a file"),
     ("output-scheme", [*T, "data.output=ftp://host/out"], "not supported"),
     # the tracking store (redacted; bounded)
-    ("store-closed", [*T], "user:***@127.0.0.1:{port}"),
+    ("store-closed", [*T], "http://***@127.0.0.1:{port}"),
     ("store-silent", [*T, FAST], "no answer within 1 s"),
     ("store-locked", [*T, FAST], "is locked"),
     ("store-uncreatable", [*T], "/proc/kit/mlflow.db"),

@@ -14,10 +14,13 @@ from logistic_regression import provenance
 from logistic_regression.config import compose_config
 from logistic_regression.data import read_table
 from logistic_regression.reproduce import (
+    MISMATCH_TAG,
     NotReproducible,
     Recorded,
     compare,
+    open_reproduction,
     parse_environment,
+    print_comparison,
     replay_overrides,
     reproduce,
 )
@@ -146,6 +149,91 @@ def test_missing_metric_or_other_data_is_not_reproduced():
     recorded = _recorded({"a": 0.9})
     assert not compare(recorded, {}, "d1", {}, 0.0).reproduced
     assert not compare(recorded, {"a": 0.9}, "d2", {}, 0.0).reproduced
+
+
+def test_comparisons_with_the_baseline_are_context_never_the_verdict(capsys):
+    """A run recorded before its experiment had a baseline, reproduced after one was
+    marked (or moved): the rerun has vs_baseline_* metrics the original lacks, or others."""
+    own = {"cv_roc_auc_mean": 0.99, "test_accuracy": 0.97}
+    before_baseline = _recorded(own)
+    rerun = {**own, "vs_baseline_test_accuracy_diff": 0.0, "vs_baseline_test_accuracy_ratio": 1.0}
+    result = compare(before_baseline, rerun, "d1", {}, 0.0)
+    assert result.reproduced and result.mismatches == []
+    assert [name for name, *_ in result.metrics] == ["cv_roc_auc_mean", "test_accuracy"]
+    assert [name for name, *_, same in result.context if not same] == [
+        "vs_baseline_test_accuracy_diff",
+        "vs_baseline_test_accuracy_ratio",
+    ]
+    moved = _recorded({**own, "vs_baseline_test_accuracy_diff": 0.02})  # another baseline then
+    assert compare(moved, rerun, "d1", {}, 0.0).reproduced
+    assert compare(moved, own, "d1", {}, 0.0).reproduced  # no baseline any more
+
+    print_comparison(before_baseline, "new", result, 0.0)
+    out = capsys.readouterr().out
+    assert "not part of the verdict" in out and "vs_baseline_test_accuracy_diff" in out
+    assert "verdict: reproduced" in out
+
+    different = compare(before_baseline, {**rerun, "test_accuracy": 0.5}, "d1", {}, 0.0)
+    assert not different.reproduced and different.mismatches == ["test_accuracy"]
+    other_data = compare(before_baseline, rerun, "d2", {}, 0.0)
+    assert not other_data.reproduced and other_data.mismatches == ["input_digest"]
+
+
+def _original(tags: dict[str, str]) -> Recorded:
+    client = MlflowClient()
+    experiment = client.create_experiment("originals")
+    run_id = client.create_run(experiment, run_name="logreg-C1-l2", tags=tags).info.run_id
+    return Recorded(run_id, "logreg-C1-l2", experiment, "", "", "c" * 40, False, {}, "x", "d",
+                    {}, {}, None, tags)  # fmt: skip
+
+
+CODE = {
+    provenance.SOURCE_NAME: "git://example.invalid/kit.git",
+    provenance.GIT_COMMIT: "c" * 40,
+    provenance.GIT_REPO_URL: "git://example.invalid/kit.git",
+}
+
+
+def test_reproduction_is_a_new_tagged_run_in_the_originals_experiment():
+    original = _original({**CODE, "mlflow.project.entryPoint": "main"})
+    run_id, experiment = open_reproduction(MlflowClient(), original)
+    run = MlflowClient().get_run(run_id)
+    assert run_id != original.run_id and experiment == original.experiment_id
+    assert run.info.experiment_id == original.experiment_id
+    assert run.data.tags["kit.reproduction_of"] == original.run_id
+    assert run.data.tags[provenance.GIT_COMMIT] == "c" * 40
+    assert run.data.tags["mlflow.project.entryPoint"] == "main"
+
+
+def test_under_mlflow_run_the_run_it_made_is_the_reproduction(monkeypatch):
+    """`mlflow run . -e reproduce` exports MLFLOW_RUN_ID: that run becomes the
+    reproduction (its name, the original's code tags, the link), not an empty wrapper."""
+    original = _original(CODE)
+    client = MlflowClient()
+    wrapper_experiment = client.create_experiment("where mlflow run records")
+    made = client.create_run(
+        wrapper_experiment,
+        run_name="dashing-fox-123",
+        tags={
+            provenance.SOURCE_NAME: "file:///home/me/kit",
+            provenance.GIT_COMMIT: "d" * 40,
+            provenance.GIT_BRANCH: "main",
+            "mlflow.project.entryPoint": "reproduce",
+        },
+    ).info.run_id
+    monkeypatch.setenv("MLFLOW_RUN_ID", made)
+    runs_before = runs_in_store()
+    run_id, experiment = open_reproduction(client, original)
+    assert (run_id, experiment) == (made, wrapper_experiment)
+    assert runs_in_store() == runs_before, "no second run"
+    run = client.get_run(made)
+    assert run.info.run_name == "logreg-C1-l2"
+    assert run.data.tags["kit.reproduction_of"] == original.run_id
+    assert run.data.tags[provenance.GIT_COMMIT] == "c" * 40
+    assert run.data.tags[provenance.SOURCE_NAME] == "git://example.invalid/kit.git"
+    assert provenance.GIT_BRANCH not in run.data.tags  # the original recorded none
+    assert run.data.tags["mlflow.project.entryPoint"] == "reproduce"  # how it was started
+    assert MISMATCH_TAG not in run.data.tags
 
 
 def test_environment_differences_are_listed():

@@ -62,7 +62,7 @@ def test_a_server_nobody_listens_on_is_refused_at_once_with_the_store_redacted(
     capsys.readouterr()
     assert returns_within(BOUND, train.main, []) == 2
     err = refusal(capsys)
-    assert f"tracking store http://alice:***@127.0.0.1:{closed_port} " in err
+    assert f"tracking store http://***@127.0.0.1:{closed_port} " in err
     assert "hunter2" not in err
     assert "connection refused" in err and "tracking.timeout_s" in err
 

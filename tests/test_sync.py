@@ -344,5 +344,5 @@ def test_store_keys_compare_the_same_store_in_any_form(tmp_path, monkeypatch):
     assert spool.store_key("sqlite:///mlflow.db") == spool.store_key(absolute)
     assert spool.store_key("sqlite:///./sub/../mlflow.db") == spool.store_key(absolute)
     assert spool.store_key("mlruns") == spool.store_key(str(tmp_path / "mlruns") + "/")
-    assert spool.store_key("http://u:secret@host:5000/") == "http://u:***@host:5000"
+    assert spool.store_key("http://u:secret@host:5000/") == "http://***@host:5000"
     assert spool.store_key("sqlite:///other.db") != spool.store_key(absolute)

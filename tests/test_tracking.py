@@ -29,7 +29,7 @@ def test_long_values_are_cut_to_mlflow_limit_and_accepted(config):
 
 def test_passwords_in_uris_never_reach_params():
     flat = runs.flatten({"tracking": {"uri": "postgresql://alice:hunter2@127.0.0.1/mlflow"}})
-    assert flat == {"tracking.uri": "postgresql://alice:***@127.0.0.1/mlflow"}
+    assert flat == {"tracking.uri": "postgresql://***@127.0.0.1/mlflow"}  # user-info whole
     assert "hunter2" not in str(flat)
 
 

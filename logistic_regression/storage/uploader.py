@@ -56,6 +56,7 @@ from logistic_regression.storage.spool import (
     repair_tail,
     tail,
 )
+from logistic_regression.uris import redact, reveal
 
 MB = 1024 * 1024
 PROGRESS_MIN_BYTES = 8 * MB
@@ -156,7 +157,8 @@ class Destination:
 
         if local.name != posixpath.basename(entry.path):
             raise OSError(f"{local.name} cannot be stored as {entry.path} through MLflow")
-        client = MlflowClient(tracking_uri=self.settings.tracking_uri or None)
+        # The journal holds the URI redacted; connect with the real one (MLFLOW_TRACKING_URI).
+        client = MlflowClient(tracking_uri=reveal(self.settings.tracking_uri) or None)
         folder = posixpath.dirname(entry.path) or None
         if entry.model_id:
             client.log_model_artifact(entry.model_id, str(local), folder)
@@ -220,6 +222,8 @@ class Engine:
     def _record(self, **record: object) -> None:
         """Append one outcome. If results.jsonl cannot be written (a full disk), nothing
         more is uploaded: an upload that cannot be recorded as verified is not verified."""
+        if isinstance(record.get("error"), str):  # errors are stored and shown: redacted
+            record["error"] = redact(str(record["error"]))
         with self._lock:
             if self._results.closed or self.results_error:
                 return

@@ -9,14 +9,20 @@ from mlflow.tracking import MlflowClient
 
 from logistic_regression.config import KEY_METRICS
 from logistic_regression.errors import KitError
+from logistic_regression.provenance import reproduction_of
 from logistic_regression.tracking.runs import log_metrics, log_tags
 
 BASELINE_TAG = "kit.baseline"
+BASELINE_RUN_TAG = "kit.baseline_run_id"
+# Metrics that compare a run with its experiment's baseline: context, not a property of
+# the run's own model or data (`reproduce` shows them and never decides on them).
+COMPARISON_PREFIX = "vs_baseline_"
 
 
-def mark_baseline(run_id: str) -> str:
+def mark_baseline(run_id: str, allow_reproduction: bool = False) -> str:
     """Make `run_id` its experiment's one baseline (the tag moves off any earlier one).
-    Returns the experiment's name."""
+    A reproduction of another run is refused unless `allow_reproduction`: the run it
+    reproduces is the one to compare with. Returns the experiment's name."""
     client = MlflowClient()
     try:
         run = client.get_run(run_id)
@@ -24,6 +30,12 @@ def mark_baseline(run_id: str) -> str:
         raise KitError(f"no run with id {run_id!r} in this tracking store") from None
     if run.info.status != "FINISHED":
         raise KitError(f"run {run_id} is {run.info.status}; only a FINISHED run can be a baseline")
+    original = reproduction_of(run.data.tags)
+    if original and not allow_reproduction:
+        raise KitError(
+            f"run {run_id} is a reproduction of run {original}; mark that run as the baseline "
+            "(or pass --allow-reproduction to mark this one)"
+        )
     experiment = run.info.experiment_id
     for other in client.search_runs([experiment], filter_string=f"tags.`{BASELINE_TAG}` = 'true'"):
         if other.info.run_id != run_id:
@@ -62,9 +74,9 @@ def compare_with_baseline(run_id: str, metrics: Mapping[str, float]) -> dict | N
                 "ratio": ratio,
             }
         )
-        records.append((f"vs_baseline_{name}_diff", value - reference, 0))
+        records.append((f"{COMPARISON_PREFIX}{name}_diff", value - reference, 0))
         if ratio is not None:
-            records.append((f"vs_baseline_{name}_ratio", ratio, 0))
+            records.append((f"{COMPARISON_PREFIX}{name}_ratio", ratio, 0))
     log_metrics(run_id, records)
-    log_tags(run_id, {"kit.baseline_run_id": baseline.info.run_id})
+    log_tags(run_id, {BASELINE_RUN_TAG: baseline.info.run_id})
     return {"run_id": baseline.info.run_id, "run_name": baseline.info.run_name, "rows": rows}

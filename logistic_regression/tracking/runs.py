@@ -108,8 +108,8 @@ def run_id_from_mlflow_run() -> str | None:
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """`{"model": {"C": 0.5}}` -> `{"model.C": "0.5"}` as params: passwords redacted,
-    values cut to MLflow's length limit."""
+    """`{"model": {"C": 0.5}}` -> `{"model.C": "0.5"}` as params: secrets redacted
+    (`uris.redact`), values cut to MLflow's length limit."""
     flat: dict[str, str] = {}
     for name, value in flatten_tree(tree, prefix).items():
         flat[name] = clip(redact(str(value)))
@@ -201,6 +201,8 @@ def active_run(
         # its values and add only what it does not record (dirty flag, branch, note).
         recorded = run.data.tags
         mlflow.set_tags({k: v for k, v in tags.items() if k not in recorded or k == GIT_DIRTY})
+        # What MLflow recorded verbatim (a git URL with a token in it) is stored redacted.
+        mlflow.set_tags({k: redact(v) for k, v in recorded.items() if redact(v) != v})
     else:
         mlflow.set_experiment(
             experiment_id=experiment_id(tracking.experiment_name, artifact_location)
@@ -227,11 +229,13 @@ def active_run(
 
 
 def log_params(run_id: str, params: Mapping[str, str]) -> None:
-    MlflowClient().log_batch(run_id, params=[Param(k, v) for k, v in params.items()])
+    """Log params, each value redacted (`uris.redact`) and clipped."""
+    MlflowClient().log_batch(run_id, params=[Param(k, clip(redact(v))) for k, v in params.items()])
 
 
 def log_tags(run_id: str, tags: Mapping[str, str]) -> None:
-    MlflowClient().log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+    """Set tags, each value redacted (`uris.redact`) and clipped."""
+    MlflowClient().log_batch(run_id, tags=[RunTag(k, clip(redact(v))) for k, v in tags.items()])
 
 
 def log_metrics(run_id: str, metrics: list[tuple[str, float, int]]) -> None:
@@ -258,7 +262,7 @@ def log_dataset(frame, source: str, name: str, target: str, digest: str) -> None
         # Its schema hint about integer columns concerns model inputs, not a logged table.
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
         dataset = mlflow.data.from_pandas(  # type: ignore[attr-defined]
-            frame, source=source, name=name, targets=target, digest=digest[:36]
+            frame, source=redact(source), name=redact(name), targets=target, digest=digest[:36]
         )
         sample = mlflow.data.from_pandas(  # type: ignore[attr-defined]
             frame.head(SCHEMA_SAMPLE_ROWS), source=source, targets=target, digest=digest[:36]

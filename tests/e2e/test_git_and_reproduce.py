@@ -10,6 +10,9 @@ from conftest import PYTHON, git, run_command
 from mlflow.tracking import MlflowClient
 from sklearn.datasets import load_breast_cancer
 
+from logistic_regression.inspection import best_runs
+from logistic_regression.tracking.baselines import mark_baseline
+
 
 def mlflow_run(uri: str, cwd: Path, *extra: str):
     return run_command(
@@ -29,9 +32,18 @@ def mlflow_run(uri: str, cwd: Path, *extra: str):
     )
 
 
-def newest_run(client: MlflowClient):
+def all_runs(client: MlflowClient) -> list:
     experiments = [e.experiment_id for e in client.search_experiments()]
-    return client.search_runs(experiments, order_by=["attributes.start_time DESC"])[0]
+    return client.search_runs(experiments, order_by=["attributes.start_time DESC"])
+
+
+def newest_run(client: MlflowClient):
+    return all_runs(client)[0]
+
+
+def own_metrics(run) -> dict[str, float]:
+    """A run's metrics without those comparing it with its baseline (context)."""
+    return {k: v for k, v in run.data.metrics.items() if not k.startswith("vs_baseline_")}
 
 
 def kit_cli(cwd: Path, *args: str):
@@ -85,7 +97,7 @@ def test_git_url_versions_run_the_requested_code_and_reproduce(kit_repo, git_ser
     assert "verdict: reproduced" in done.stdout
     assert f"{url} @ {old[:12]}" in done.stdout
     rerun = newest_run(client)
-    assert rerun.data.tags["reproduces"] == old_run.info.run_id
+    assert rerun.data.tags["kit.reproduction_of"] == old_run.info.run_id
     assert rerun.data.tags["reproduce.verdict"] == "reproduced"
     assert rerun.data.tags["mlflow.source.git.commit"] == old
     assert rerun.data.params["model.C"] == "1.0"
@@ -114,32 +126,62 @@ def test_git_url_with_subdirectory(kit_repo, git_server, tmp_path):
 
 
 def test_dirty_run_is_reproduced_from_its_recorded_diff(kit_repo, tmp_path):
+    """Also: a run that is its experiment's baseline reproduces (the rerun's comparisons
+    with the baseline are context, not part of the verdict), and `mlflow run -e
+    reproduce` makes its own run the reproduction, left out of `best` unless asked."""
     set_default_c(kit_repo, "0.3")
     done = run_command([PYTHON, "-m", "logistic_regression.train"], cwd=kit_repo)
     assert done.returncode == 0, done.stderr
     client = MlflowClient()
     original = newest_run(client)
     assert original.data.tags["mlflow.source.git.dirty"] == "true"
+    assert not any(name.startswith("vs_baseline_") for name in original.data.metrics)
+    mark_baseline(original.info.run_id)  # the experiment gets its baseline after the run
     git(kit_repo, "checkout", "--", ".")  # the user moves on; the change is gone from the tree
     head = git(kit_repo, "rev-parse", "HEAD")
 
     done = kit_cli(tmp_path, "reproduce", original.info.run_id)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "+ recorded uncommitted.patch" in done.stdout
+    assert "verdict: reproduced" in done.stdout
+    assert "not part of the verdict" in done.stdout  # the vs_baseline_* rows, shown
     rerun = newest_run(client)
+    assert rerun.data.tags["kit.reproduction_of"] == original.info.run_id
     assert rerun.data.params["model.C"] == "0.3"
     assert rerun.data.tags["mlflow.source.git.dirty"] == "true"
-    assert rerun.data.metrics == original.data.metrics
+    assert any(name.startswith("vs_baseline_") for name in rerun.data.metrics)
+    assert own_metrics(rerun) == original.data.metrics
+    assert "reproduce.mismatches" not in rerun.data.tags
     assert git(kit_repo, "status", "--porcelain") == "", "reproduce must not touch the user's tree"
     assert git(kit_repo, "rev-parse", "HEAD") == head
 
-    # The same through the MLproject entry point.
+    # The same through the MLproject entry point: the run `mlflow run` makes is the
+    # reproduction (no second, empty run), tagged with the original's code.
+    before = {run.info.run_id for run in all_runs(client)}
     done = mlflow_run(
         str(kit_repo), tmp_path, "-e", "reproduce", "-P", f"run_id={original.info.run_id}"
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "verdict: reproduced" in done.stdout
     assert git(kit_repo, "status", "--porcelain") == ""
+    (made,) = [run for run in all_runs(client) if run.info.run_id not in before]
+    assert made.info.status == "FINISHED"
+    assert made.info.run_name == original.info.run_name
+    assert made.data.tags["kit.reproduction_of"] == original.info.run_id
+    assert made.data.tags["reproduce.verdict"] == "reproduced"
+    assert (
+        made.data.tags["mlflow.source.git.commit"] == original.data.tags["mlflow.source.git.commit"]
+    )
+    assert made.data.params["run_id"] == original.info.run_id  # the -P that `mlflow run` logged
+    assert made.data.params["model.C"] == "0.3"
+    assert own_metrics(made) == original.data.metrics
+
+    ranked = best_runs("cv_roc_auc_mean", "logistic-regression", top=10)
+    assert original.info.run_id in ranked
+    assert rerun.info.run_id not in ranked and made.info.run_id not in ranked
+    everything = best_runs("cv_roc_auc_mean", "logistic-regression", top=10,
+                           include_reproductions=True)  # fmt: skip
+    assert rerun.info.run_id in everything and made.info.run_id in everything
 
 
 def test_changed_data_is_refused_and_changed_metrics_are_reported(kit_repo, tmp_path):
@@ -152,13 +194,14 @@ def test_changed_data_is_refused_and_changed_metrics_are_reported(kit_repo, tmp_
     assert done.returncode == 0, done.stderr
     client = MlflowClient()
     original = newest_run(client)
+    mark_baseline(original.info.run_id)  # context for the rerun, never a mismatch
 
     # A metric that no longer matches (as if the code or data had silently changed).
     client.log_metric(original.info.run_id, "test_accuracy", 0.5)
     done = kit_cli(tmp_path, "reproduce", original.info.run_id)
     assert done.returncode == 1
     assert "verdict: NOT reproduced" in done.stdout
-    assert "test_accuracy" in newest_run(client).data.tags["reproduce.mismatches"]
+    assert newest_run(client).data.tags["reproduce.mismatches"] == "test_accuracy"
 
     pd.concat([frame, frame.head(3)]).to_csv(table, index=False)
     before = len(client.search_runs([original.info.experiment_id]))
@@ -217,7 +260,7 @@ def test_a_run_on_versioned_s3_data_is_reproduced_from_its_version(kit_repo, s3_
     assert done.returncode == 0, done.stdout + done.stderr
     assert "verdict: reproduced" in done.stdout
     rerun = newest_run(client)
-    assert rerun.data.tags["reproduces"] == original.info.run_id
+    assert rerun.data.tags["kit.reproduction_of"] == original.info.run_id
     assert rerun.data.params["input_version"] == first["VersionId"]
     assert rerun.data.params["input_digest"] == original.data.params["input_digest"]
     assert rerun.info.artifact_uri.startswith("s3://kit/")
