@@ -103,6 +103,20 @@ MAX_TOP = 50_000
 BEST_PARAMS = ("model.C", "model.penalty", "model.solver", "model.l1_ratio")
 
 
+def _unknown_metric_hint(metric: str, experiment, client: MlflowClient) -> str:
+    """When no run of the experiment has `metric` at all: say so, with names that exist."""
+    ids = [experiment.experiment_id]
+    if client.search_runs(ids, filter_string=f"metrics.`{metric}` > -1e308", max_results=1):
+        return ""
+    known = sorted(
+        {name for run in client.search_runs(ids, max_results=20) for name in run.data.metrics}
+    )
+    if not known:
+        return f"; no run of it has any metric (and none is named {metric!r})"
+    shown = ", ".join(known[:12]) + (", ..." if len(known) > 12 else "")
+    return f"; no run of it has a metric named {metric!r} (metrics there: {shown})"
+
+
 def best_runs(
     metric: str,
     experiment_name: str,
@@ -139,7 +153,7 @@ def best_runs(
     order = "lowest" if lowest else "highest"
     lines = [f"best {len(runs)} runs of {experiment_name!r} by {metric} ({order} first)"]
     if not runs:
-        return lines[0] + ": none match"
+        return lines[0] + ": none match" + _unknown_metric_hint(metric, experiment, client)
     header = ["rank", "run_id", "name", metric, *BEST_PARAMS]
     rows = [
         [

@@ -122,3 +122,17 @@ def test_bad_filters_and_names_are_one_line(store, capsys):
         "error: no experiment named 'nope'; experiments here: 'empty', 'Default'"
     ]
     assert "Traceback" not in err
+
+
+def test_a_metric_no_run_has_is_named_with_the_metrics_there(store):
+    client = MlflowClient(store)
+    recorded_run("typo", "a", metrics={"cv_roc_auc_mean": 0.9, "test_f1": 0.8}, client=client)
+    recorded_run("typo", "b", metrics={"cv_f1_mean": 0.7}, status="FAILED", client=client)
+    said = best_runs("cv_roc_auc_maen", "typo", "", 5, client)
+    assert said.endswith(
+        "none match; no run of it has a metric named 'cv_roc_auc_maen' "
+        "(metrics there: cv_f1_mean, cv_roc_auc_mean, test_f1)"
+    )
+    # Present on a run, but none passes the filter: no such hint.
+    filtered = best_runs("cv_f1_mean", "typo", "", 5, client)
+    assert filtered.endswith("none match")
