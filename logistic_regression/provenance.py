@@ -8,6 +8,7 @@ same tags as one started by `mlflow run`.
 
 from __future__ import annotations
 
+import getpass
 import importlib.metadata
 import platform
 import subprocess
@@ -23,6 +24,10 @@ GIT_BRANCH = "mlflow.source.git.branch"
 GIT_REPO_URL = "mlflow.source.git.repoURL"
 GIT_DIRTY = "mlflow.source.git.dirty"
 NOTE = "mlflow.note.content"
+USER = "mlflow.user"
+SOURCE_TYPE = "mlflow.source.type"
+# What MLflow's UI shows in its "Created by" and "Source" columns.
+UI_TAGS = (USER, SOURCE_NAME, SOURCE_TYPE, GIT_COMMIT, GIT_BRANCH, GIT_REPO_URL, NOTE)
 # A run made by `reproduce` names the run it reproduces (earlier kits: `reproduces`).
 REPRODUCTION_OF = "kit.reproduction_of"
 LEGACY_REPRODUCTION_OF = "reproduces"
@@ -97,7 +102,12 @@ def source_name(project_dir: Path, state: GitState | None) -> str:
 def tags(project_dir: Path, state: GitState | None, note: str) -> dict[str, str]:
     """The provenance tags every run carries, redacted (a remote URL with a token in it
     is recorded as `https://***@host/...`; `reproduce` then clones without it)."""
-    values = {SOURCE_NAME: source_name(project_dir, state), NOTE: note}
+    values = {
+        SOURCE_NAME: source_name(project_dir, state),
+        SOURCE_TYPE: "LOCAL",
+        USER: user_name(),
+        NOTE: note,
+    }
     if state is not None:
         values[GIT_COMMIT] = state.commit
         values[GIT_DIRTY] = str(state.dirty).lower()
@@ -106,6 +116,15 @@ def tags(project_dir: Path, state: GitState | None, note: str) -> dict[str, str]
         if state.repo_url:
             values[GIT_REPO_URL] = state.repo_url
     return {name: redact(value) for name, value in values.items()}
+
+
+def user_name() -> str:
+    """Who ran it, as MLflow records it for its own runs (runs the kit opens with the
+    client would otherwise show no "Created by")."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a bare container)
+        return "unknown"
 
 
 def installed_packages() -> dict[str, str]:

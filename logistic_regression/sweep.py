@@ -47,6 +47,8 @@ from logistic_regression.tracking import artifact_state, runs, store, sweeps
 from logistic_regression.uris import absolute_tracking_uri, add_secret, hide_secret_settings, redact
 
 SWEEP_TAG = "kit.sweep"
+# On the best configuration's run: found by `tags.kit.sweep_best = 'true'`.
+BEST_TAG = "kit.sweep_best"
 # How the parent's id reaches each configuration, in this process or a launcher's.
 PARENT_VARIABLE = "LOGREG_PARENT_RUN_ID"
 # Set while Hydra runs, so that it raises its errors (the kit prints them as one line).
@@ -201,8 +203,9 @@ def run_child(config: Config, parent: str) -> float:
     return float("nan") if value is None else value
 
 
-def start_parent(config: Config) -> str:
-    """The parent run of a sweep: the run `mlflow run -e sweep` made, else a new one.
+def start_parent(config: Config, name: str = "") -> str:
+    """The parent run of a sweep, named `name` (what was swept): the run `mlflow run -e
+    sweep` made, else a new one.
 
     The background workers are forked first (serving every configuration run in this
     process), which lifts the thread limits before a launcher (joblib) starts processes
@@ -210,15 +213,31 @@ def start_parent(config: Config) -> str:
     background.shared_pool(report.warm_up)
     add_secret(config.notify.webhook_url)
     runs.use_tracking_uri(config.tracking)
+    name = name or f"sweep-{time.strftime('%Y%m%d-%H%M%S')}"
     existing = runs.run_id_from_mlflow_run()
     if existing:
+        runs.rename(existing, name)
         return existing
     git = provenance.git_state(PROJECT_DIR)
     tags = provenance.tags(PROJECT_DIR, git, config.tracking.note)
     experiment = runs.experiment_id(
         config.tracking.experiment_name, pipeline.artifact_location(config)
     )
-    return sweeps.start_parent(experiment, f"sweep-{time.strftime('%Y%m%d-%H%M%S')}", tags)
+    return sweeps.start_parent(experiment, name, tags)
+
+
+# A sweep's name lists what it sweeps, cut to what the UI shows in its run list.
+MAX_NAME = 90
+
+
+def sweep_name(task_overrides: list[str]) -> str:
+    """`sweep model.C=0.1,1 model.penalty=l1,l2`: the overrides with several values (a
+    list, a range, a choice); empty when there are none (an Optuna search space)."""
+    swept = [o for o in task_overrides if "," in o or "range(" in o or "choice(" in o]
+    if not swept:
+        return ""
+    name = "sweep " + " ".join(swept)
+    return name if len(name) <= MAX_NAME else name[: MAX_NAME - 3] + "..."
 
 
 def finish(
@@ -251,6 +270,8 @@ def finish(
     }
     if best is not None and best.value is not None:
         tags["sweep.best_run_id"] = best.run_id
+        runs.log_tags(best.run_id, {BEST_TAG: "true"})
+        tags[provenance.NOTE] = best_note(parent_id, best.run_id, best.name, metric, best.value)
         tags.update({f"sweep.best.{name}": best.params.get(name, "") for name in swept})
         runs.log_metrics(parent_id, [(f"best_{metric}", best.value, 0)])
     root = runs.artifact_uri(parent_id)
@@ -280,6 +301,15 @@ def finish(
     return best is not None
 
 
+def best_note(parent_id: str, best_id: str, name: str, metric: str, value: float) -> str:
+    """The parent's description (its note, then a link the MLflow UI follows to the
+    best configuration's run)."""
+    note = runs.run_note(parent_id)
+    experiment = runs.experiment_of(best_id)
+    link = f"[{name}](#/experiments/{experiment}/runs/{best_id})"
+    return (note + "\n\n" if note else "") + f"Best configuration: {link}, {metric} = {value:.4f}"
+
+
 def typed_config(config: DictConfig) -> Config:
     """The kit's typed config from a callback's config (without Hydra's own section,
     whose per-job values do not exist yet at multirun start)."""
@@ -295,7 +325,8 @@ class SweepCallback(Callback):
     outcomes: ClassVar[list[bool]] = []
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        parent_id = start_parent(typed_config(config))
+        task = list(OmegaConf.select(config, "hydra.overrides.task", default=[]) or [])
+        parent_id = start_parent(typed_config(config), sweep_name([str(o) for o in task]))
         os.environ[PARENT_VARIABLE] = parent_id
         runs.log_tags(parent_id, {SWEEP_TAG: "running"})
 

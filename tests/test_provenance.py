@@ -1,5 +1,6 @@
 """Provenance from real git repositories made by the tests."""
 
+import getpass
 import subprocess
 
 from conftest import git
@@ -33,6 +34,8 @@ def test_clean_tree(tmp_path):
         provenance.GIT_COMMIT: state.commit,
         provenance.GIT_DIRTY: "false",
         provenance.GIT_BRANCH: "trunk",
+        provenance.SOURCE_TYPE: "LOCAL",
+        provenance.USER: getpass.getuser(),
     }
 
 
@@ -72,6 +75,8 @@ def test_outside_git(tmp_path):
     assert provenance.tags(tmp_path, None, "") == {
         provenance.SOURCE_NAME: str(tmp_path),
         provenance.NOTE: "",
+        provenance.SOURCE_TYPE: "LOCAL",
+        provenance.USER: getpass.getuser(),
     }
 
 

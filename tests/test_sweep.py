@@ -43,6 +43,17 @@ def test_a_multirun_is_one_parent_with_a_child_per_configuration(tmp_path):
     best = max(children, key=lambda c: c.data.metrics["cv_roc_auc_mean"])
     tags = parent.data.tags
     assert parent.info.status == "FINISHED"
+    # What the MLflow UI shows: a name saying what was swept, "Created by" and "Source"
+    # on every run, the best child marked and linked from the parent's description.
+    assert parent.info.run_name == "sweep model.C=0.1,1 model.penalty=l1,l2"
+    for run in (parent, *children):
+        assert run.data.tags["mlflow.user"] and run.data.tags["mlflow.source.type"] == "LOCAL"
+        assert run.data.tags["mlflow.source.name"] == parent.data.tags["mlflow.source.name"]
+    assert [c.info.run_id for c in children if c.data.tags.get("kit.sweep_best")] == [
+        best.info.run_id
+    ]
+    link = f"(#/experiments/{parent.info.experiment_id}/runs/{best.info.run_id})"
+    assert link in tags["mlflow.note.content"]
     assert tags["sweep.children"] == "4" and tags["sweep.failed"] == "0"
     assert tags["sweep.best_run_id"] == best.info.run_id
     assert tags["sweep.best.model.C"] == best.data.params["model.C"]
@@ -62,6 +73,7 @@ def test_a_failing_configuration_is_recorded_and_the_sweep_goes_on(capsys):
     assert len(children) == 2 and len(failed) == 1
     assert "model.C=-1.0 is not allowed" in failed[0].data.tags["kit.error"]
     assert failed[0].data.params["model.C"] == "-1.0"
+    assert failed[0].data.tags["mlflow.user"] == parent.data.tags["mlflow.user"]
     assert parent.info.status == "FINISHED" and parent.data.tags["sweep.failed"] == "1"
     printed = capsys.readouterr()
     assert "2 configurations, 1 failed" in printed.out

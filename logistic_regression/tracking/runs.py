@@ -271,6 +271,18 @@ def log_dataset(frame, source: str, name: str, target: str, digest: str) -> None
         mlflow.log_input(dataset, context="training")
 
 
+def rename(run_id: str, name: str) -> None:
+    MlflowClient().update_run(run_id, name=name)
+
+
+def run_note(run_id: str) -> str:
+    return MlflowClient().get_run(run_id).data.tags.get("mlflow.note.content", "")
+
+
+def experiment_of(run_id: str) -> str:
+    return MlflowClient().get_run(run_id).info.experiment_id
+
+
 def run_status(run_id: str) -> str:
     return MlflowClient().get_run(run_id).info.status
 

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from mlflow.tracking import MlflowClient
 
+from logistic_regression.provenance import UI_TAGS
 from logistic_regression.tracking.runs import ERROR_TAG, PARENT_TAG, clip, log_params
 
 
@@ -18,11 +19,12 @@ def start_parent(experiment: str, run_name: str, tags: Mapping[str, str]) -> str
 def record_failed_child(parent: str, run_name: str, reason: str, params: Mapping[str, str]) -> str:
     """A configuration refused before its run existed still shows up, FAILED, with why."""
     client = MlflowClient()
-    experiment = client.get_run(parent).info.experiment_id
+    parent_run = client.get_run(parent)
+    shown = {k: v for k, v in parent_run.data.tags.items() if k in UI_TAGS}  # "Created by", ...
     run = client.create_run(
-        experiment,
+        parent_run.info.experiment_id,
         run_name=run_name,
-        tags={PARENT_TAG: parent, ERROR_TAG: clip(reason)},
+        tags={**shown, PARENT_TAG: parent, ERROR_TAG: clip(reason)},
     )
     log_params(run.info.run_id, params)
     client.set_terminated(run.info.run_id, "FAILED")
