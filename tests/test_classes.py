@@ -245,3 +245,33 @@ def test_a_builtin_multiclass_dataset_runs_by_name(config):
     run = MlflowClient().get_run(summary.run_id)
     assert run.data.params["classes"] == "0, 1, 2"
     assert run.data.metrics["test_f1_macro"] > 0.8
+
+
+def test_reproduce_replays_the_preprocessing_and_positive_label(config, tmp_path):
+    """`reproduce` reruns with the recorded config: lists of columns (names with spaces,
+    commas and quotes) and the positive label come back as they were."""
+    from omegaconf import OmegaConf
+
+    from logistic_regression.config import compose_config
+    from logistic_regression.reproduce import Recorded, replay_overrides
+
+    config = dataclasses.replace(
+        config,
+        data=dataclasses.replace(config.data, positive_label="True"),
+        preprocessing=dataclasses.replace(
+            config.preprocessing,
+            drop_columns=["id", "row, number"],
+            categorical_columns=["zip code", "it's"],
+            numeric_impute="median",
+            min_frequency=5,
+            max_categories=10,
+        ),
+    )
+    recorded = Recorded(
+        "r1", "n", "0", "", "", "c", False,
+        OmegaConf.to_container(OmegaConf.structured(config)),
+        "breast_cancer", "", {}, {}, None, {},
+    )  # fmt: skip
+    replayed = compose_config(replay_overrides(recorded, tmp_path / "out"))
+    assert replayed.preprocessing == config.preprocessing
+    assert replayed.data.positive_label == "True"
