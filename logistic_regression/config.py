@@ -58,6 +58,23 @@ class SnapshotMode(StrEnum):
     COPY = "copy"
 
 
+class NumericImpute(StrEnum):
+    MEAN = "mean"
+    MEDIAN = "median"
+    MOST_FREQUENT = "most_frequent"
+    CONSTANT = "constant"
+
+
+class CategoricalImpute(StrEnum):
+    MOST_FREQUENT = "most_frequent"
+    CONSTANT = "constant"
+
+
+class HandleUnknown(StrEnum):
+    IGNORE = "ignore"
+    INFREQUENT_IF_EXIST = "infrequent_if_exist"
+
+
 class Direction(StrEnum):
     MAXIMIZE = "maximize"
     MINIMIZE = "minimize"
@@ -73,16 +90,42 @@ SOLVER_PENALTIES: dict[Solver, tuple[Penalty, ...]] = {
     Solver.SAG: (Penalty.L2, Penalty.NONE),
     Solver.SAGA: (Penalty.L1, Penalty.L2, Penalty.ELASTICNET, Penalty.NONE),
 }
-# The metrics every run records (cv_<m>_mean/std, cv_<m> per fold, test_<m>).
+# The metrics every run records (cv_<m>_mean/std, cv_<m> per fold, test_<m>), by task:
+# a binary target (two labels, one of them the positive class) ...
 METRIC_NAMES = ("accuracy", "roc_auc", "log_loss", "f1", "precision", "recall")
-# The few metrics that summarise a run: notifications and baseline comparisons use them.
+# ... and a multiclass one (three or more labels): F1/precision/recall averaged over the
+# classes (macro: each class alike; weighted: by its share of rows), and roc_auc the
+# one-vs-rest ROC AUC averaged over the classes (macro).
+MULTICLASS_METRIC_NAMES = (
+    "accuracy",
+    "roc_auc",
+    "log_loss",
+    "f1_macro",
+    "f1_weighted",
+    "precision_macro",
+    "precision_weighted",
+    "recall_macro",
+    "recall_weighted",
+)
+TASK_METRICS = {"binary": METRIC_NAMES, "multiclass": MULTICLASS_METRIC_NAMES}
+ALL_METRIC_NAMES = tuple(dict.fromkeys(METRIC_NAMES + MULTICLASS_METRIC_NAMES))
+# The few metrics that summarise a run: notifications and baseline comparisons use them
+# (those a task does not record are left out).
 KEY_METRICS = ("cv_roc_auc_mean", "test_roc_auc", "test_accuracy", "test_f1", "test_log_loss")
 # Of the metric names, the ones where lower is better.
 LOWER_IS_BETTER = ("log_loss",)
-# What a sweep can rank its children by.
-SWEEP_METRICS = tuple(
-    f"{kind}_{m}{'_mean' if kind == 'cv' else ''}" for m in METRIC_NAMES for kind in ("cv", "test")
-)
+
+
+def sweep_metrics(names: Iterable[str]) -> tuple[str, ...]:
+    """What a sweep can rank its children by, for these metric names."""
+    return tuple(
+        f"{kind}_{m}{'_mean' if kind == 'cv' else ''}" for m in names for kind in ("cv", "test")
+    )
+
+
+# What a sweep can rank its children by (either task; checked against the task's own
+# metrics once the data is loaded: `validate_for_task`).
+SWEEP_METRICS = sweep_metrics(ALL_METRIC_NAMES)
 
 
 @dataclass
@@ -90,6 +133,26 @@ class DataConfig:
     input: str = "breast_cancer"
     target: str = "target"
     output: str = "outputs"
+    # The positive class of a binary target, as written in the data ("yes", "True", "1");
+    # empty: the last label in sorted order (1 of 0/1, True of False/True).
+    positive_label: str = ""
+
+
+@dataclass
+class PreprocessingConfig:
+    """What happens to the raw columns inside the logged pipeline (conf/preprocessing)."""
+
+    numeric_columns: list[str] = field(default_factory=list)
+    categorical_columns: list[str] = field(default_factory=list)
+    drop_columns: list[str] = field(default_factory=list)
+    numeric_impute: str = "mean"
+    numeric_fill_value: float = 0.0
+    scale: bool = True
+    categorical_impute: str = "most_frequent"
+    categorical_fill_value: str = "missing"
+    handle_unknown: str = "infrequent_if_exist"
+    min_frequency: int = 1
+    max_categories: int = 0
 
 
 @dataclass
@@ -170,6 +233,7 @@ SECRET_KEYS = ("notify.webhook_url",)
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    preprocessing: PreprocessingConfig = field(default_factory=PreprocessingConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
@@ -233,7 +297,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError(
             f"evaluation.test_size={e.test_size} is not allowed; it must be between 0 and 1"
         )
-    _allowed("evaluation.headline_metric", e.headline_metric, METRIC_NAMES)
+    _allowed("evaluation.headline_metric", e.headline_metric, ALL_METRIC_NAMES)
+    validate_preprocessing(cfg.preprocessing)
     if not cfg.data.input:
         raise ConfigError("data.input is empty; give a built-in dataset name or a CSV/Parquet path")
     validate_storage(cfg.storage)
@@ -258,6 +323,46 @@ def validate(cfg: Config) -> None:
         )
     if not cfg.tracking.experiment_name:
         raise ConfigError("tracking.experiment_name is empty; give the experiment a name")
+
+
+def validate_preprocessing(p: PreprocessingConfig) -> None:
+    _allowed("preprocessing.numeric_impute", p.numeric_impute, NumericImpute)
+    _allowed("preprocessing.categorical_impute", p.categorical_impute, CategoricalImpute)
+    _allowed("preprocessing.handle_unknown", p.handle_unknown, HandleUnknown)
+    if p.min_frequency < 1:
+        raise ConfigError(
+            f"preprocessing.min_frequency={p.min_frequency} is not allowed; it must be >= 1 "
+            "(1: no category is grouped as infrequent)"
+        )
+    if p.max_categories < 0 or p.max_categories == 1:
+        raise ConfigError(
+            f"preprocessing.max_categories={p.max_categories} is not allowed; it must be 0 "
+            "(no cap) or >= 2"
+        )
+    both = sorted(set(p.numeric_columns) & set(p.categorical_columns))
+    if both:
+        raise ConfigError(
+            "preprocessing.numeric_columns and preprocessing.categorical_columns both list: "
+            + ", ".join(both)
+        )
+
+
+def validate_for_task(cfg: Config, task: str, classes: list[str]) -> None:
+    """What depends on the target, checked once the data is loaded (still before the run):
+    the headline and sweep metrics the task records, the solver, the positive label."""
+    names = TASK_METRICS[task]
+    _allowed(f"evaluation.headline_metric ({task} target)", cfg.evaluation.headline_metric, names)
+    _allowed(f"sweep.metric ({task} target)", cfg.sweep.metric, sweep_metrics(names))
+    if task == "multiclass" and cfg.model.solver == Solver.LIBLINEAR:
+        raise ConfigError(
+            "model.solver='liblinear' cannot fit a multinomial model for a multiclass target "
+            f"({len(classes)} classes); use lbfgs, newton-cg, newton-cholesky, sag or saga"
+        )
+    if task == "multiclass" and cfg.data.positive_label:
+        raise ConfigError(
+            f"data.positive_label={cfg.data.positive_label!r} is for a binary target; "
+            f"{cfg.data.target!r} has {len(classes)} classes; leave it empty"
+        )
 
 
 def validate_storage(s: StorageConfig) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,8 @@ import pandas as pd
 
 from logistic_regression.errors import DataError, first_line
 
-BUILTIN_DATASETS = ("breast_cancer",)
+# Every classification dataset scikit-learn ships (no download), by its `load_<name>`.
+BUILTIN_DATASETS = ("breast_cancer", "iris", "wine", "digits")
 FILE_SUFFIXES = (".csv", ".parquet", ".pq")
 
 
@@ -120,48 +122,84 @@ def read_table(uri: str) -> tuple[pd.DataFrame, DataRef]:
     return frame, ref
 
 
-def split_target(frame: pd.DataFrame, target: str, uri: str) -> tuple[pd.DataFrame, pd.Series]:
+def split_target(
+    frame: pd.DataFrame,
+    target: str,
+    uri: str,
+    drop: Sequence[str] = (),
+    numeric: Sequence[str] = (),
+    categorical: Sequence[str] = (),
+) -> tuple[pd.DataFrame, pd.Series]:
     """Separate the label column and check the kit can model the table: at least one row,
-    a binary target of two whole-number classes, numeric features that are finite and
-    small enough to standardise in float64 (`feature_limit`)."""
+    a target of two or more classes (`target_classes`), the columns to `drop` present.
+    Numeric features (by type, or listed in `numeric`) become float64: missing cells are
+    left for the pipeline's imputer, present values must be finite and small enough to
+    standardise (`feature_limit`). Every other column (or one listed in `categorical`) is
+    categorical, kept as it was read."""
     if target not in frame.columns:
         shown = ", ".join(map(str, frame.columns[:12])) + (", ..." if frame.shape[1] > 12 else "")
         raise DataError(f"data.target={target!r} is not a column of {uri}; columns are: {shown}")
     if frame.shape[0] == 0:
         raise DataError(f"data.input={uri!r} has no rows (only a header); the kit needs rows")
+    frame = frame.rename(columns=str)
+    named = {"preprocessing.drop_columns": drop, "preprocessing.numeric_columns": numeric}
+    named["preprocessing.categorical_columns"] = categorical
+    for key, columns in named.items():
+        unknown = [c for c in columns if c not in frame.columns or c == target]
+        if unknown:
+            raise DataError(f"{key} names {', '.join(unknown)}, not a feature column of {uri}")
     y = frame[target]
-    X = frame.drop(columns=[target])
+    X = frame.drop(columns=[target, *drop])
     if X.shape[1] == 0:
         raise DataError(f"{uri} has no feature columns besides the target {target!r}")
-    if not pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y):
+    target_classes(y, target)
+    text = [c for c in numeric if not _numeric(X[c])]
+    if text:
         raise DataError(
-            f"data.target={target!r} holds non-numeric values (dtype {y.dtype}); "
-            "the kit needs a binary numeric target such as 0/1"
+            f"preprocessing.numeric_columns lists {', '.join(text)}, which hold text in {uri}"
         )
+    numbers = [c for c in X.columns if c not in categorical and _numeric(X[c])]
+    # One astype for the whole table: the numbers stay one float64 block, in the memory
+    # layout the classifier has always been given (its sums, to the last bit, depend on it).
+    X = (
+        X.astype("float64")
+        if len(numbers) == X.shape[1]
+        else X.astype(dict.fromkeys(numbers, "float64"))
+    )
+    check_finite(X[numbers], uri)
+    return X, y
+
+
+def _numeric(column: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column)
+
+
+def target_classes(y: pd.Series, target: str) -> list:
+    """The target's labels in sorted order; refuse a target that is not a set of classes:
+    missing cells, a single class, mixed kinds of labels, or a continuous number column
+    (more than two values, not all whole numbers)."""
     if y.isna().any():
         raise DataError(f"data.target={target!r} has {int(y.isna().sum())} missing values")
-    classes = np.unique(y.to_numpy())
-    if len(classes) != 2:
+    try:
+        classes = sorted(y.unique().tolist())
+    except TypeError:
+        kinds = sorted({type(v).__name__ for v in y.unique().tolist()})
         raise DataError(
-            f"data.target={target!r} has {len(classes)} classes; the kit needs exactly 2 (binary)"
-        )
-    if not all(_whole_number(c) for c in classes):
+            f"data.target={target!r} mixes kinds of labels ({', '.join(kinds)}); "
+            "write every label the same way"
+        ) from None
+    if len(classes) < 2:
         raise DataError(
-            f"data.target={target!r} holds the classes {classes[0]} and {classes[1]}; "
-            "the kit needs two whole-number classes such as 0/1 (0.0/1.0 is fine)"
+            f"data.target={target!r} has a single class ({classes[0]!r}); "
+            "a classifier needs at least 2"
         )
-    non_numeric = [str(c) for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
-    if non_numeric:
+    numeric = pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y)
+    if numeric and len(classes) > 2 and not all(_whole_number(c) for c in classes):
         raise DataError(
-            f"feature columns must be numeric; not numeric in {uri}: {', '.join(non_numeric)}"
+            f"data.target={target!r} looks continuous ({len(classes)} distinct numbers, "
+            "not all whole); the kit classifies: give a column of class labels"
         )
-    missing = [str(c) for c in X.columns if X[c].isna().any()]
-    if missing:
-        raise DataError(f"feature columns with missing values in {uri}: {', '.join(missing)}")
-    X.columns = [str(c) for c in X.columns]
-    X = X.astype("float64")
-    check_finite(X, uri)
-    return X, y.astype("int64") if y.dtype == bool else y
+    return classes
 
 
 def _whole_number(value) -> bool:
@@ -178,11 +216,13 @@ def feature_limit(rows: int) -> float:
 
 def check_finite(X: pd.DataFrame, uri: str) -> None:
     """Refuse infinite feature values (`inf`, or a number beyond float64 such as 1e400)
-    and values so large that scaling them overflows, naming the column, row and value."""
+    and values so large that scaling them overflows, naming the column, row and value.
+    Missing cells are not refused: the pipeline imputes them."""
     limit = feature_limit(len(X))
-    values = X.to_numpy()
+    values = X.to_numpy(dtype="float64")
     for index, column in enumerate(X.columns):
-        bad = np.flatnonzero(~(np.abs(values[:, index]) <= limit))
+        cells = values[:, index]
+        bad = np.flatnonzero(~(np.abs(cells) <= limit) & ~np.isnan(cells))
         if not len(bad):
             continue
         row, value = int(bad[0]), float(values[bad[0], index])
@@ -195,7 +235,13 @@ def check_finite(X: pd.DataFrame, uri: str) -> None:
         )
 
 
-def load(uri: str, target: str) -> Dataset:
+def load(
+    uri: str,
+    target: str,
+    drop: Sequence[str] = (),
+    numeric: Sequence[str] = (),
+    categorical: Sequence[str] = (),
+) -> Dataset:
     frame, ref = read_table(uri)
-    features, labels = split_target(frame, target, uri)
+    features, labels = split_target(frame, target, uri, drop, numeric, categorical)
     return Dataset(features=features, target=labels, ref=ref)

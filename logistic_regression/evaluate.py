@@ -26,7 +26,7 @@ from sklearn.metrics import (
 from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline
 
-from logistic_regression.config import EvaluationConfig
+from logistic_regression.config import MULTICLASS_METRIC_NAMES, TASK_METRICS, EvaluationConfig
 from logistic_regression.data import Dataset
 from logistic_regression.errors import DataError
 
@@ -47,12 +47,22 @@ class Evaluation:
     test: dict[str, float]
     model: Pipeline
     split: Split
-    test_probability: np.ndarray
+    classes: list  # the target's labels, sorted (the columns of test_probability)
+    positive_label: object  # binary: the positive class; multiclass: None
+    test_probability: np.ndarray  # one column per class
     test_prediction: np.ndarray
-    confusion: list[list[int]]
-    roc_curve: tuple[np.ndarray, np.ndarray]
-    pr_curve: tuple[np.ndarray, np.ndarray]
+    confusion: list[list[int]]  # rows actual, columns predicted, in `classes` order
+    roc_curve: tuple[np.ndarray, np.ndarray] | None  # binary only
+    pr_curve: tuple[np.ndarray, np.ndarray] | None  # binary only
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def task(self) -> str:
+        return task_of(self.classes)
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        return TASK_METRICS[self.task]
 
     def cv_mean(self, metric: str) -> float:
         return float(np.mean([fold[metric] for fold in self.folds]))
@@ -61,8 +71,57 @@ class Evaluation:
         return float(np.std([fold[metric] for fold in self.folds]))
 
 
+def task_of(classes) -> str:
+    return "binary" if len(classes) == 2 else "multiclass"
+
+
+def positive_label(classes: list, configured: str):
+    """The positive class of a binary target: the label written as `configured` (its text,
+    case aside for True/False), else the last label in sorted order."""
+    if not configured:
+        return classes[-1]
+    for label in classes:
+        if str(label) == configured or (
+            isinstance(label, bool | np.bool_) and str(label).lower() == configured.lower()
+        ):
+            return label
+    for label in classes:
+        try:
+            if float(label) == float(configured):
+                return label
+        except (TypeError, ValueError):
+            continue
+    raise DataError(
+        f"data.positive_label={configured!r} is not a label of the target; its labels are: "
+        + ", ".join(map(str, classes))
+    )
+
+
+def multiclass_scores(
+    y_true: pd.Series, probability: np.ndarray, classes: list
+) -> dict[str, float]:
+    """The multiclass metrics (config.MULTICLASS_METRIC_NAMES) for one set of predictions;
+    the predicted label is the most probable class, as scikit-learn's `predict` decides."""
+    labels = np.asarray(classes, dtype=object if y_true.dtype == object else None)
+    prediction = labels[np.argmax(probability, axis=1)]
+    values = {
+        "accuracy": accuracy_score(y_true, prediction),
+        "roc_auc": roc_auc_score(
+            y_true, probability, multi_class="ovr", average="macro", labels=labels
+        ),
+        "log_loss": log_loss(y_true, probability, labels=labels),
+    }
+    for average in ("macro", "weighted"):
+        kwargs = {"average": average, "labels": labels, "zero_division": 0}
+        values[f"f1_{average}"] = f1_score(y_true, prediction, **kwargs)
+        values[f"precision_{average}"] = precision_score(y_true, prediction, **kwargs)
+        values[f"recall_{average}"] = recall_score(y_true, prediction, **kwargs)
+    return {name: float(values[name]) for name in MULTICLASS_METRIC_NAMES}
+
+
 def scores(y_true: pd.Series, probability: np.ndarray, positive_label) -> dict[str, float]:
-    """The six metrics the kit records (config.METRIC_NAMES), for one set of predictions.
+    """The six binary metrics (config.METRIC_NAMES), for one set of predictions;
+    `probability` is the positive class's.
 
     The predicted label is the positive one where its probability is above 0.5, as
     scikit-learn's `predict` decides.
@@ -85,15 +144,20 @@ def _other(y: pd.Series, positive_label):
 
 
 def check_feasible(dataset: Dataset, evaluation: EvaluationConfig) -> None:
-    """Refuse, before a run exists, a split or fold count the data is too small for."""
+    """Refuse, before a run exists, a split or fold count the data is too small for: every
+    class needs a row in the test part and in each cross-validation fold."""
     counts = dataset.target.value_counts()
     smallest = int(counts.min())
     train_smallest = int(np.floor(smallest * (1 - evaluation.test_size)))
     test_smallest = smallest - train_smallest
     if test_smallest < 1 or train_smallest < evaluation.cv_folds:
+        which = "smaller" if len(counts) == 2 else "smallest"
+        rare = counts.idxmin()
+        rare = repr(rare) if isinstance(rare, str) else str(rare)
         raise DataError(
             f"evaluation.cv_folds={evaluation.cv_folds} with evaluation.test_size="
-            f"{evaluation.test_size} needs more rows: the smaller class has {smallest} rows, "
+            f"{evaluation.test_size} needs more rows: the {which} class "
+            f"({rare}) has {smallest} rows, "
             f"so each fold and the test part cannot all hold a row of it"
         )
 
@@ -109,10 +173,26 @@ def split(dataset: Dataset, test_size: float, seed: int) -> Split:
     return Split(X_train, X_test, y_train, y_test)
 
 
-def evaluate(dataset: Dataset, estimator: Pipeline, evaluation: EvaluationConfig, seed: int):
-    """Cross-validate on the training part, fit on all of it, score on the test part."""
+def evaluate(
+    dataset: Dataset,
+    estimator: Pipeline,
+    evaluation: EvaluationConfig,
+    seed: int,
+    positive: str = "",
+) -> Evaluation:
+    """Cross-validate on the training part, fit on all of it, score on the test part.
+    `positive`: data.positive_label (binary targets)."""
     parts = split(dataset, evaluation.test_size, seed)
-    positive = np.unique(dataset.target.to_numpy())[1]
+    classes = sorted(dataset.target.unique().tolist())
+    binary = task_of(classes) == "binary"
+    pos = positive_label(classes, positive) if binary else None
+
+    def score(model: Pipeline, X: pd.DataFrame, y: pd.Series) -> tuple[dict, np.ndarray]:
+        probability = model.predict_proba(X)
+        if binary:
+            return scores(y, probability[:, classes.index(pos)], pos), probability
+        return multiclass_scores(y, probability, classes), probability
+
     folds: list[dict[str, float]] = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -121,37 +201,43 @@ def evaluate(dataset: Dataset, estimator: Pipeline, evaluation: EvaluationConfig
             fold_model = clone(estimator).fit(
                 parts.X_train.iloc[train_index], parts.y_train.iloc[train_index]
             )
-            probability = _positive_probability(fold_model, parts.X_train.iloc[valid_index])
-            folds.append(scores(parts.y_train.iloc[valid_index], probability, positive))
+            folds.append(
+                score(fold_model, parts.X_train.iloc[valid_index], parts.y_train.iloc[valid_index])[
+                    0
+                ]
+            )
         final = clone(estimator).fit(parts.X_train, parts.y_train)
-    probability = _positive_probability(final, parts.X_test)
+    test, probability = score(final, parts.X_test, parts.y_test)
     prediction = final.predict(parts.X_test)
-    fpr, tpr, _ = roc_curve(parts.y_test == positive, probability)
-    precision, recall, _ = precision_recall_curve(parts.y_test == positive, probability)
-    labels = np.unique(dataset.target.to_numpy())
+    roc = pr = None
+    if binary:
+        positive_probability = probability[:, classes.index(pos)]
+        fpr, tpr, _ = roc_curve(parts.y_test == pos, positive_probability)
+        precision, recall, _ = precision_recall_curve(parts.y_test == pos, positive_probability)
+        roc, pr = (fpr, tpr), (recall, precision)
     return Evaluation(
         folds=folds,
-        test=scores(parts.y_test, probability, positive),
+        test=test,
         model=final,
         split=parts,
+        classes=classes,
+        positive_label=pos,
         test_probability=probability,
         test_prediction=prediction,
-        confusion=confusion_matrix(parts.y_test, prediction, labels=labels).tolist(),
-        roc_curve=(fpr, tpr),
-        pr_curve=(recall, precision),
+        confusion=confusion_matrix(parts.y_test, prediction, labels=classes).tolist(),
+        roc_curve=roc,
+        pr_curve=pr,
         warnings=sorted({f"{w.category.__name__}: {w.message}" for w in caught}),
     )
 
 
-def _positive_probability(model: Pipeline, X: pd.DataFrame) -> np.ndarray:
-    return model.predict_proba(X)[:, 1]
-
-
 def predictions_table(result: Evaluation) -> pd.DataFrame:
-    """The test rows with their label, predicted label and positive-class probability."""
+    """The test rows as given (raw features), their label, the predicted label and one
+    `probability_<label>` column per class."""
     table = result.split.X_test.copy()
     table.insert(0, "row", result.split.X_test.index)
     table["label"] = result.split.y_test.to_numpy()
     table["prediction"] = result.test_prediction
-    table["probability"] = result.test_probability
+    for index, label in enumerate(result.classes):
+        table[f"probability_{label}"] = result.test_probability[:, index]
     return table.reset_index(drop=True)

@@ -30,12 +30,13 @@ PARAMETERS = {
     "seed": "seed",
     "input": "data.input",
     "target": "data.target",
+    "positive_label": "data.positive_label",
     "output": "data.output",
     "note": "tracking.note",
     "register": "registry.register",
     "model_name": "registry.model_name",
 }
-TEXT_PARAMETERS = {"input", "target", "output", "note", "model_name"}
+TEXT_PARAMETERS = {"input", "target", "positive_label", "output", "note", "model_name"}
 
 
 def hydra_quote(text: str) -> str:

@@ -27,13 +27,13 @@ from sklearn.pipeline import Pipeline
 from logistic_regression import data, evaluate, model, outputs, provenance, report
 from logistic_regression.background import Background
 from logistic_regression.config import (
-    METRIC_NAMES,
     PROJECT_DIR,
     Config,
     Penalty,
     StorageKind,
     public_config,
     validate,
+    validate_for_task,
 )
 from logistic_regression.errors import Interrupted, KitError, StorageError, first_line
 from logistic_regression.storage import s3, spool
@@ -214,13 +214,24 @@ def prepare(config: Config) -> Prepared:
     store.check(tracking_uri, config.tracking.timeout_s)
     check_storage(config)
     warn_abandoned(config, tracking_uri)
-    dataset = data.load(config.data.input, config.data.target)
+    prep = config.preprocessing
+    dataset = data.load(
+        config.data.input,
+        config.data.target,
+        prep.drop_columns,
+        prep.numeric_columns,
+        prep.categorical_columns,
+    )
+    classes = data.target_classes(dataset.target, config.data.target)
+    validate_for_task(config, evaluate.task_of(classes), classes)
+    if evaluate.task_of(classes) == "binary":
+        evaluate.positive_label(classes, config.data.positive_label)
     evaluate.check_feasible(dataset, config.evaluation)
     git = provenance.git_state(PROJECT_DIR)
     return Prepared(
         config=config,
         dataset=dataset,
-        estimator=model.build(config.model, config.seed),
+        estimator=model.build(config.model, config.seed, prep, dataset.features),
         git=git,
         tags=provenance.tags(PROJECT_DIR, git, config.tracking.note),
         name=run_name(config),
@@ -289,7 +300,7 @@ def artifact_location(config: Config) -> str | None:
 def metric_records(result: evaluate.Evaluation) -> list[tuple[str, float, int]]:
     """cv_<m>_mean/std, cv_<m>_fold_<k> (and cv_<m> at step k for charts), test_<m>."""
     records: list[tuple[str, float, int]] = []
-    for name in METRIC_NAMES:
+    for name in result.metric_names:
         records.append((f"cv_{name}_mean", result.cv_mean(name), 0))
         records.append((f"cv_{name}_std", result.cv_std(name), 0))
         for k, fold in enumerate(result.folds, start=1):
@@ -311,7 +322,13 @@ def record(context: RunContext) -> RunSummary:
         config.data.target,
         dataset.ref.digest,
     )
-    result = evaluate.evaluate(dataset, context.prepared.estimator, config.evaluation, config.seed)
+    result = evaluate.evaluate(
+        dataset,
+        context.prepared.estimator,
+        config.evaluation,
+        config.seed,
+        config.data.positive_label,
+    )
     model_id, model_root = models.create_model(context.run_id, context.params)
     model_folder = writer.scratch("model")
     model_size = estimated_model_size(result.model, result.split.X_train.shape[1])
@@ -333,6 +350,10 @@ def record(context: RunContext) -> RunSummary:
     predictions = evaluate.predictions_table(result)
     output_path = outputs.write_predictions(predictions, config.data.output, context.run_id, writer)
     data_params = data_provenance(dataset, output_path)
+    data_params["task"] = result.task
+    data_params["classes"] = ", ".join(map(str, result.classes))
+    if result.positive_label is not None:
+        data_params["positive_label"] = str(result.positive_label)
     runs.log_params(context.run_id, data_params)
     if result.warnings:
         runs.log_tags(context.run_id, {runs.WARNINGS_TAG: " | ".join(result.warnings)})
@@ -348,10 +369,12 @@ def record(context: RunContext) -> RunSummary:
         folds=result.folds,
         test=result.test,
         confusion=result.confusion,
-        labels=[str(label) for label in sorted(dataset.target.unique())],
+        labels=[str(label) for label in result.classes],
         roc_curve=result.roc_curve,
         pr_curve=result.pr_curve,
-        coefficients=model.coefficients(result.model, list(dataset.features.columns)),
+        coefficients=model.coefficients(result.model),
+        preprocessing=model.preprocessing_summary(result.model, dataset.features),
+        positive_label=None if result.positive_label is None else str(result.positive_label),
         provenance={
             **context.prepared.tags,
             **data_params,

@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 import jinja2
 import numpy as np
 
-from logistic_regression.config import METRIC_NAMES
-
 
 @dataclass
 class ReportInput:
@@ -25,15 +23,17 @@ class ReportInput:
     folds: list[dict[str, float]]
     test: dict[str, float]
     confusion: list[list[int]]
-    labels: list[str]
-    roc_curve: tuple[np.ndarray, np.ndarray]
-    pr_curve: tuple[np.ndarray, np.ndarray]
+    labels: list[str]  # the target's classes, as the user wrote them (confusion order)
+    roc_curve: tuple[np.ndarray, np.ndarray] | None  # binary targets only
+    pr_curve: tuple[np.ndarray, np.ndarray] | None  # binary targets only
     coefficients: list[tuple[str, float]]
     provenance: dict[str, str]
     packages: dict[str, str]
     warnings: list[str] = field(default_factory=list)
     top_coefficients: int = 15
     baseline: dict | None = None  # {"run_id", "run_name", "rows": [{metric, value, ...}]}
+    preprocessing: dict | None = None  # model.preprocessing_summary
+    positive_label: str | None = None  # binary targets: the positive class
 
 
 TEMPLATES = jinja2.Environment(
@@ -52,12 +52,22 @@ def png_data_uri(figure) -> str:
 
 
 def plots(report: ReportInput) -> dict[str, str]:
-    """ROC, precision-recall and coefficient charts as inline PNG data URIs."""
+    """ROC and precision-recall (binary targets) and coefficient charts as inline PNG
+    data URIs."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
+    images: dict[str, str] = {}
+    if report.roc_curve is not None and report.pr_curve is not None:
+        images.update(_curves(report, Figure))
+    images["coefficients"] = _coefficients(report, Figure)
+    return images
+
+
+def _curves(report: ReportInput, Figure) -> dict[str, str]:
+    assert report.roc_curve is not None and report.pr_curve is not None
     images: dict[str, str] = {}
     fpr, tpr = report.roc_curve
     figure = Figure(figsize=(4.2, 3.6))
@@ -74,7 +84,10 @@ def plots(report: ReportInput) -> dict[str, str]:
     axes.plot(recall, precision)
     axes.set(xlabel="Recall", ylabel="Precision", title="Precision-recall (test)")
     images["pr"] = png_data_uri(figure)
+    return images
 
+
+def _coefficients(report: ReportInput, Figure) -> str:
     top = report.coefficients[: report.top_coefficients][::-1]
     figure = Figure(figsize=(5.5, 0.28 * len(top) + 1.0))
     axes = figure.add_subplot()
@@ -83,9 +96,8 @@ def plots(report: ReportInput) -> dict[str, str]:
         [value for _, value in top],
         color=["#c0392b" if value < 0 else "#2471a3" for _, value in top],
     )
-    axes.set(xlabel="Coefficient (standardised features)", title="Largest coefficients")
-    images["coefficients"] = png_data_uri(figure)
-    return images
+    axes.set(xlabel="Coefficient (encoded features)", title="Largest coefficients")
+    return png_data_uri(figure)
 
 
 def warm_up() -> None:
@@ -99,13 +111,14 @@ def warm_up() -> None:
 def render(report: ReportInput, images: dict[str, str] | None = None) -> str:
     """The report as one HTML string; `images` come from `plots` (drawn here if not given)."""
     folds = report.folds
+    metrics = list(report.test)  # the task's metric names (config.TASK_METRICS), in order
     summary = {
         name: (float(np.mean([f[name] for f in folds])), float(np.std([f[name] for f in folds])))
-        for name in METRIC_NAMES
+        for name in metrics
     }
     return TEMPLATES.get_template("report.html.j2").render(
         r=report,
-        metrics=METRIC_NAMES,
+        metrics=metrics,
         summary=summary,
         images=plots(report) if images is None else images,
     )

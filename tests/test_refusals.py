@@ -65,11 +65,10 @@ def bad_files(tmp_path_factory) -> dict[str, str]:
     write("inf.csv", x2=_with(normal, 3, np.inf))
     write("minus_inf.parquet", x2=_with(normal, 5, -np.inf).astype(float))
     write("huge.csv", x2=np.tile([1.7e308, -1.7e308], ROWS // 2))
-    write("float_target.csv", y=np.tile([0.5, 1.5], ROWS // 2))
-    write("three_classes.csv", y=np.tile([0, 1, 2, 3], ROWS // 4))
-    write("text_target.csv", y=np.tile(["cat", "dog"], ROWS // 2))
-    write("text_feature.csv", colour=np.tile(["red", "blue"], ROWS // 2))
-    write("gap.csv", x2=_with(normal, 2, np.nan).astype(float))
+    write("continuous_target.csv", y=np.linspace(0.05, 3.95, ROWS))
+    write("one_class.csv", y=np.zeros(ROWS, dtype=int))
+    write("three_classes.csv", y=np.tile(["cat", "dog", "eel", "eel"], ROWS // 4))
+    write("rare_class.csv", y=np.array(["cat", "dog"] * 18 + ["eel"] * 4))
     overflow = folder / "overflow.csv"  # 1e400 is beyond float64: pandas reads inf
     overflow.write_text(
         "x1,label\n" + "".join(f"{'1e400' if i == 7 else i},{i % 2}\n" for i in range(ROWS))
@@ -153,12 +152,26 @@ CASES = [
     ("feature-minus-inf", [*D, "data.input={minus_inf_parquet}"], "-inf"),
     ("feature-overflows", [*D, "data.input={overflow_csv}"], "'x1'"),
     ("feature-huge", [*D, "data.input={huge_csv}"], "overflows"),
-    ("target-float", [*T, "data.input={float_target_csv}", "data.target=y"], "0.5"),
-    ("target-three", [*T, "data.input={three_classes_csv}", "data.target=y"], "4 classes"),
-    ("target-text", [*T, "data.input={text_target_csv}", "data.target=y"], "non-numeric"),
+    (
+        "target-continuous",
+        [*T, "data.input={continuous_target_csv}", "data.target=y"],
+        "continuous",
+    ),
+    ("target-one-class", [*T, "data.input={one_class_csv}", "data.target=y"], "single class"),
+    ("target-rare-class", [*T, "data.input={rare_class_csv}", "data.target=y"], "('eel') has 4"),
+    ("positive-label", [*D, "data.input={tiny_csv}", "data.positive_label=2"], "labels are: 0, 1"),
+    (
+        "headline-multiclass",
+        [*T, "data.input={three_classes_csv}", "data.target=y", "evaluation.headline_metric=f1"],
+        "(multiclass target)='f1'",
+    ),
+    (
+        "liblinear-multiclass",
+        [*T, "data.input={three_classes_csv}", "data.target=y", "model.solver=liblinear"],
+        "multinomial",
+    ),
     ("target-missing", [*T, "data.input={inf_csv}", "data.target=nope"], "'nope'"),
-    ("feature-text", [*D, "data.input={text_feature_csv}"], "colour"),
-    ("feature-gap", [*D, "data.input={gap_csv}"], "x2"),
+    ("drop-unknown", [*D, "data.input={inf_csv}", "preprocessing.drop_columns=[nope]"], "nope"),
     ("header-only", [*D, "data.input={header_only_csv}"], "no rows"),
     ("empty-file", [*D, "data.input={empty_csv}"], "could not be read"),
     ("too-few-rows", [*D, "data.input={tiny_csv}"], "needs more rows"),
@@ -166,7 +179,7 @@ CASES = [
     ("broken-parquet", [*D, "data.input={broken_parquet}"], "could not be read"),
     ("no-such-file", [*T, "data.input=missing.csv"], "no such file"),
     ("unsupported-input", [*T, "data.input=ftp://host/t.csv"], "not supported"),
-    ("unknown-dataset", [*T, "data.input=iris"], "not supported"),
+    ("unknown-dataset", [*T, "data.input=titanic"], "not supported"),
     # outputs
     ("output-uncreatable", [*T, "data.output=/proc/kit-output"], "/proc/kit-output"),
     ("output-under-a-file", [*T, "data.output={a_file}/sub"], "a_file"),

@@ -119,3 +119,37 @@ def test_background_worker_draws_the_same_charts_as_inline(report_input):
     # And the content depends on the input: another curve is another picture.
     other = dataclasses.replace(report_input, roc_curve=(np.array([0, 0.5, 1.0]),) * 2)
     assert not np.array_equal(decoded(plots(other)["roc"]), decoded(inline["roc"]))
+
+
+def test_a_multiclass_report_names_its_classes_and_draws_no_binary_curves(report_input):
+    names = ["accuracy", "roc_auc", "log_loss", "f1_macro", "f1_weighted"]
+    multiclass = dataclasses.replace(
+        report_input,
+        folds=[dict.fromkeys(names, 0.8) for _ in range(3)],
+        test=dict.fromkeys(names, 0.75),
+        confusion=[[5, 1, 0], [0, 6, 1], [1, 0, 7]],
+        labels=["setosa", "versicolor", "virginica"],
+        roc_curve=None,
+        pr_curve=None,
+        coefficients=[("petal width [setosa]", -2.0), ("colour_red [virginica]", 1.0)],
+        preprocessing={
+            "rows": 150,
+            "columns_in": 5,
+            "columns_out": 7,
+            "numeric": ["petal width"],
+            "scaled": True,
+            "categorical": ["colour"],
+            "imputed": {"colour": 4},
+            "categories": {"colour": {"categories": 3, "infrequent": 1}},
+        },
+    )
+    html = render(multiclass)
+    assert "3 classes:" in html and "multinomial" in html
+    for label in multiclass.labels:
+        assert f"<th>{label}</th>" in html and f'<th class="text">{label}</th>' in html
+    assert "f1_macro" in html and ">recall<" not in html
+    assert "150 rows and 5 feature columns in; 7 columns out" in html
+    assert (
+        '<td class="text">colour</td><td class="text">categorical</td><td>4</td><td>3</td>' in html
+    )
+    assert re.findall(r'<img alt="([^"]*)"', html) == ["Largest coefficients"]

@@ -13,13 +13,28 @@ from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema
 
+# Types beyond skops' defaults that the kit's pipeline holds (and nothing else).
+SKOPS_TRUSTED_TYPES = ["numpy.dtype"]
+
+
+def column_type(values: pd.Series | np.ndarray) -> str:
+    """MLflow's name for a column's type: the raw type the user has, not the encoding."""
+    dtype = values.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return "boolean"
+    if pd.api.types.is_integer_dtype(dtype):
+        return "long"
+    if pd.api.types.is_float_dtype(dtype):
+        return "double"
+    return "string"
+
 
 def model_signature(features: pd.DataFrame, prediction: np.ndarray) -> ModelSignature:
-    """Input columns as doubles (the pipeline casts them), the output as the label's type."""
-    output_type = "long" if np.issubdtype(prediction.dtype, np.integer) else "double"
+    """The raw input columns with their types (numbers as doubles, the kit reads them so;
+    text columns as strings), the output as the label's type."""
     return ModelSignature(
-        inputs=Schema([ColSpec("double", str(name)) for name in features.columns]),
-        outputs=Schema([ColSpec(output_type)]),
+        inputs=Schema([ColSpec(column_type(features[name]), str(name)) for name in features]),
+        outputs=Schema([ColSpec(column_type(np.asarray(prediction)))]),
     )
 
 
@@ -61,6 +76,8 @@ def save_model(
         signature=signature,
         input_example=input_example,
         pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True),
+        # The preprocessing's imputers remember the dtype they were fitted on.
+        skops_trusted_types=SKOPS_TRUSTED_TYPES,
     )
 
 

@@ -32,7 +32,17 @@ def test_register_then_serve_answers_like_the_runs_predictions(tmp_path):
     assert first.data.tags["kit.registered_model"] == "cancer/1"
 
     predictions = pd.read_csv(first.data.params["output_path"])
-    features = predictions.drop(columns=["row", "label", "prediction", "probability"])
+    features = predictions.drop(columns=["row", "label", "prediction"]).filter(
+        regex="^(?!probability_)"
+    )
+    answered = serve_and_ask("models:/cancer/1", features.to_dict(orient="split"))
+    assert answered == predictions["prediction"].tolist()
+    assert mlflow.pyfunc.load_model("models:/cancer/2").metadata.run_id == versions[1].run_id
+
+
+def serve_and_ask(model_uri: str, split: dict) -> list:
+    """Serve the model with `mlflow models serve` on a free loopback port, send it the
+    rows (pandas' "split" orient) and return its answers; the server is stopped."""
     port = free_port()
     server = subprocess.Popen(
         [
@@ -42,7 +52,7 @@ def test_register_then_serve_answers_like_the_runs_predictions(tmp_path):
             "models",
             "serve",
             "-m",
-            "models:/cancer/1",
+            model_uri,
             "--env-manager",
             "local",
             "--host",
@@ -65,7 +75,7 @@ def test_register_then_serve_answers_like_the_runs_predictions(tmp_path):
                         break
             assert time.monotonic() < deadline, "the model server did not come up"
             time.sleep(0.5)
-        body = json.dumps({"dataframe_split": features.to_dict(orient="split")}).encode()
+        body = json.dumps({"dataframe_split": split}).encode()
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/invocations",
             data=body,
@@ -81,5 +91,35 @@ def test_register_then_serve_answers_like_the_runs_predictions(tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
-    assert answered == predictions["prediction"].tolist()
-    assert mlflow.pyfunc.load_model("models:/cancer/2").metadata.run_id == versions[1].run_id
+    return answered
+
+
+def test_a_served_multiclass_model_answers_with_the_users_labels_from_raw_rows(tmp_path):
+    """Text labels, a text feature: rows with missing cells (JSON null) and a category
+    never seen in training are answered with the user's own labels."""
+    rows = 60
+    frame = pd.DataFrame(
+        {
+            "size": [float(i % 3) * 2 + (i % 7) / 10 for i in range(rows)],
+            "colour": [["red", "green", "blue"][i % 3] for i in range(rows)],
+            "species": [["cat", "dog", "eel"][i % 3] for i in range(rows)],
+        }
+    )
+    frame.loc[[4, 9], "size"] = None
+    frame.loc[[5], "colour"] = None
+    frame.to_csv(tmp_path / "animals.csv", index=False)
+    settings = [
+        f"data.input={tmp_path / 'animals.csv'}",
+        "data.target=species",
+        "evaluation.cv_folds=3",
+        "registry.register=true",
+        "registry.model_name=animals",
+    ]
+    assert train.main(settings) == 0
+    raw = {
+        "columns": ["size", "colour"],
+        "data": [[None, "red"], [2.1, None], [4.0, "violet"], [0.1, "red"]],
+    }
+    answered = serve_and_ask("models:/animals/1", raw)
+    assert len(answered) == 4 and set(answered) <= {"cat", "dog", "eel"}
+    assert answered[3] == "cat"
