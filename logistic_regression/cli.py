@@ -32,25 +32,28 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def guarded(command: Callable[[], int]) -> int:
-    """Run `command` under the error policy; its return value is the exit code."""
-    try:
-        with stop_on_signals():
-            return command()
-    except Interrupted as exc:
-        return interrupted(exc)
-    except KitError as exc:
-        return refuse(exc)
-    except Exception as exc:
-        if os.environ.get(DEBUG_VARIABLE):
-            raise
-        line = redact(first_line(exc))
-        print(
-            f"error: unexpected {type(exc).__name__}: {line} "
-            f"(a bug in the kit; set {DEBUG_VARIABLE}=1 for the traceback)",
-            file=sys.stderr,
-        )
-        fail_pending_mlflow_run(f"{type(exc).__name__}: {line}")
-        return 1
+    """Run `command` under the error policy; its return value is the exit code. The
+    error paths run inside the signal scope too: a signal while a refusal is recorded
+    is handled the same way, and a second one is ignored."""
+    with stop_on_signals():
+        try:
+            try:
+                return command()
+            except KitError as exc:
+                return refuse(exc)
+            except Exception as exc:
+                if os.environ.get(DEBUG_VARIABLE):
+                    raise
+                line = redact(first_line(exc))
+                print(
+                    f"error: unexpected {type(exc).__name__}: {line} "
+                    f"(a bug in the kit; set {DEBUG_VARIABLE}=1 for the traceback)",
+                    file=sys.stderr,
+                )
+                fail_pending_mlflow_run(f"{type(exc).__name__}: {line}")
+                return 1
+        except Interrupted as exc:
+            return interrupted(exc)
 
 
 # Code a signal must not interrupt half-way: a database transaction cut by an exception

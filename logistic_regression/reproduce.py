@@ -27,6 +27,8 @@ import math
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,7 +40,7 @@ from mlflow.tracking import MlflowClient
 from logistic_regression import data, provenance
 from logistic_regression.background import child_environment
 from logistic_regression.config import flatten_tree
-from logistic_regression.errors import KitError
+from logistic_regression.errors import Interrupted, KitError, first_line
 from logistic_regression.mlproject import hydra_quote
 from logistic_regression.storage import s3
 from logistic_regression.tracking import runs
@@ -367,43 +369,77 @@ def reproduce(run_id: str, tolerance: float = 0.0) -> int:
         check_data(recorded)
         project = checkout(recorded, scratch)
         new_id, experiment_id = open_reproduction(client, recorded)
-        # Without this process's own thread limits: the rerun's BLAS threads must be
-        # what the original run had, whatever commit it runs.
-        env = child_environment(
-            {
-                "MLFLOW_RUN_ID": new_id,
-                "MLFLOW_TRACKING_URI": absolute_tracking_uri(mlflow.get_tracking_uri()),
-                "MLFLOW_EXPERIMENT_ID": experiment_id,
-            }
-        )
-        overrides = replay_overrides(recorded, Path.cwd() / "outputs")
-        print(
-            f"Re-running {recorded.commit[:12]} of {recorded.repository} as run {new_id} ...",
-            flush=True,
-        )
-        done = subprocess.run(
-            [sys.executable, "-m", "logistic_regression.train", *overrides],
-            cwd=project,
-            env=env,
-            capture_output=True,
-            text=True,
-        )
-        rerun = client.get_run(new_id)
-        if done.returncode != 0 or rerun.info.status != "FINISHED":
-            if rerun.info.status == "RUNNING":
-                client.set_terminated(new_id, "FAILED")
-            reason = redact((done.stderr.strip().splitlines() or ["no output"])[-1])
-            runs.log_tags(new_id, {VERDICT_TAG: "failed", ERROR_TAG: reason})
-            print(f"error: the rerun failed: {reason}", file=sys.stderr)
-            return 1
-        environment = _download(new_id, "environment.txt", scratch / "new")
-        result = compare(
-            recorded,
-            dict(rerun.data.metrics),
-            rerun.data.params.get("input_digest", ""),
-            parse_environment(environment.read_text()) if environment else {},
-            tolerance,
-        )
+        with _ended_if_stopped(client, new_id):
+            code = _rerun_and_compare(
+                client, recorded, new_id, experiment_id, project, scratch, tolerance
+            )
+    return code
+
+
+@contextmanager
+def _ended_if_stopped(client: MlflowClient, run_id: str) -> Iterator[None]:
+    """The reproduction run exists from here on: a signal or an error before the rerun
+    ended it (the rerun is killed with this process) ends it KILLED or FAILED."""
+    try:
+        yield
+    except BaseException as exc:
+        interrupted = isinstance(exc, Interrupted)
+        reason = str(exc) if interrupted else f"{type(exc).__name__}: {first_line(exc)}"
+        with suppress(Exception), runs.bounded_store():
+            if client.get_run(run_id).info.status == "RUNNING":
+                runs.fail_run(run_id, reason, "KILLED" if interrupted else "FAILED")
+        if isinstance(exc, Interrupted):
+            exc.run_id = run_id
+        raise
+
+
+def _rerun_and_compare(
+    client: MlflowClient,
+    recorded: Recorded,
+    new_id: str,
+    experiment_id: str,
+    project: Path,
+    scratch: Path,
+    tolerance: float,
+) -> int:
+    """Train the recorded configuration again as run `new_id`, then compare and tell."""
+    # Without this process's own thread limits: the rerun's BLAS threads must be
+    # what the original run had, whatever commit it runs.
+    env = child_environment(
+        {
+            "MLFLOW_RUN_ID": new_id,
+            "MLFLOW_TRACKING_URI": absolute_tracking_uri(mlflow.get_tracking_uri()),
+            "MLFLOW_EXPERIMENT_ID": experiment_id,
+        }
+    )
+    overrides = replay_overrides(recorded, Path.cwd() / "outputs")
+    print(
+        f"Re-running {recorded.commit[:12]} of {recorded.repository} as run {new_id} ...",
+        flush=True,
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "logistic_regression.train", *overrides],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    rerun = client.get_run(new_id)
+    if done.returncode != 0 or rerun.info.status != "FINISHED":
+        if rerun.info.status == "RUNNING":
+            client.set_terminated(new_id, "FAILED")
+        reason = redact((done.stderr.strip().splitlines() or ["no output"])[-1])
+        runs.log_tags(new_id, {VERDICT_TAG: "failed", ERROR_TAG: reason})
+        print(f"error: the rerun failed: {reason}", file=sys.stderr)
+        return 1
+    environment = _download(new_id, "environment.txt", scratch / "new")
+    result = compare(
+        recorded,
+        dict(rerun.data.metrics),
+        rerun.data.params.get("input_digest", ""),
+        parse_environment(environment.read_text()) if environment else {},
+        tolerance,
+    )
     verdict = {VERDICT_TAG: "reproduced" if result.reproduced else "not reproduced"}
     if result.mismatches:
         verdict[MISMATCH_TAG] = ", ".join(result.mismatches)

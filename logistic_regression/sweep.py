@@ -323,10 +323,13 @@ class SweepCallback(Callback):
 
     # Whether each multirun of this process had a finished configuration (the exit code).
     outcomes: ClassVar[list[bool]] = []
+    # The sweep's own config (its store, its storage), for ending it early.
+    started: ClassVar[Config | None] = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         task = list(OmegaConf.select(config, "hydra.overrides.task", default=[]) or [])
-        parent_id = start_parent(typed_config(config), sweep_name([str(o) for o in task]))
+        SweepCallback.started = typed_config(config)
+        parent_id = start_parent(SweepCallback.started, sweep_name([str(o) for o in task]))
         os.environ[PARENT_VARIABLE] = parent_id
         runs.log_tags(parent_id, {SWEEP_TAG: "running"})
 
@@ -360,9 +363,15 @@ def _end_interrupted(reason: str, status: str = "FAILED") -> None:
     """A multirun that Hydra aborted (a bad override value) or a signal stopped still
     ends its parent."""
     parent = os.environ.pop(PARENT_VARIABLE, "")
-    if parent:
+    if not parent:
+        return
+    config = SweepCallback.started or compose_config([])
+    try:
         with runs.bounded_store():
-            finish(compose_config([]), parent, aborted=reason, aborted_status=status)
+            finish(config, parent, aborted=reason, aborted_status=status)
+    except Exception as exc:  # the summary failed: the parent still must not stay RUNNING
+        with contextlib.suppress(Exception), runs.bounded_store():
+            runs.fail_run(parent, f"{reason}; summarising failed: {first_line(exc)}", status)
 
 
 if __name__ == "__main__":  # the older spelling of `python -m logistic_regression sweep ...`

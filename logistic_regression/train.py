@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from logistic_regression import cli, notify, pipeline, sweep
 from logistic_regression.config import PROJECT_DIR, SECRET_KEYS, Config, compose_config
-from logistic_regression.errors import KitError, first_line
+from logistic_regression.errors import Interrupted, KitError, first_line
 from logistic_regression.uris import add_secret, hide_secret_settings, install
 
 # Hydra flags that print the config (or its help) instead of running.
@@ -69,6 +69,9 @@ def execute(config: Config) -> int:
     opened: list[str] = []
     try:
         summary = pipeline.run(config, on_open=opened.append)
+    except Interrupted as exc:
+        notify.run_ended(config, opened[-1] if opened else "", "KILLED", str(exc))
+        raise
     except KitError as exc:
         notify.run_ended(config, opened[-1] if opened else "", "FAILED", str(exc))
         raise

@@ -271,3 +271,26 @@ def test_inspect_unknown_run_is_one_line(capsys):
     assert main(["inspect", "nope"]) == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line.lower()]
     assert errors == ["error: no run with id 'nope' in this tracking store"]
+
+
+def test_a_reproduction_stopped_before_its_rerun_ended_is_not_left_running():
+    """A signal while the rerun trains kills the rerun with this process: the
+    reproduction run it had opened ends KILLED, and the stop names it."""
+    import signal
+
+    from logistic_regression.errors import Interrupted
+    from logistic_regression.reproduce import _ended_if_stopped
+
+    client = MlflowClient()
+    experiment = client.create_experiment("reproductions")
+    stopped = client.create_run(experiment, run_name="stopped").info.run_id
+    failed = client.create_run(experiment, run_name="failed").info.run_id
+    with pytest.raises(Interrupted) as raised, _ended_if_stopped(client, stopped):
+        raise Interrupted(signal.SIGTERM)
+    assert raised.value.run_id == stopped
+    with pytest.raises(OSError), _ended_if_stopped(client, failed):
+        raise OSError("the clone vanished")
+    assert client.get_run(stopped).info.status == "KILLED"
+    assert client.get_run(stopped).data.tags["kit.error"] == "interrupted by SIGTERM"
+    assert client.get_run(failed).info.status == "FAILED"
+    assert "the clone vanished" in client.get_run(failed).data.tags["kit.error"]

@@ -239,7 +239,7 @@ def _store_gone(uri: str) -> str:
     prefix = "sqlite:///"
     if uri.startswith(prefix) and not Path(uri[len(prefix) :]).is_file():
         return f"its tracking store {uri} does not exist (moved or deleted?)"
-    if ":***@" in uri:
+    if "://***@" in uri:
         return (
             f"its tracking store {uri} needs a password the spool does not record; run sync "
             "with MLFLOW_TRACKING_URI set to that store"

@@ -272,7 +272,7 @@ class ArtifactWriter:
         bound = self.storage.flush_timeout_s if timeout is None else timeout
         if not self.journal.sealed:  # the run's logging is over: `sync` may call it complete
             self.journal.sealed = True
-            with suppress(OSError):  # a full disk: `sync` would then say partial, not lie
+            with suppress(OSError, SpoolFull):  # a full disk: `sync` then says partial
                 self._append(event="sealed")
         started = time.monotonic()
         deadline = started + bound
@@ -296,26 +296,28 @@ class ArtifactWriter:
         """Stop the uploader and release the folder. It is removed (with
         `remove_if_complete`) only when it holds nothing unstored: every entry verified
         and no file the run wrote there without logging it."""
-        with suppress(OSError):
-            self._wake.close()  # the uploader exits at once
-        with suppress(subprocess.TimeoutExpired):
-            self._uploader.wait(timeout=10)
-        if self._uploader.poll() is None:
-            self._uploader.kill()
-            self._uploader.wait()
-        with suppress(OSError):
-            self._append(event="closed")
-        self.journal.closed = True
-        with suppress(OSError):
-            self._journal_file.close()
-        self._read_results()
-        if (
-            remove_if_complete
-            and not self.journal.pending
-            and not unlogged_files(self.folder, self.journal)
-        ):
-            remove_folder(self.folder)
-        self._lock.release()
+        try:
+            with suppress(OSError):
+                self._wake.close()  # the uploader exits at once
+            with suppress(subprocess.TimeoutExpired):
+                self._uploader.wait(timeout=10)
+            if self._uploader.poll() is None:
+                self._uploader.kill()
+                self._uploader.wait()
+            with suppress(OSError, SpoolFull):  # a full disk: the journal ends without it
+                self._append(event="closed")
+            self.journal.closed = True
+            with suppress(OSError):
+                self._journal_file.close()
+            self._read_results()
+            if (
+                remove_if_complete
+                and not self.journal.pending
+                and not unlogged_files(self.folder, self.journal)
+            ):
+                remove_folder(self.folder)
+        finally:
+            self._lock.release()
 
     def __enter__(self) -> ArtifactWriter:
         return self

@@ -9,6 +9,7 @@ instead of opening another one.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 import warnings
@@ -211,21 +212,30 @@ def active_run(
     try:
         yield run
     except (Interrupted, KeyboardInterrupt) as exc:
-        with bounded_store():
-            reason = str(exc) if isinstance(exc, Interrupted) else "interrupted (KeyboardInterrupt)"
-            mlflow.set_tag(ERROR_TAG, reason)
-            mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
-        if isinstance(exc, Interrupted):
+        reason = str(exc) if isinstance(exc, Interrupted) else "interrupted (KeyboardInterrupt)"
+        if _end_with(run.info.run_id, "KILLED", reason) and isinstance(exc, Interrupted):
             exc.run_id = run.info.run_id
         raise
     except BaseException as exc:
-        with bounded_store():
-            reason = redact(f"{type(exc).__name__}: {first_line(exc)}")
-            mlflow.set_tag(ERROR_TAG, clip(reason))
-            mlflow.end_run(RunStatus.to_string(RunStatus.FAILED))
+        _end_with(run.info.run_id, "FAILED", f"{type(exc).__name__}: {first_line(exc)}")
         raise
     else:
         mlflow.end_run(RunStatus.to_string(RunStatus.FINISHED))
+
+
+def _end_with(run_id: str, status: str, reason: str) -> bool:
+    """End the open run `status` with `reason` in kit.error, bounded; True when done. The
+    store may be what failed: then one warning, and the run's own error is what counts."""
+    try:
+        with bounded_store():
+            mlflow.set_tag(ERROR_TAG, clip(redact(reason)))
+            mlflow.end_run(status)
+        return True
+    except Exception as exc:
+        logging.getLogger("logistic_regression").warning(
+            "could not end run %s %s: %s", run_id, status, redact(first_line(exc))
+        )
+        return False
 
 
 def log_params(run_id: str, params: Mapping[str, str]) -> None:
