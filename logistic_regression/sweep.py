@@ -42,6 +42,7 @@ from logistic_regression.config import (
     validate,
 )
 from logistic_regression.errors import ConfigError, Interrupted, KitError, first_line
+from logistic_regression.storage import spool
 from logistic_regression.storage.writer import ArtifactWriter
 from logistic_regression.tracking import artifact_state, runs, store, sweeps
 from logistic_regression.uris import absolute_tracking_uri, add_secret, hide_secret_settings, redact
@@ -276,7 +277,8 @@ def finish(
         runs.log_metrics(parent_id, [(f"best_{metric}", best.value, 0)])
     root = runs.artifact_uri(parent_id)
     tracking_uri = absolute_tracking_uri(runs.use_tracking_uri(config.tracking))
-    with ArtifactWriter(parent_id, redact(tracking_uri), config.storage) as writer:
+    journal_uri = redact(spool.store_uri(tracking_uri))  # the form every journal records
+    with ArtifactWriter(parent_id, journal_uri, config.storage) as writer:
         folder = writer.scratch("summary")
         folder.mkdir()
         (folder / sweep_summary.FILE_NAME).write_text(html, encoding="utf-8")
