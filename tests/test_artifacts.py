@@ -343,3 +343,24 @@ def test_an_old_journal_is_still_read(tmp_path):
     (entry,) = journal.pending
     assert entry.destination == "s3://b/p/a" and not entry.referenced and entry.run_id == ""
     assert journal.models == ["m-1"]
+
+
+def test_a_signal_while_the_writer_opens_leaves_no_folder_and_no_lock(storage, monkeypatch):
+    """SIGTERM while the uploader is being started (after the journal's first line):
+    nothing was queued, so nothing may be left for a `sync` that has nothing to do."""
+    import signal
+
+    from logistic_regression.errors import Interrupted
+    from logistic_regression.storage import writer as writer_module
+
+    def interrupted_start(*args, **kwargs):
+        raise Interrupted(signal.SIGTERM)
+
+    folder = spool_root(storage) / "run-opening"
+    with monkeypatch.context() as patched:
+        patched.setattr(writer_module.subprocess, "Popen", interrupted_start)
+        with pytest.raises(Interrupted):
+            ArtifactWriter("run-opening", "sqlite:///x.db", storage)
+    assert not folder.exists()
+    with ArtifactWriter("run-opening", "sqlite:///x.db", storage) as reopened:  # not locked
+        assert reopened.journal.run_id == "run-opening"

@@ -125,50 +125,73 @@ class ArtifactWriter:
         self.folder.mkdir(parents=True, exist_ok=True)
         self._lock = FileLock(str(self.folder / LOCK))
         self._lock.acquire(timeout=0)
-        for log in (JOURNAL, RESULTS):  # a line cut by a crash must not swallow the next
-            repair_tail(self.folder / log)
-        self.journal = Journal.read(self.folder)
-        self._results_offset = (
-            (self.folder / RESULTS).stat().st_size if (self.folder / RESULTS).exists() else 0
-        )
-        self._failed_now: set[int] = set()
-        self._journal_file = (self.folder / JOURNAL).open("ab", buffering=0)
-        self._journal_error: Exception | None = None
-        self._append_lock = threading.Lock()
-        self.journal.pid, self.journal.closed = os.getpid(), False
-        if not self.journal.run_id:
-            self.journal.run_id, self.journal.tracking_uri = run_id, tracking_uri
-            self.journal.version = JOURNAL_VERSION
-            self._append(
-                event="run",
-                run_id=run_id,
-                tracking_uri=tracking_uri,
-                pid=os.getpid(),
-                version=JOURNAL_VERSION,
+        try:
+            for log in (JOURNAL, RESULTS):  # a line cut by a crash must not swallow the next
+                repair_tail(self.folder / log)
+            self.journal = Journal.read(self.folder)
+            self._results_offset = (
+                (self.folder / RESULTS).stat().st_size if (self.folder / RESULTS).exists() else 0
             )
-        else:
-            self._append(event="opened", pid=os.getpid())
-        settings = Settings.from_storage(storage, tracking_uri, warm_s3)
-        self._uploader = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "logistic_regression.storage.uploader",
-                str(self.folder),
-                settings_argument(settings),
-            ],
-            stdin=subprocess.PIPE,
-            env=child_environment(),
-            # Its own process group: Ctrl-C and a scheduler's SIGTERM to the run's group
-            # stop the run, which then ends the uploader by closing its stdin (a signal
-            # while it starts up would kill it with a traceback instead).
-            process_group=0,
-        )
-        assert self._uploader.stdin is not None  # stdin=PIPE
-        self._wake = self._uploader.stdin  # a new line: "look at the journal again"
-        self._next_id = max(self.journal.entries, default=-1) + 1
-        self.unspooled: list[str] = []
-        self._woken = 0.0
+            self._failed_now: set[int] = set()
+            self._journal_file = (self.folder / JOURNAL).open("ab", buffering=0)
+            self._journal_error: Exception | None = None
+            self._append_lock = threading.Lock()
+            self.journal.pid, self.journal.closed = os.getpid(), False
+            if not self.journal.run_id:
+                self.journal.run_id, self.journal.tracking_uri = run_id, tracking_uri
+                self.journal.version = JOURNAL_VERSION
+                self._append(
+                    event="run",
+                    run_id=run_id,
+                    tracking_uri=tracking_uri,
+                    pid=os.getpid(),
+                    version=JOURNAL_VERSION,
+                )
+            else:
+                self._append(event="opened", pid=os.getpid())
+            settings = Settings.from_storage(storage, tracking_uri, warm_s3)
+            self._uploader = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "logistic_regression.storage.uploader",
+                    str(self.folder),
+                    settings_argument(settings),
+                ],
+                stdin=subprocess.PIPE,
+                env=child_environment(),
+                # Its own process group: Ctrl-C and a scheduler's SIGTERM to the run's group
+                # stop the run, which then ends the uploader by closing its stdin (a signal
+                # while it starts up would kill it with a traceback instead).
+                process_group=0,
+            )
+            assert self._uploader.stdin is not None  # stdin=PIPE
+            self._wake = self._uploader.stdin  # a new line: "look at the journal again"
+            self._next_id = max(self.journal.entries, default=-1) + 1
+            self.unspooled: list[str] = []
+            self._woken = 0.0
+        except BaseException:  # a signal or a full disk while opening: leave nothing behind
+            self._abandon()
+            raise
+
+    def _abandon(self) -> None:
+        """Opening failed half-way: stop what was started and release the folder. Nothing
+        was queued by this writer, so a folder whose journal lists no file is removed; one
+        that already held files (left by an earlier process) is kept for `sync`."""
+        uploader = getattr(self, "_uploader", None)
+        if uploader is not None and uploader.poll() is None:
+            uploader.kill()
+            uploader.wait()
+        journal_file = getattr(self, "_journal_file", None)
+        if journal_file is not None:
+            with suppress(OSError):
+                journal_file.close()
+        journal = getattr(self, "journal", None)
+        try:
+            if journal is not None and not journal.entries:
+                remove_folder(self.folder)
+        finally:
+            self._lock.release()
 
     # -- what the training thread calls: none of it touches the network --
 
