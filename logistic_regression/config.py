@@ -418,6 +418,16 @@ def public_config(config: Config) -> dict:
 # -- composing conf/ ---------------------------------------------------------------
 
 
+def experiment_artifact_location(config: Config) -> str | None:
+    """Where experiments the kit creates keep their artifacts: an S3 prefix for storage=s3,
+    MLflow's default (./mlruns, or the tracking server's) otherwise."""
+    if config.storage.kind != StorageKind.S3:
+        return None
+    prefix = config.storage.prefix.strip("/")
+    parts = [config.storage.bucket, *([prefix] if prefix else []), config.tracking.experiment_name]
+    return "s3://" + "/".join(parts)
+
+
 def conf_dir() -> Path:
     """`conf/` beside the package (a checkout), else in the working folder."""
     for candidate in (PROJECT_DIR / "conf", Path.cwd() / "conf"):

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 import sys
 from collections.abc import Callable, Iterator
@@ -31,6 +32,7 @@ from logistic_regression.config import (
     Config,
     Penalty,
     StorageKind,
+    experiment_artifact_location,
     public_config,
     validate,
     validate_for_task,
@@ -123,6 +125,8 @@ def run(
                 on_open(run_id)
             run_root = runs.artifact_uri(run_id)
             runs.check_artifact_location(run_root, prepared.artifact_location, f"run {run_id}")
+            if parent_run_id is None:
+                warn_other_experiment(config, active.info.experiment_id)
             try:
                 with writing(prepared, run_id, run_root, background) as writer:
                     context = RunContext(
@@ -203,6 +207,25 @@ def warn_abandoned(config: Config, tracking_uri: str) -> None:
         print(line, file=sys.stderr)
 
 
+def warn_other_experiment(config: Config, experiment_id: str) -> None:
+    """One line when `mlflow run` put the run outside the kit's experiment without being
+    asked to (`mlflow run <git-url>` from another folder lands in "Default"): `best`,
+    `inspect` and baselines look in the kit's experiment."""
+    if not runs.run_id_from_mlflow_run():
+        return
+    if os.environ.get("MLFLOW_EXPERIMENT_NAME") or experiment_id != runs.DEFAULT_EXPERIMENT_ID:
+        return  # the user chose it (--experiment-name/-id 0 cannot be told apart; rare)
+    wanted = config.tracking.experiment_name
+    if runs.experiment_name(experiment_id) == wanted:
+        return
+    print(
+        f"note: mlflow run recorded this run in the experiment 'Default', not {wanted!r} "
+        f"where best, inspect and baselines look; add --experiment-name {wanted} "
+        "(or run from a checkout of the kit)",
+        file=sys.stderr,
+    )
+
+
 def prepare(config: Config) -> Prepared:
     """Check and load everything a run needs; a problem is a KitError before any run."""
     add_secret(config.notify.webhook_url)  # hidden in every message from now on
@@ -236,7 +259,7 @@ def prepare(config: Config) -> Prepared:
         tags=provenance.tags(PROJECT_DIR, git, config.tracking.note),
         name=run_name(config),
         tracking_uri=tracking_uri,
-        artifact_location=artifact_location(config),
+        artifact_location=experiment_artifact_location(config),
     )
 
 
@@ -287,24 +310,15 @@ def run_name(config: Config) -> str:
     return f"logreg-C{m.C:g}-{suffix}"
 
 
-def artifact_location(config: Config) -> str | None:
-    """Where experiments the kit creates keep their artifacts: an S3 prefix for storage=s3,
-    MLflow's default (./mlruns, or the tracking server's) otherwise."""
-    if config.storage.kind != StorageKind.S3:
-        return None
-    prefix = config.storage.prefix.strip("/")
-    parts = [config.storage.bucket, *([prefix] if prefix else []), config.tracking.experiment_name]
-    return "s3://" + "/".join(parts)
-
-
 def metric_records(result: evaluate.Evaluation) -> list[tuple[str, float, int]]:
-    """cv_<m>_mean/std, cv_<m>_fold_<k> (and cv_<m> at step k for charts), test_<m>."""
+    """cv_<m>_mean/std, cv_<m> at step k for fold k (one chart per metric, the folds as
+    its points), test_<m>. Per-fold values are not logged again as separate metrics:
+    thirty single-point charts crowded the run page; the report tables them."""
     records: list[tuple[str, float, int]] = []
     for name in result.metric_names:
         records.append((f"cv_{name}_mean", result.cv_mean(name), 0))
         records.append((f"cv_{name}_std", result.cv_std(name), 0))
         for k, fold in enumerate(result.folds, start=1):
-            records.append((f"cv_{name}_fold_{k}", fold[name], 0))
             records.append((f"cv_{name}", fold[name], k))
         records.append((f"test_{name}", result.test[name], 0))
     return records

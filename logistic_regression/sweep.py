@@ -37,6 +37,7 @@ from logistic_regression.config import (
     SECRET_KEYS,
     Config,
     compose_config,
+    experiment_artifact_location,
     one_line,
     public_config,
     validate,
@@ -222,7 +223,7 @@ def start_parent(config: Config, name: str = "") -> str:
     git = provenance.git_state(PROJECT_DIR)
     tags = provenance.tags(PROJECT_DIR, git, config.tracking.note)
     experiment = runs.experiment_id(
-        config.tracking.experiment_name, pipeline.artifact_location(config)
+        config.tracking.experiment_name, experiment_artifact_location(config)
     )
     return sweeps.start_parent(experiment, name, tags)
 

@@ -105,3 +105,20 @@ def test_the_logged_dataset_has_the_whole_frames_schema_profile_and_digest():
     assert json.loads(logged.dataset.schema) == {"mlflow_colspec": whole.schema.to_dict()}
     assert json.loads(logged.dataset.profile)["num_rows"] == rows
     assert logged.dataset.digest == "d" * 36
+
+
+def test_a_per_fold_series_is_compared_fold_by_fold(config):
+    """Reproduce compares what metrics_with_steps returns: each fold of cv_<m> on its own
+    (the run's latest value alone would hide a change in an earlier fold)."""
+    mlflow.set_experiment("steps")
+    with mlflow.start_run() as run:
+        for step, value in enumerate([0.91, 0.92, 0.93], start=1):
+            mlflow.log_metric("cv_roc_auc", value, step=step)
+        mlflow.log_metrics({"cv_roc_auc_mean": 0.92, "test_roc_auc": 0.95})
+    assert runs.metrics_with_steps(run.info.run_id) == {
+        "cv_roc_auc[1]": 0.91,
+        "cv_roc_auc[2]": 0.92,
+        "cv_roc_auc[3]": 0.93,
+        "cv_roc_auc_mean": 0.92,
+        "test_roc_auc": 0.95,
+    }

@@ -103,6 +103,10 @@ def use_uri(uri: str) -> None:
     mlflow.set_tracking_uri(uri)
 
 
+# MLflow's "Default" experiment, where `mlflow run` puts a run no one placed elsewhere.
+DEFAULT_EXPERIMENT_ID = "0"
+
+
 def run_id_from_mlflow_run() -> str | None:
     """The run `mlflow run` created for this process, if it did."""
     return os.environ.get("MLFLOW_RUN_ID") or None
@@ -291,6 +295,25 @@ def run_note(run_id: str) -> str:
 
 def experiment_of(run_id: str) -> str:
     return MlflowClient().get_run(run_id).info.experiment_id
+
+
+def metrics_with_steps(run_id: str) -> dict[str, float]:
+    """The run's metrics, a stepped series (`cv_<m>`, one value per fold) as one entry per
+    step, `cv_roc_auc[3]`: what a reproduction must match, fold by fold."""
+    client = MlflowClient()
+    latest = client.get_run(run_id).data.metrics
+    values: dict[str, float] = {}
+    for key, value in latest.items():
+        history = client.get_metric_history(run_id, key) if key.startswith("cv_") else []
+        if len({m.step for m in history}) > 1:
+            values.update({f"{key}[{m.step}]": m.value for m in history})
+        else:
+            values[key] = value
+    return values
+
+
+def experiment_name(experiment_id: str) -> str:
+    return MlflowClient().get_experiment(experiment_id).name
 
 
 def run_status(run_id: str) -> str:

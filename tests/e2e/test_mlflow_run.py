@@ -170,3 +170,32 @@ def test_env_manager_uv_builds_the_pinned_environment(kit, tmp_path):
     for pin in pins:
         assert pin.strip().removeprefix("- ") in lock.splitlines()
     assert "pytest==" not in lock, "the run must use the isolated environment, not the test one"
+
+
+def test_mlflow_run_in_a_checkout_lands_where_best_and_baselines_look(kit):
+    """No --experiment-name: `mlflow run .` in the kit's folder records into the kit's
+    experiment (its default-experiment provider), so `best` lists those runs and a
+    baseline applies to the next one."""
+    bare = [PYTHON, "-m", "mlflow", "run", ".", "--env-manager", "local"]
+    first = run_command([*bare, "-P", "C=0.5"], cwd=kit, timeout=900)
+    assert first.returncode == 0, first.stderr
+    assert "note: mlflow run recorded this run" not in first.stderr
+    client = MlflowClient()
+    (run,) = only_run(client)
+    assert client.get_experiment(run.info.experiment_id).name == "logistic-regression"
+
+    marked = run_command([PYTHON, "-m", "logistic_regression", "baseline", run.info.run_id], kit)
+    assert marked.returncode == 0, marked.stderr
+    second = run_command([*bare, "-P", "C=2"], cwd=kit, timeout=900)
+    assert second.returncode == 0, second.stderr
+    later = next(r for r in only_run(client) if r.info.run_id != run.info.run_id)
+    assert later.info.experiment_id == run.info.experiment_id
+    assert later.data.tags["kit.baseline_run_id"] == run.info.run_id
+
+    best = run_command(
+        [PYTHON, "-m", "logistic_regression", "best", "--metric", "cv_roc_auc_mean"], kit
+    )
+    assert best.returncode == 0, best.stderr
+    assert run.info.run_id in best.stdout and later.info.run_id in best.stdout
+    assert [e.name for e in client.search_experiments()] == ["logistic-regression", "Default"]
+    assert client.search_runs(["0"]) == []

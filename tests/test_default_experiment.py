@@ -1,0 +1,62 @@
+"""One experiment however a run starts: in a checkout of the kit, a run started without
+an experiment (what `mlflow run .` does) lands in the kit's experiment."""
+
+from __future__ import annotations
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+from logistic_regression import pipeline
+from logistic_regression.tracking import runs
+
+
+def fake_checkout(folder):
+    folder.mkdir()
+    (folder / "MLproject").write_text("name: logistic-regression-kit\n")
+    (folder / "logistic_regression").mkdir()
+    (folder / "logistic_regression" / "mlproject.py").write_text("")
+    return folder
+
+
+def experiment_of_new_run() -> str:
+    with mlflow.start_run() as run:
+        experiment_id = run.info.experiment_id
+    return MlflowClient().get_experiment(experiment_id).name
+
+
+def test_a_run_without_experiment_in_a_checkout_lands_in_the_kit_experiment(
+    tmp_path, monkeypatch
+):
+    monkeypatch.chdir(fake_checkout(tmp_path / "kit"))
+    assert experiment_of_new_run() == "logistic-regression"
+    assert experiment_of_new_run() == "logistic-regression"  # found, not created twice
+
+
+def test_elsewhere_mlflow_keeps_its_default(tmp_path):
+    assert experiment_of_new_run() == "Default"
+
+
+def test_an_explicit_experiment_wins(tmp_path, monkeypatch):
+    monkeypatch.chdir(fake_checkout(tmp_path / "kit"))
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "mine")
+    mlflow.set_experiment("mine")
+    assert experiment_of_new_run() == "mine"
+
+
+def test_a_mlflow_run_in_default_says_where_best_looks(config, monkeypatch, capsys):
+    with mlflow.start_run(experiment_id=runs.DEFAULT_EXPERIMENT_ID) as run:
+        monkeypatch.setenv("MLFLOW_RUN_ID", run.info.run_id)
+        pipeline.warn_other_experiment(config, run.info.experiment_id)
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("note: mlflow run recorded this run in the experiment 'Default'")
+    assert "--experiment-name logistic-regression" in line
+
+
+def test_no_note_for_a_run_in_the_kit_experiment_or_outside_mlflow_run(
+    config, monkeypatch, capsys
+):
+    pipeline.warn_other_experiment(config, runs.DEFAULT_EXPERIMENT_ID)  # no MLFLOW_RUN_ID
+    kit = MlflowClient().create_experiment("logistic-regression")
+    monkeypatch.setenv("MLFLOW_RUN_ID", "0" * 32)
+    pipeline.warn_other_experiment(config, kit)
+    assert capsys.readouterr().err == ""
