@@ -24,9 +24,7 @@ def experiment_of_new_run() -> str:
     return MlflowClient().get_experiment(experiment_id).name
 
 
-def test_a_run_without_experiment_in_a_checkout_lands_in_the_kit_experiment(
-    tmp_path, monkeypatch
-):
+def test_a_run_without_experiment_in_a_checkout_lands_in_the_kit_experiment(tmp_path, monkeypatch):
     monkeypatch.chdir(fake_checkout(tmp_path / "kit"))
     assert experiment_of_new_run() == "logistic-regression"
     assert experiment_of_new_run() == "logistic-regression"  # found, not created twice
@@ -52,9 +50,7 @@ def test_a_mlflow_run_in_default_says_where_best_looks(config, monkeypatch, caps
     assert "--experiment-name logistic-regression" in line
 
 
-def test_no_note_for_a_run_in_the_kit_experiment_or_outside_mlflow_run(
-    config, monkeypatch, capsys
-):
+def test_no_note_for_a_run_in_the_kit_experiment_or_outside_mlflow_run(config, monkeypatch, capsys):
     pipeline.warn_other_experiment(config, runs.DEFAULT_EXPERIMENT_ID)  # no MLFLOW_RUN_ID
     kit = MlflowClient().create_experiment("logistic-regression")
     monkeypatch.setenv("MLFLOW_RUN_ID", "0" * 32)
