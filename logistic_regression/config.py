@@ -214,6 +214,7 @@ class SweepConfig:
 class NotifyConfig:
     webhook_url: str = ""
     timeout_s: float = 5.0
+    ui_url: str = ""
 
 
 @dataclass

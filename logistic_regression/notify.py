@@ -29,13 +29,13 @@ from logistic_regression.uris import add_secret, redact, redact_tree
 log = logging.getLogger("logistic_regression")
 
 
-def run_link(tracking_uri: str, experiment_id: str, run_id: str) -> str:
-    """The run's page in the MLflow UI (the local `mlflow ui` for a file or SQLite store)."""
-    base = (
-        tracking_uri
-        if tracking_uri.startswith(("http://", "https://"))
-        else ("http://127.0.0.1:5000")
-    )
+def run_link(ui_url: str, tracking_uri: str, experiment_id: str, run_id: str) -> str:
+    """The run's page in the MLflow UI people open: `notify.ui_url`, else the tracking
+    server's address; "" for a local store with no UI set (a link to some `mlflow ui` on
+    the reader's own machine would point nowhere)."""
+    base = ui_url or (tracking_uri if tracking_uri.startswith(("http://", "https://")) else "")
+    if not base:
+        return ""
     return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
@@ -56,13 +56,14 @@ def payload(
     if error:
         text += f". Error: {error}"
     body = {
-        "text": f"{text}. {link}",
+        "text": f"{text}. {link}" if link else f"{text}.",
         "run_id": run_id,
         "run_name": run_name,
         "status": status,
         "metrics": key,
-        "link": link,
     }
+    if link:
+        body["link"] = link
     if error:
         body["error"] = error
     return body
@@ -119,7 +120,7 @@ def run_ended(config: Config, run_id: str, status: str, error: str = "") -> None
         info.run_name,
         status,
         metrics,
-        run_link(tracking_uri, info.experiment_id, run_id),
+        run_link(redact(config.notify.ui_url), tracking_uri, info.experiment_id, run_id),
         redact(error),
     )
     send(config.notify.webhook_url, body, config.notify.timeout_s)

@@ -82,12 +82,30 @@ def test_a_finished_run_posts_its_summary_and_never_records_the_url(hook, capsys
     )[0]
     assert body["run_id"] == run.info.run_id and body["status"] == "FINISHED"
     assert body["metrics"]["cv_roc_auc_mean"] == run.data.metrics["cv_roc_auc_mean"]
-    assert body["link"].endswith(f"/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}")
+    # A local store: no UI anyone else can open, so no link (not a guessed localhost one).
+    assert "link" not in body and "http" not in body["text"]
     assert run.info.run_id[:8] in body["text"]
     recorded = everything_recorded(run.info.run_id)
     assert SECRET not in recorded and "***" in recorded  # stored redacted, never in clear
     out = capsys.readouterr()
     assert SECRET not in out.out + out.err + caplog.text
+
+
+def test_the_link_points_to_the_configured_ui(hook):
+    ui = "https://mlflow.team.example/"
+    assert train.main(["tracking.experiment_name=notify", f"notify.ui_url={ui}"]) == 0
+    (body,) = hook.bodies
+    run = MlflowClient().get_run(body["run_id"])
+    page = (
+        f"https://mlflow.team.example/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+    )
+    assert body["link"] == page and body["text"].endswith(f". {page}")
+
+
+def test_a_run_on_a_tracking_server_links_to_that_server():
+    link = notify.run_link("", "http://127.0.0.1:5005", "7", "abc")
+    assert link == "http://127.0.0.1:5005/#/experiments/7/runs/abc"
+    assert notify.run_link("", "sqlite:///mlflow.db", "7", "abc") == ""
 
 
 def test_a_run_that_fails_inside_posts_failed_with_the_reason(hook, monkeypatch):
