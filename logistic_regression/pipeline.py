@@ -21,7 +21,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
 from omegaconf import OmegaConf
 from sklearn.pipeline import Pipeline
 
@@ -361,7 +360,7 @@ def record(context: RunContext) -> RunSummary:
     baseline = baselines.compare_with_baseline(
         context.run_id, {k: v for k, v, step in records if not step}
     )
-    predictions = evaluate.predictions_table(result)
+    predictions = outputs.predictions_csv(evaluate.predictions_table(result))
     output_path = outputs.write_predictions(predictions, config.data.output, context.run_id, writer)
     data_params = data_provenance(dataset, output_path)
     data_params["task"] = result.task
@@ -440,20 +439,20 @@ def estimated_model_size(estimator: Pipeline, n_features: int) -> int:
 
 
 def write_run_files(
-    context: RunContext, predictions: pd.DataFrame, packages: dict[str, str], html: str
+    context: RunContext, predictions: bytes, packages: dict[str, str], html: str
 ) -> None:
     """The run's own files, written straight into the spool (adopted without a copy),
     once the spool's disk is known to have room for all of them."""
     git = context.prepared.git
     files = {
-        "predictions.csv": predictions.to_csv(index=False),
         "features.txt": "\n".join(context.dataset.features.columns) + "\n",
         "config.yaml": OmegaConf.to_yaml(recorded_config(context.config)),
         "environment.txt": provenance.environment_lock(packages),
         **({"uncommitted.patch": git.patch} if git is not None and git.dirty else {}),
         "report.html": html,
     }
-    contents = {name: text.encode("utf-8") for name, text in files.items()}
+    contents = {"predictions.csv": predictions}
+    contents.update({name: text.encode("utf-8") for name, text in files.items()})
     with context.writer.room_for(sum(map(len, contents.values())), "the report and run files"):
         staging = context.writer.scratch("artifacts")
         staging.mkdir()
