@@ -11,7 +11,6 @@ in the kit: fix the kit, not the table.
 from __future__ import annotations
 
 import contextlib
-import socket
 import sqlite3
 import sys
 from pathlib import Path
@@ -90,24 +89,6 @@ def bad_files(tmp_path_factory) -> dict[str, str]:
     (folder / "a_file").write_text("not a folder")
     files["a_file"] = str(folder / "a_file")
     return files
-
-
-@pytest.fixture
-def closed_port() -> int:
-    """A port nobody listens on (bound, then released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture
-def silent_server():
-    """A tracking server address that accepts connections and never answers."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    listener.close()
 
 
 @contextlib.contextmanager

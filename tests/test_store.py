@@ -6,7 +6,6 @@ a test that would otherwise hang on MLflow's own retries (minutes)."""
 
 from __future__ import annotations
 
-import socket
 import sqlite3
 
 import pytest
@@ -19,23 +18,6 @@ from logistic_regression.errors import StorageError
 from logistic_regression.tracking import store
 
 BOUND = 60  # generous: what matters is that the call returns at all
-
-
-@pytest.fixture
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture
-def silent_server():
-    """Accepts connections (in the kernel) and never answers."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    listener.close()
 
 
 @pytest.fixture

@@ -276,9 +276,13 @@ def test_a_multiclass_run_on_text_labels_gaps_and_categories_reproduces(kit_repo
     table(["bird", "cat", "dog"]).to_csv(path, index=False)
     done = run_command(
         [
-            PYTHON, "-m", "logistic_regression.train",
-            f"data.input={path}", "data.target=label",
-            "preprocessing.drop_columns=[id]", "evaluation.cv_folds=3",
+            PYTHON,
+            "-m",
+            "logistic_regression.train",
+            f"data.input={path}",
+            "data.target=label",
+            "preprocessing.drop_columns=[id]",
+            "evaluation.cv_folds=3",
         ],
         cwd=kit_repo,
     )
