@@ -42,7 +42,7 @@ def report_input():
         confusion=[[40, 2], [3, 69]],
         labels=["0", "1"],
         roc_curve=(np.array([0, 0.1, 1.0]), np.array([0, 0.9, 1.0])),
-        pr_curve=(np.array([0, 0.9, 1.0]), np.array([1.0, 0.95, 0.6])),
+        pr_curve=(np.array([1.0, 0.9, 0.0]), np.array([0.6, 0.95, 1.0])),  # recall falls
         coefficients=[(HOSTILE, -2.5), ("radius", 1.5), ("texture", 0.5)],
         provenance={
             "mlflow.source.git.commit": "deadbeef",
@@ -51,6 +51,11 @@ def report_input():
         },
         packages={"mlflow": "3.17.2", "scikit-learn": "1.9.1"},
         warnings=["ConvergenceWarning: lbfgs failed to converge"],
+        positive_label="1",
+        intercept=[("", 0.3)],
+        experiment="kit-experiments",
+        train_rows=456,
+        class_counts={"0": 212, "1": 357},
     )
 
 
@@ -62,10 +67,10 @@ def test_report_shows_every_section(report_input):
         "Cross-validation (3 folds)",
         "mean ± std",
         "0.9100 ± 0.0082",
-        "Test metrics",
+        "Metrics",
         "0.9870",
         "Confusion matrix",
-        ">69<",
+        ">69 <small>",
         "Largest coefficients",
         "radius",
         "deadbeef",
@@ -131,6 +136,9 @@ def test_a_multiclass_report_names_its_classes_and_draws_no_binary_curves(report
         labels=["setosa", "versicolor", "virginica"],
         roc_curve=None,
         pr_curve=None,
+        positive_label=None,
+        intercept=[("setosa", 0.1), ("versicolor", 0.2), ("virginica", -0.3)],
+        class_counts={"setosa": 50, "versicolor": 50, "virginica": 50},
         coefficients=[("petal width [setosa]", -2.0), ("colour_red [virginica]", 1.0)],
         preprocessing={
             "rows": 150,
@@ -152,4 +160,6 @@ def test_a_multiclass_report_names_its_classes_and_draws_no_binary_curves(report
     assert (
         '<td class="text">colour</td><td class="text">categorical</td><td>4</td><td>3</td>' in html
     )
-    assert re.findall(r'<img alt="([^"]*)"', html) == ["Largest coefficients"]
+    (alt,) = re.findall(r'<img alt="([^"]*)"', html)
+    assert alt.startswith("Largest coefficients: petal width [setosa] -2.0000;")
+    assert "towards the class in brackets" in html
