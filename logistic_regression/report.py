@@ -94,7 +94,7 @@ def parameter_groups(params: dict[str, str]) -> tuple[dict[str, dict[str, str]],
 
 def confusion_cells(report: ReportInput) -> list[list[dict]]:
     """Each cell's count, its share of the actual class's rows, and a shade by that share
-    (the diagonal dark where the model is right)."""
+    (the diagonal dark where the model is right; an empty cell unshaded)."""
     rows = []
     for row in report.confusion:
         total = sum(row)
@@ -103,7 +103,9 @@ def confusion_cells(report: ReportInput) -> list[list[dict]]:
                 {
                     "count": cell,
                     "share": cell / total if total else 0.0,
-                    "alpha": round(0.08 + 0.72 * (cell / total if total else 0.0), 2),
+                    "alpha": round(
+                        (0.08 if cell else 0.0) + 0.72 * (cell / total if total else 0.0), 2
+                    ),
                 }
                 for cell in row
             ]

@@ -128,19 +128,12 @@ def _coefficients(report: ReportInput, Figure) -> str:
     axes.set_yticks(range(len(top)), names)
     axes.axvline(0, color="#1c2833", linewidth=0.8)
     axes.set_title("Largest coefficients", loc="left")
-    axes.set_xlabel(direction_label(report), fontsize=8.5)
-    if report.intercept:
-        axes.text(
-            1.0,
-            1.01,
-            "intercept "
-            + ", ".join(f"{_short(n, 14)} {v:+.3f}".strip() for n, v in report.intercept),
-            transform=axes.transAxes,
-            ha="right",
-            va="bottom",
-            fontsize=8,
-            color="#566573",
+    label = direction_label(report)
+    if report.intercept:  # under the axis: no title or bar to collide with, however long
+        label += "\nintercept " + ", ".join(
+            f"{_short(n, 14)} {v:+.3f}".strip() for n, v in report.intercept
         )
+    axes.set_xlabel(label, fontsize=8.5)
     axes.grid(axis="x", alpha=0.3)
     return png_data_uri(figure)
 

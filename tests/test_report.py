@@ -258,12 +258,11 @@ def test_the_precision_recall_chart_shows_average_precision_and_prevalence(
 
 def test_the_coefficient_chart_says_which_way_and_shows_the_intercept(report_input, monkeypatch):
     axes = drawn_figures(report_input, monkeypatch)["coefficients"].axes[0]
-    assert axes.get_xlabel() == "← towards 0    coefficient    towards 1 →"
-    assert "intercept +0.300" in [t.get_text() for t in axes.texts]
+    assert axes.get_xlabel() == "← towards 0    coefficient    towards 1 →\nintercept +0.300"
     html = render(report_input)
     caption = html.split("<h2>Coefficients", 1)[1].split("</figcaption>", 1)[0]
     assert "towards <code>1</code>" in caption and "towards <code>0</code>" in caption
-    assert 'Intercept: <span class="nowrap">+0.3000</span>' in caption
+    assert 'towards <code>0</code>. Intercept: <span class="nowrap">+0.3000</span>' in caption
 
 
 def test_the_coefficients_are_not_repeated_in_a_table(report_input):

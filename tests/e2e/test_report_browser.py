@@ -170,3 +170,22 @@ def test_a_real_sweeps_summary_reads_well_on_a_laptop_and_a_phone(browser):
         assert "★ best" in text and best in text
         assert "error" in text and "model.C=-1.0 is not allowed" in text  # one failed
         assert " ± " in text
+
+
+def test_a_multiclass_report_reads_well_too(config, browser):
+    """Three classes: a 3 x 3 confusion matrix, one coefficient per feature and class."""
+    config = dataclasses.replace(
+        config,
+        data=dataclasses.replace(config.data, input="iris"),
+        evaluation=dataclasses.replace(config.evaluation, cv_folds=3),
+    )
+    summary = pipeline.run(config)
+    run = MlflowClient().get_run(summary.run_id)
+    measured = look_at(browser, artifacts(run) / "report.html", "report-multiclass")
+    assert_reads_well(measured, "multiclass report.html")
+    for m in measured.values():
+        text = m["text"]
+        assert f"{summary.cv_mean:.4f} ± {summary.cv_std:.4f}" in text
+        assert "120 train" in text and "30 test" in text
+        assert "towards the class in brackets" in text
+        assert len(m["images"]) == 1  # no binary curves
