@@ -58,7 +58,7 @@ class ReportInput:
     train_rows: int | None = None
     class_counts: dict[str, int] = field(default_factory=dict)  # every labelled row
     # The report is written before the run ends: its state then, never a guessed outcome.
-    status: str = "trained and evaluated; the run was still recording its files"
+    status: str = "trained and evaluated; its files still being stored"
     written: str = field(default_factory=_now)
 
 

@@ -186,7 +186,7 @@ def test_the_report_leads_with_a_summary_then_provenance_then_metrics(report_inp
         "kit-experiments",
         "deadbee<",  # the short commit
         ">dirty<",
-        "still recording",  # the status when written: not an invented FINISHED
+        "still being stored",  # the status when written: not an invented FINISHED
         "UTC",
     ):
         assert fact in summary, fact
