@@ -136,6 +136,16 @@ def coefficients(pipeline: Pipeline) -> list[tuple[str, float]]:
     return sorted(pairs, key=lambda pair: abs(pair[1]), reverse=True)
 
 
+def intercepts(pipeline: Pipeline) -> list[tuple[str, float]]:
+    """The intercept(s), named as the report shows them: one for a binary model (the
+    log-odds of the positive class at all-zero encoded features), one per class else."""
+    classifier = pipeline.named_steps["classifier"]
+    values = np.atleast_1d(classifier.intercept_)
+    if len(values) == 1:
+        return [("", float(values[0]))]
+    return [(str(label), float(v)) for label, v in zip(classifier.classes_, values, strict=True)]
+
+
 def preprocessing_summary(pipeline: Pipeline, features: pd.DataFrame) -> dict:
     """What the fitted preprocessing did, for the report: rows and columns in, columns
     out, missing cells per column (imputed: in the rows the model was fitted on and in

@@ -386,6 +386,11 @@ def record(context: RunContext) -> RunSummary:
         roc_curve=result.roc_curve,
         pr_curve=result.pr_curve,
         coefficients=model.coefficients(result.model),
+        intercept=model.intercepts(result.model),
+        headline=config.evaluation.headline_metric,
+        experiment=config.tracking.experiment_name,
+        train_rows=len(result.split.y_train),
+        class_counts=class_counts(result),
         preprocessing=model.preprocessing_summary(result.model, dataset.features),
         positive_label=None if result.positive_label is None else str(result.positive_label),
         provenance={
@@ -416,6 +421,13 @@ def record(context: RunContext) -> RunSummary:
         report_uri=context.run_root + "/report.html",
         output_path=output_path,
     )
+
+
+def class_counts(result: evaluate.Evaluation) -> dict[str, int]:
+    """Rows per class over train and test together: the class balance the report shows."""
+    labels = pd.concat([result.split.y_train, result.split.y_test])
+    counts = labels.value_counts()
+    return {str(label): int(counts.get(label, 0)) for label in result.classes}
 
 
 def data_provenance(dataset: data.Dataset, output_path: str) -> dict[str, str]:
@@ -502,9 +514,18 @@ def summary_line(summary: RunSummary) -> str:
     )
 
 
+def ui_url(tracking_uri: str) -> str | None:
+    """The MLflow UI's address when the runs are on a tracking server (it serves the UI
+    too), else None: a local store has no UI until someone starts one."""
+    if tracking_uri.startswith(("http://", "https://")):
+        return redact(tracking_uri)
+    return None
+
+
 def ui_hint(tracking_uri: str) -> str:
     """Where to look at the runs: the server's address, or the command that opens the UI on
     a local store (the same however the run was started: the path is made absolute)."""
-    if tracking_uri.startswith(("http://", "https://")):
-        return redact(tracking_uri)
+    url = ui_url(tracking_uri)
+    if url is not None:
+        return url
     return f"mlflow ui --backend-store-uri {redact(absolute_tracking_uri(tracking_uri))}"

@@ -1,17 +1,35 @@
 """Render one self-contained HTML report: no external scripts, styles, fonts or images.
 
-Plots are PNGs inlined as data URIs; every piece of user text goes through Jinja2's
-autoescaping, so a note or column name cannot inject markup.
+It leads with what a reader asks first (how good, on what data, from which code, in what
+state), then provenance, metrics and charts, and ends with the parameters, the
+infrastructure ones folded away. Plots are PNGs inlined as data URIs (report_charts);
+every piece of user text goes through Jinja2's autoescaping, so a note or column name
+cannot inject markup.
 """
 
 from __future__ import annotations
 
-import base64
-import io
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import jinja2
 import numpy as np
+
+from logistic_regression.provenance import GIT_COMMIT, GIT_DIRTY
+from logistic_regression.report_charts import (
+    average_precision,
+    css_size,
+    plots,
+    png_data_uri,
+    prevalence,
+    warm_up,
+)
+
+__all__ = ["ReportInput", "TEMPLATES", "plots", "png_data_uri", "render", "warm_up"]
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 @dataclass
@@ -34,6 +52,14 @@ class ReportInput:
     baseline: dict | None = None  # {"run_id", "run_name", "rows": [{metric, value, ...}]}
     preprocessing: dict | None = None  # model.preprocessing_summary
     positive_label: str | None = None  # binary targets: the positive class
+    intercept: list[tuple[str, float]] = field(default_factory=list)  # model.intercepts
+    headline: str = "roc_auc"  # evaluation.headline_metric
+    experiment: str = ""
+    train_rows: int | None = None
+    class_counts: dict[str, int] = field(default_factory=dict)  # every labelled row
+    # The report is written before the run ends: its state then, never a guessed outcome.
+    status: str = "trained and evaluated; its files still being stored"
+    written: str = field(default_factory=_now)
 
 
 TEMPLATES = jinja2.Environment(
@@ -43,69 +69,75 @@ TEMPLATES = jinja2.Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+TEMPLATES.filters["section"] = lambda key: key.split(".", 1)[0]  # `storage.kind` -> storage
+
+# Parameter groups by the config section a key starts with; the rest (where and how the
+# run was recorded) is folded away.
+PARAMETER_GROUPS = {
+    "model": ("model.",),
+    "data": ("data.", "preprocessing."),
+    "evaluation": ("evaluation.", "seed"),
+}
 
 
-def png_data_uri(figure) -> str:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=96, bbox_inches="tight", metadata={"Software": None})
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+def parameter_groups(params: dict[str, str]) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+    """(the model, data and evaluation parameters by group, the infrastructure rest)."""
+    groups: dict[str, dict[str, str]] = {name: {} for name in PARAMETER_GROUPS}
+    rest: dict[str, str] = {}
+    for key, value in sorted(params.items()):
+        group = next(
+            (g for g, prefixes in PARAMETER_GROUPS.items() if key.startswith(prefixes)), None
+        )
+        (groups[group] if group else rest)[key] = value
+    return groups, rest
 
 
-def plots(report: ReportInput) -> dict[str, str]:
-    """ROC and precision-recall (binary targets) and coefficient charts as inline PNG
-    data URIs."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    images: dict[str, str] = {}
-    if report.roc_curve is not None and report.pr_curve is not None:
-        images.update(_curves(report, Figure))
-    images["coefficients"] = _coefficients(report, Figure)
-    return images
-
-
-def _curves(report: ReportInput, Figure) -> dict[str, str]:
-    assert report.roc_curve is not None and report.pr_curve is not None
-    images: dict[str, str] = {}
-    fpr, tpr = report.roc_curve
-    figure = Figure(figsize=(4.2, 3.6))
-    axes = figure.add_subplot()
-    axes.plot(fpr, tpr, label=f"AUC {report.test['roc_auc']:.4f}")
-    axes.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=0.8)
-    axes.set(xlabel="False positive rate", ylabel="True positive rate", title="ROC (test)")
-    axes.legend(loc="lower right")
-    images["roc"] = png_data_uri(figure)
-
-    recall, precision = report.pr_curve
-    figure = Figure(figsize=(4.2, 3.6))
-    axes = figure.add_subplot()
-    axes.plot(recall, precision)
-    axes.set(xlabel="Recall", ylabel="Precision", title="Precision-recall (test)")
-    images["pr"] = png_data_uri(figure)
-    return images
+def confusion_cells(report: ReportInput) -> list[list[dict]]:
+    """Each cell's count, its share of the actual class's rows, and a shade by that share
+    (the diagonal dark where the model is right; an empty cell unshaded)."""
+    rows = []
+    for row in report.confusion:
+        total = sum(row)
+        rows.append(
+            [
+                {
+                    "count": cell,
+                    "share": cell / total if total else 0.0,
+                    "alpha": round(
+                        (0.08 if cell else 0.0) + 0.72 * (cell / total if total else 0.0), 2
+                    ),
+                }
+                for cell in row
+            ]
+        )
+    return rows
 
 
-def _coefficients(report: ReportInput, Figure) -> str:
-    top = report.coefficients[: report.top_coefficients][::-1]
-    figure = Figure(figsize=(5.5, 0.28 * len(top) + 1.0))
-    axes = figure.add_subplot()
-    axes.barh(
-        [name for name, _ in top],
-        [value for _, value in top],
-        color=["#c0392b" if value < 0 else "#2471a3" for _, value in top],
-    )
-    axes.set(xlabel="Coefficient (encoded features)", title="Largest coefficients")
-    return png_data_uri(figure)
+def facts(report: ReportInput, summary: dict[str, tuple[float, float]]) -> dict:
+    """The summary at the top: the headline metric, rows, balance, code version."""
+    headline = report.headline if report.headline in report.test else next(iter(report.test))
+    commit = report.provenance.get(GIT_COMMIT, "")
+    test_rows = sum(map(sum, report.confusion))
+    total = sum(report.class_counts.values())
+    return {
+        "headline": headline,
+        "cv": summary[headline],
+        "test": report.test[headline],
+        "train_rows": report.train_rows,
+        "test_rows": test_rows,
+        "balance": [(label, n, n / total) for label, n in report.class_counts.items()]
+        if total
+        else [],
+        "commit": commit[:7],
+        "dirty": report.provenance.get(GIT_DIRTY) == "true",
+    }
 
 
-def warm_up() -> None:
-    """Import matplotlib ahead of drawing (run in the background worker)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.figure  # noqa: F401
+def negative_label(report: ReportInput) -> str | None:
+    """A binary target's other class (None for a multiclass one)."""
+    if report.positive_label is None or len(report.labels) != 2:
+        return None
+    return next(label for label in report.labels if label != report.positive_label)
 
 
 def render(report: ReportInput, images: dict[str, str] | None = None) -> str:
@@ -116,9 +148,19 @@ def render(report: ReportInput, images: dict[str, str] | None = None) -> str:
         name: (float(np.mean([f[name] for f in folds])), float(np.std([f[name] for f in folds])))
         for name in metrics
     }
+    images = plots(report) if images is None else images
+    groups, infrastructure = parameter_groups(report.params)
     return TEMPLATES.get_template("report.html.j2").render(
         r=report,
         metrics=metrics,
         summary=summary,
-        images=plots(report) if images is None else images,
+        facts=facts(report, summary),
+        images=images,
+        sizes={name: css_size(uri) for name, uri in images.items()},
+        confusion=confusion_cells(report),
+        average_precision=None if report.pr_curve is None else average_precision(report.pr_curve),
+        prevalence=prevalence(report),
+        negative_label=negative_label(report),
+        groups=groups,
+        infrastructure=infrastructure,
     )

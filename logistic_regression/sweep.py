@@ -249,6 +249,7 @@ def finish(
     (`aborted_status` when `aborted` says why the sweep stopped early).
     Returns True when at least one configuration finished."""
     metric, direction = config.sweep.metric, config.sweep.direction
+    std_name, test_name = sweep_summary.companions(metric)
     children = [
         sweep_summary.Child(
             run_id=child.info.run_id,
@@ -257,10 +258,21 @@ def finish(
             params={k: v for k, v in child.data.params.items() if "." in k},
             value=child.data.metrics.get(metric),
             error=child.data.tags.get(runs.ERROR_TAG, ""),
+            experiment_id=child.info.experiment_id,
+            std=child.data.metrics.get(std_name) if std_name else None,
+            test=child.data.metrics.get(test_name) if test_name else None,
         )
         for child in sweeps.child_runs(parent_id)
     ]
-    html, best, swept = sweep_summary.render_summary(parent_id, children, metric, direction)
+    tracking_uri = absolute_tracking_uri(runs.use_tracking_uri(config.tracking))
+    html, best, swept = sweep_summary.render_summary(
+        parent_id,
+        children,
+        metric,
+        direction,
+        title=runs.run_name(parent_id),
+        ui_url=pipeline.ui_url(tracking_uri),
+    )
     failed = sum(child.status != "FINISHED" for child in children)
     tags = {
         SWEEP_TAG: "aborted" if aborted else "finished",
@@ -277,7 +289,6 @@ def finish(
         tags.update({f"sweep.best.{name}": best.params.get(name, "") for name in swept})
         runs.log_metrics(parent_id, [(f"best_{metric}", best.value, 0)])
     root = runs.artifact_uri(parent_id)
-    tracking_uri = absolute_tracking_uri(runs.use_tracking_uri(config.tracking))
     journal_uri = redact(spool.store_uri(tracking_uri))  # the form every journal records
     with ArtifactWriter(parent_id, journal_uri, config.storage) as writer:
         folder = writer.scratch("summary")

@@ -293,6 +293,10 @@ def run_note(run_id: str) -> str:
     return MlflowClient().get_run(run_id).data.tags.get("mlflow.note.content", "")
 
 
+def run_name(run_id: str) -> str:
+    return MlflowClient().get_run(run_id).info.run_name or ""
+
+
 def experiment_of(run_id: str) -> str:
     return MlflowClient().get_run(run_id).info.experiment_id
 
