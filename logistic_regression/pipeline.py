@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 from omegaconf import OmegaConf
 from sklearn.pipeline import Pipeline
 

@@ -54,13 +54,6 @@ def screenshot(page, name: str) -> Path:
     return path
 
 
-def horizontal_overflow(page_or_frame) -> int:
-    """How many CSS pixels the document is wider than its viewport (0: none)."""
-    return page_or_frame.evaluate(
-        "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
-    )
-
-
 def undecoded_images(page_or_frame) -> list[str]:
     """The alt text of every <img> that did not decode (naturalWidth 0)."""
     return page_or_frame.evaluate(

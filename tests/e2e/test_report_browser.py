@@ -16,24 +16,15 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT
+from browser import SCREENSHOTS
+from browser import WIDTHS as BROWSER_WIDTHS
+from browser import browser as launch_browser
 from mlflow.tracking import MlflowClient
 
 from logistic_regression import pipeline, train
 
-CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = PROJECT / "test-artifacts" / "screenshots"
-WIDTHS = (1280, 420)
+WIDTHS = tuple(BROWSER_WIDTHS.values())
 HOSTILE_NOTE = '<script>alert("note")</script><img src=x onerror=alert(1)>'
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 # What the page measures of itself: overflow, images, inline SVGs, lines that wrapped.
 MEASURE = """() => {
@@ -62,16 +53,8 @@ MEASURE = """() => {
 
 @pytest.fixture(scope="module")
 def browser():
-    if not CHROMIUM.exists():
-        pytest.skip(f"no system Chromium at {CHROMIUM} (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with launch_browser() as chromium:
+        yield chromium
 
 
 def look_at(browser, html_file: Path, name: str) -> dict[int, dict]:
