@@ -4,6 +4,8 @@ an experiment (what `mlflow run .` does) lands in the kit's experiment."""
 from __future__ import annotations
 
 import mlflow
+import mlflow.tracking.fluent
+import pytest
 from mlflow.tracking import MlflowClient
 
 from logistic_regression import pipeline
@@ -16,6 +18,13 @@ def fake_checkout(folder):
     (folder / "logistic_regression").mkdir()
     (folder / "logistic_regression" / "mlproject.py").write_text("")
     return folder
+
+
+@pytest.fixture(autouse=True)
+def no_active_experiment(monkeypatch):
+    """As in a fresh process: an earlier test's run left MLflow's active experiment set
+    (the kit sets it when it opens a run), which would win over the default providers."""
+    monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
 
 
 def experiment_of_new_run() -> str:
