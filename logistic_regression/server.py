@@ -45,7 +45,7 @@ from logistic_regression.background import child_environment
 from logistic_regression.config import PROJECT_DIR
 from logistic_regression.config import compose as compose_config_file
 from logistic_regression.errors import ConfigError, KitError
-from logistic_regression.uris import absolute_tracking_uri, install, redact
+from logistic_regression.uris import absolute_tracking_uri, add_secret, install, redact
 
 
 @dataclass
@@ -238,6 +238,7 @@ def admin_password() -> str:
             f"the admin password in {where} starts or ends with a space or holds a control "
             "character; MLflow's auth config cannot carry it"
         )
+    add_secret(password)  # hidden in whatever this process prints from now on
     return password
 
 
