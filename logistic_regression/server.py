@@ -62,6 +62,7 @@ class ServerConfig:
     auth_database_uri: str = ""
     admin_username: str = "admin"
     default_permission: str = "READ"
+    auth_cache_ttl_s: int = 60
 
 
 ConfigStore.instance().store(name="base_server", node=ServerConfig)
@@ -74,6 +75,10 @@ def compose(overrides: list[str]) -> ServerConfig:
         raise ConfigError(f"port={config.port} is not allowed; it must be 1-65535")
     if config.workers < 1:
         raise ConfigError(f"workers={config.workers} is not allowed; it must be >= 1")
+    if config.auth_cache_ttl_s < 0:
+        raise ConfigError(
+            f"auth_cache_ttl_s={config.auth_cache_ttl_s} is not allowed; it must be >= 0"
+        )
     if config.default_permission not in PERMISSIONS:
         raise ConfigError(
             f"default_permission={config.default_permission} is not allowed; "
@@ -265,6 +270,7 @@ def write_auth_config(config: ServerConfig, folder: Path) -> Path:
         "admin_username": _escape(config.admin_username),
         "admin_password": _escape(admin_password()),
         "authorization_function": "mlflow.server.auth:authenticate_request_basic_auth",
+        "auth_cache_ttl_seconds": str(config.auth_cache_ttl_s),
     }
     text = io.StringIO()
     parser.write(text)
