@@ -117,6 +117,28 @@ def test_a_failed_start_quotes_the_traceback_not_the_shutdown_line():
     assert "password authentication failed" in cause
 
 
+CHAINED = """\
+2026/11/24 14:06:46 ERROR mlflow.cli: Error initializing backend store
+Traceback (most recent call last):
+  File "/x/mlflow/tracking/registry.py", line 1, in get_store
+KeyError: 'nosuchdb'
+
+During handling of the above exception, another exception occurred:
+
+Traceback (most recent call last):
+  File "/x/mlflow/server/__init__.py", line 9, in initialize_backend_stores
+mlflow.tracking.registry.UnsupportedModelRegistryStoreURIException:  got unsupported URI
+2026/11/24 14:06:47 INFO:     Stopping parent process [4235]
+Traceback (most recent call last):
+SystemExit: 1
+"""
+
+
+def test_of_a_chain_of_exceptions_the_last_is_quoted():
+    cause = server.cause_from_log(CHAINED)
+    assert cause.startswith("mlflow.tracking.registry.UnsupportedModelRegistryStoreURIException")
+
+
 def test_without_a_traceback_the_first_error_line_else_the_last_line():
     log = "INFO: starting\nERROR: [Errno 98] address already in use\nINFO: Stopping\n"
     assert server.cause_from_log(log) == "ERROR: [Errno 98] address already in use"
