@@ -415,7 +415,7 @@ class PostgresServer:
             host=str(self.socket_dir), port=self.port, user="postgres", dbname=database,
             autocommit=True,
         ) as connection:  # fmt: skip
-            connection.execute(sql)  # type: ignore[arg-type]
+            connection.execute(sql)
 
     def create_database(self, name: str) -> str:
         self.admin(f'CREATE DATABASE "{name}" OWNER "{self.role}"')
