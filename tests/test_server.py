@@ -144,3 +144,31 @@ def test_without_a_traceback_the_first_error_line_else_the_last_line():
     assert server.cause_from_log(log) == "ERROR: [Errno 98] address already in use"
     assert server.cause_from_log("INFO: a\nINFO: b\n") == "INFO: b"
     assert server.cause_from_log("") == "(nothing in the log)"
+
+
+def test_a_refused_login_says_which_variables_to_check(monkeypatch):
+    from logistic_regression.tracking import store
+
+    for name in store.CREDENTIALS:
+        monkeypatch.delenv(name, raising=False)
+    assert "none was given" in store.unauthenticated("http://mlflow.internal:5000")
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "alice")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "wrong-password-123")
+    line = store.unauthenticated("http://mlflow.internal:5000")
+    assert "refused the credentials in MLFLOW_TRACKING_USERNAME, MLFLOW_TRACKING_PASSWORD" in line
+    assert "wrong-password-123" not in line
+
+
+def test_a_denied_run_names_the_experiment_and_other_errors_pass():
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import PERMISSION_DENIED, RESOURCE_DOES_NOT_EXIST
+
+    from logistic_regression.errors import StorageError
+    from logistic_regression.tracking.runs import refusing_read_only
+
+    with pytest.raises(StorageError, match="experiment 'shared': permission denied"):
+        with refusing_read_only("shared"):
+            raise MlflowException("Permission denied", error_code=PERMISSION_DENIED)
+    with pytest.raises(MlflowException):
+        with refusing_read_only("shared"):
+            raise MlflowException("gone", error_code=RESOURCE_DOES_NOT_EXIST)
