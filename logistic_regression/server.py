@@ -443,6 +443,7 @@ def stop(config: ServerConfig) -> int:
         return 0
     _stop_group(pid)
     pid_file.unlink(missing_ok=True)
+    _description_file(config).unlink(missing_ok=True)
     print(f"stopped the tracking server (pid {pid})")
     return 0
 
