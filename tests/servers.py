@@ -417,6 +417,17 @@ class PostgresServer:
         ) as connection:  # fmt: skip
             connection.execute(sql)
 
+    def dump(self, database: str) -> str:
+        """`pg_dump` of `database` as SQL text (as the superuser, over the socket)."""
+        done = subprocess.run(
+            [str(self.bin / "pg_dump"), "-h", str(self.socket_dir), "-p", str(self.port),
+             "-U", "postgres", "-d", database],
+            user="postgres", group="postgres", capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise RuntimeError(f"pg_dump failed: {done.stderr.strip()[-2000:]}")
+        return done.stdout
+
     def create_database(self, name: str) -> str:
         self.admin(f'CREATE DATABASE "{name}" OWNER "{self.role}"')
         return self.uri(name)

@@ -69,6 +69,9 @@ def test_the_kit_records_through_the_server_with_a_users_login(team, tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     assert len(runs_of(team, "team-alice")) == 2
     assert_no_secret(team, team.outputs)
+    tracking_store = team.database.dump("mlflow")  # every param, tag, metric, input
+    assert run.info.run_id in tracking_store
+    assert_no_secret(team, [tracking_store])
 
 
 @pytest.mark.parametrize(
