@@ -1,17 +1,34 @@
 """The team tracking server: start (foreground or background), stop, status.
 
 `scripts/start_mlflow.sh` calls this. Settings come from `conf/server.yaml` (host, port,
-backend store, artifact destination); the server serves artifacts itself
-(`--serve-artifacts`), so clients need no S3 keys. A background server writes its PID
-and log under `state_dir`; starting waits for `/health` and fails with a clear message
-when the port is taken or the server does not come up.
+backend store, artifact destination, authentication); the server serves artifacts itself
+(`--serve-artifacts`), so clients need no S3 keys. A background server writes its PID,
+log and a description of itself (what `--status` shows) under `state_dir`; starting
+waits for `/health` (`health_timeout_s` + `health_timeout_per_worker_s` per worker) and
+fails with one line quoting the cause from the server's log when it does not come up.
+
+Passwords never come from conf/ or the command line (which `ps` shows):
+
+- the database's from libpq's own places: PGPASSWORD, PGPASSFILE or ~/.pgpass (a
+  backend_store_uri or auth_database_uri with a password in it is refused);
+- with `auth: true` (MLflow's `basic-auth` app), the admin's from the file named by
+  LOGREG_SERVER_ADMIN_PASSWORD_FILE, else from MLFLOW_AUTH_ADMIN_PASSWORD. The server
+  reads it from the ini MLflow's auth takes (MLFLOW_AUTH_CONFIG_PATH), written at each
+  start into `state_dir` with mode 0600. The Flask secret key the auth app needs (one
+  for all workers) is MLFLOW_FLASK_SERVER_SECRET_KEY, else one made at the first start
+  and kept in `state_dir` (0600).
 """
 
 from __future__ import annotations
 
 import argparse
+import configparser
 import contextlib
+import io
+import json
 import os
+import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -20,6 +37,7 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from hydra.core.config_store import ConfigStore
 
@@ -27,7 +45,7 @@ from logistic_regression.background import child_environment
 from logistic_regression.config import PROJECT_DIR
 from logistic_regression.config import compose as compose_config_file
 from logistic_regression.errors import ConfigError, KitError
-from logistic_regression.uris import absolute_tracking_uri, install, redact
+from logistic_regression.uris import absolute_tracking_uri, add_secret, install, redact
 
 
 @dataclass
@@ -39,6 +57,12 @@ class ServerConfig:
     workers: int = 2
     state_dir: str = ".mlflow-server"
     health_timeout_s: float = 60.0
+    health_timeout_per_worker_s: float = 30.0
+    auth: bool = False
+    auth_database_uri: str = ""
+    admin_username: str = "admin"
+    default_permission: str = "READ"
+    auth_cache_ttl_s: int = 60
 
 
 ConfigStore.instance().store(name="base_server", node=ServerConfig)
@@ -51,7 +75,41 @@ def compose(overrides: list[str]) -> ServerConfig:
         raise ConfigError(f"port={config.port} is not allowed; it must be 1-65535")
     if config.workers < 1:
         raise ConfigError(f"workers={config.workers} is not allowed; it must be >= 1")
+    if config.auth_cache_ttl_s < 0:
+        raise ConfigError(
+            f"auth_cache_ttl_s={config.auth_cache_ttl_s} is not allowed; it must be >= 0"
+        )
+    if config.default_permission not in PERMISSIONS:
+        raise ConfigError(
+            f"default_permission={config.default_permission} is not allowed; "
+            f"it must be one of {', '.join(PERMISSIONS)}"
+        )
+    for name in ("backend_store_uri", "auth_database_uri", "artifacts_destination"):
+        value = getattr(config, name)
+        if _password_in(value):
+            raise ConfigError(
+                f"{name}={redact(value)} carries a password; the command line shows it to "
+                "every user (`ps`): give the database's in PGPASSWORD, PGPASSFILE or "
+                "~/.pgpass, S3's through the AWS credential chain"
+            )
     return config
+
+
+# MLflow's permissions (mlflow/server/auth/permissions.py).
+PERMISSIONS = ("READ", "USE", "EDIT", "MANAGE", "NO_PERMISSIONS")
+ADMIN_PASSWORD_FILE = "LOGREG_SERVER_ADMIN_PASSWORD_FILE"
+ADMIN_PASSWORD = "MLFLOW_AUTH_ADMIN_PASSWORD"
+SECRET_KEY = "MLFLOW_FLASK_SERVER_SECRET_KEY"
+AUTH_CONFIG = "MLFLOW_AUTH_CONFIG_PATH"
+
+
+def _password_in(uri: str) -> bool:
+    if "://" not in uri:
+        return False
+    try:
+        return bool(urlsplit(uri).password)
+    except ValueError:  # a port that is not a number: not this check's to judge
+        return False
 
 
 def _in_project(path: str) -> Path:
@@ -88,6 +146,7 @@ def command(config: ServerConfig) -> list[str]:
         artifacts_destination(config),
         "--workers",
         str(config.workers),
+        *(["--app-name", "basic-auth"] if config.auth else []),
     ]
 
 
@@ -119,6 +178,10 @@ def _state(config: ServerConfig) -> tuple[Path, Path]:
     return folder / "server.pid", folder / "server.log"
 
 
+def _description_file(config: ServerConfig) -> Path:
+    return _in_project(config.state_dir) / "server.json"
+
+
 def running_pid(config: ServerConfig) -> int | None:
     pid_file, _ = _state(config)
     try:
@@ -137,10 +200,140 @@ def _refuse_taken_port(config: ServerConfig) -> None:
         )
 
 
+def health_bound(config: ServerConfig) -> float:
+    """How long a start waits for /health: each worker imports MLflow and opens the stores
+    on cores the others share, so the bound grows with their number."""
+    return config.health_timeout_s + config.workers * config.health_timeout_per_worker_s
+
+
+# -- authentication: the secrets the server needs, from outside the repository ----------
+
+
+def auth_database_uri(config: ServerConfig) -> str:
+    """Where the auth app keeps users and permissions: `auth_database_uri`, else a SQLite
+    file in `state_dir`."""
+    if config.auth_database_uri:
+        return absolute_tracking_uri(config.auth_database_uri, PROJECT_DIR)
+    return f"sqlite:///{_in_project(config.state_dir).resolve() / 'basic_auth.db'}"
+
+
+def admin_password() -> str:
+    """The admin's password: the file LOGREG_SERVER_ADMIN_PASSWORD_FILE names, else
+    MLFLOW_AUTH_ADMIN_PASSWORD; never conf/ or the command line."""
+    path = os.environ.get(ADMIN_PASSWORD_FILE, "")
+    if path:
+        try:
+            password = Path(path).expanduser().read_text().rstrip("\r\n")
+        except OSError as exc:
+            raise ConfigError(
+                f"{ADMIN_PASSWORD_FILE}={path}: cannot read the admin password file "
+                f"({exc.strerror or type(exc).__name__})"
+            ) from None
+        where = f"the file {ADMIN_PASSWORD_FILE} names"
+    else:
+        password = os.environ.get(ADMIN_PASSWORD, "")
+        where = ADMIN_PASSWORD
+    if not password:
+        raise ConfigError(
+            "auth=true needs the admin's password: put it in a file outside the repository "
+            f"and set {ADMIN_PASSWORD_FILE} to its path (or set {ADMIN_PASSWORD})"
+        )
+    if password != password.strip() or any(ord(c) < 32 for c in password):
+        raise ConfigError(
+            f"the admin password in {where} starts or ends with a space or holds a control "
+            "character; MLflow's auth config cannot carry it"
+        )
+    add_secret(password)  # hidden in whatever this process prints from now on
+    return password
+
+
+def _write_private(path: Path, text: str) -> None:
+    """`text` into `path`, readable by this user alone (0600) from its first byte."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        os.fchmod(handle.fileno(), 0o600)  # an older file may have had another mode
+        handle.write(text)
+
+
+def _escape(value: str) -> str:
+    """A value as MLflow's ConfigParser (BasicInterpolation) reads it back: `%` doubled."""
+    return value.replace("%", "%%")
+
+
+def write_auth_config(config: ServerConfig, folder: Path) -> Path:
+    """The ini MLflow's auth app reads (MLFLOW_AUTH_CONFIG_PATH), made at each start from
+    the config and the environment's admin password, mode 0600."""
+    parser = configparser.ConfigParser()
+    parser["mlflow"] = {
+        "default_permission": config.default_permission,
+        "database_uri": _escape(auth_database_uri(config)),
+        "admin_username": _escape(config.admin_username),
+        "admin_password": _escape(admin_password()),
+        "authorization_function": "mlflow.server.auth:authenticate_request_basic_auth",
+        "auth_cache_ttl_seconds": str(config.auth_cache_ttl_s),
+    }
+    text = io.StringIO()
+    parser.write(text)
+    path = folder / "basic_auth.ini"
+    _write_private(path, text.getvalue())
+    return path
+
+
+def flask_secret_key(folder: Path) -> str:
+    """MLFLOW_FLASK_SERVER_SECRET_KEY, else the key made at the first start (0600 file)."""
+    given = os.environ.get(SECRET_KEY, "")
+    if given:
+        return given
+    path = folder / "flask_secret_key"
+    with contextlib.suppress(OSError):
+        kept = path.read_text().strip()
+        if kept:
+            return kept
+    key = secrets.token_hex(32)
+    _write_private(path, key + "\n")
+    return key
+
+
+def server_environment(config: ServerConfig) -> dict[str, str]:
+    """The server's environment: the user's (PGPASSWORD or PGPASSFILE for the database,
+    the AWS chain for S3), with the auth app's config path and key; without the admin
+    password, which only the 0600 ini carries."""
+    folder = _in_project(config.state_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    environment = child_environment()
+    environment.pop(ADMIN_PASSWORD, None)
+    environment.pop(ADMIN_PASSWORD_FILE, None)
+    if config.auth:
+        environment[AUTH_CONFIG] = str(write_auth_config(config, folder))
+        environment[SECRET_KEY] = flask_secret_key(folder)
+    return environment
+
+
+def describe(config: ServerConfig) -> dict[str, str]:
+    """What `--status` shows about a server: its stores (passwords hidden), auth."""
+    return {
+        "url": url(config),
+        "backend_store": redact(backend_uri(config)),
+        "artifacts_destination": redact(artifacts_destination(config)),
+        "auth": (
+            f"basic-auth (users in {redact(auth_database_uri(config))}, "
+            f"default permission {config.default_permission})"
+            if config.auth
+            else "none"
+        ),
+        "workers": str(config.workers),
+    }
+
+
+# -- start, stop, status ----------------------------------------------------------------
+
+
 def start_foreground(config: ServerConfig) -> int:
     _refuse_taken_port(config)
+    environment = server_environment(config)
+    _write_private(_description_file(config), json.dumps(describe(config), indent=1))
     print(f"MLflow tracking server on {url(config)} (Ctrl-C stops it)", flush=True)
-    os.execve(sys.executable, command(config), child_environment())
+    os.execve(sys.executable, command(config), environment)
     return 0  # not reached
 
 
@@ -150,34 +343,79 @@ def start_background(config: ServerConfig) -> int:
         print(f"already running at {url(config)} (pid {pid})")
         return 0
     _refuse_taken_port(config)
+    environment = server_environment(config)
     pid_file, log_file = _state(config)
-    pid_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as log:
+        log_start = log.tell()
         process = subprocess.Popen(
             command(config),
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env=child_environment(),
+            env=environment,
             start_new_session=True,  # its own process group: --stop ends the workers too
         )
     pid_file.write_text(f"{process.pid}\n")
-    deadline = time.monotonic() + config.health_timeout_s
+    _write_private(_description_file(config), json.dumps(describe(config), indent=1))
+    bound = health_bound(config)
+    deadline = time.monotonic() + bound
     while time.monotonic() < deadline:
         if process.poll() is not None:
             break
         if healthy(config):
             print(f"MLflow tracking server running at {url(config)} (pid {process.pid})")
             print(f"  clients: export MLFLOW_TRACKING_URI={url(config)}")
+            if config.auth:
+                print(
+                    "  with MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD "
+                    "(users: the admin creates them)"
+                )
             return 0
         time.sleep(0.3)
+    exited = process.poll()
     _stop_group(process.pid)
     pid_file.unlink(missing_ok=True)
-    tail = log_file.read_text(errors="replace").strip().splitlines()[-1:] or ["(empty log)"]
-    raise KitError(
-        f"the server did not answer {url(config)}/health within "
-        f"{config.health_timeout_s:g}s; last log line: {tail[0][:300]} (log: {log_file})"
+    _description_file(config).unlink(missing_ok=True)
+    with log_file.open("rb") as log:
+        log.seek(log_start)
+        cause = cause_from_log(log.read().decode(errors="replace"))
+    what = (
+        f"exited with code {exited}"
+        if exited is not None
+        else f"did not answer {url(config)}/health within {bound:g} s"
     )
+    raise KitError(f"the server {what}: {cause[:300]} (log: {log_file})")
+
+
+# A Python exception's last line: `ValueError: ...`, `sqlalchemy.exc.OperationalError: ...`.
+_EXCEPTION_LINE = re.compile(
+    r"^(?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:Error|Exception|Exit|Failure|Refused)\b(?::|$)"
+)
+_ERROR_LINE = re.compile(r"\b(?:ERROR|CRITICAL|FATAL)\b|\bError\b|error:")
+
+
+_CHAINED = ("During handling of the above exception", "The above exception was the direct")
+
+
+def cause_from_log(text: str) -> str:
+    """The line of a server log that says why it did not start: the exception that ended
+    its first traceback (the last of a chain: the one MLflow raised about it), else its
+    first error line, else its last line. Never the shutdown lines that follow."""
+    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+    start = next((i for i, line in enumerate(lines) if line.startswith("Traceback (")), None)
+    if start is not None:
+        cause = ""
+        for line in lines[start:]:
+            if _EXCEPTION_LINE.match(line):
+                cause = line
+            elif not (line.startswith((" ", "\t", "Traceback (")) or line.startswith(_CHAINED)):
+                break
+        if cause:
+            return cause
+    for line in lines:
+        if _ERROR_LINE.search(line):
+            return line
+    return lines[-1] if lines else "(nothing in the log)"
 
 
 def _stop_group(pid: int, timeout: float = 15.0) -> None:
@@ -205,6 +443,7 @@ def stop(config: ServerConfig) -> int:
         return 0
     _stop_group(pid)
     pid_file.unlink(missing_ok=True)
+    _description_file(config).unlink(missing_ok=True)
     print(f"stopped the tracking server (pid {pid})")
     return 0
 
@@ -216,9 +455,18 @@ def status(config: ServerConfig) -> int:
         return 3
     if healthy(config):
         print(f"running at {url(config)} (pid {pid}), healthy")
-        return 0
-    print(f"pid {pid} is alive but {url(config)}/health does not answer")
-    return 1
+        code = 0
+    else:
+        print(f"pid {pid} is alive but {url(config)}/health does not answer")
+        code = 1
+    try:  # what this server was started with, not what conf/ says today
+        started = json.loads(_description_file(config).read_text())
+    except (OSError, ValueError):
+        started = describe(config)
+    print(f"  backend store: {redact(started.get('backend_store', '?'))}")
+    print(f"  artifact destination: {redact(started.get('artifacts_destination', '?'))}")
+    print(f"  authentication: {redact(started.get('auth', '?'))}")
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:

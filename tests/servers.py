@@ -356,3 +356,142 @@ def fill_disk(path: Path) -> Path:
         except OSError:
             pass
     return filler
+
+
+POSTGRES_PACKAGE = "postgresql"  # Debian's (15 on bookworm): initdb, pg_ctl, postgres
+
+
+def postgres_bin() -> Path:
+    """The folder of PostgreSQL's server programs (initdb, pg_ctl, postgres). Missing, the
+    test fails (never skips): CI installs the package."""
+    import pytest
+
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/postgres"),
+        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
+    )
+    if not found:
+        pytest.fail(
+            "PostgreSQL's server programs are missing (/usr/lib/postgresql/*/bin/postgres): "
+            f"apt-get install {POSTGRES_PACKAGE}",
+            pytrace=False,
+        )
+    return found[-1].parent
+
+
+@dataclass
+class PostgresServer:
+    """A throwaway PostgreSQL cluster on 127.0.0.1:`port`, run by the unprivileged
+    `postgres` user (PostgreSQL refuses root). `role` logs in with `password` (scram over
+    TCP); `postgres` (superuser) over the cluster's own Unix socket, without one."""
+
+    base: Path
+    bin: Path
+    port: int
+    role: str
+    password: str
+    process: subprocess.Popen | None = None
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.base / "socket"
+
+    @property
+    def data(self) -> Path:
+        return self.base / "data"
+
+    def uri(self, database: str) -> str:
+        """A SQLAlchemy URI without the password (libpq reads PGPASSWORD or a .pgpass)."""
+        return f"postgresql://{self.role}@127.0.0.1:{self.port}/{database}"
+
+    def environment(self) -> dict[str, str]:
+        return {"PGPASSWORD": self.password}
+
+    def admin(self, sql: str, database: str = "postgres") -> None:
+        """Run `sql` as the superuser, over the Unix socket."""
+        import psycopg
+
+        with psycopg.connect(
+            host=str(self.socket_dir), port=self.port, user="postgres", dbname=database,
+            autocommit=True,
+        ) as connection:  # fmt: skip
+            connection.execute(sql)
+
+    def dump(self, database: str) -> str:
+        """`pg_dump` of `database` as SQL text (as the superuser, over the socket)."""
+        done = subprocess.run(
+            [str(self.bin / "pg_dump"), "-h", str(self.socket_dir), "-p", str(self.port),
+             "-U", "postgres", "-d", database],
+            user="postgres", group="postgres", capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise RuntimeError(f"pg_dump failed: {done.stderr.strip()[-2000:]}")
+        return done.stdout
+
+    def create_database(self, name: str) -> str:
+        self.admin(f'CREATE DATABASE "{name}" OWNER "{self.role}"')
+        return self.uri(name)
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        subprocess.run(
+            [str(self.bin / "pg_ctl"), "stop", "-D", str(self.data), "-m", "fast", "-w",
+             "-t", "20"],
+            user="postgres", group="postgres", capture_output=True, timeout=60,
+        )  # fmt: skip
+        _stop_by_pid(self.process)  # if it is still alive; reaps it either way
+        self.process = None
+
+
+@contextlib.contextmanager
+def postgres(role: str = "mlflow", password: str | None = None):
+    """A started PostgreSQL cluster in a fresh folder of /tmp (the `postgres` user must
+    reach it, and pytest's own folders are root's alone), with `role` (password login);
+    stopped and removed when the block ends."""
+    import secrets
+    import shutil
+    import tempfile
+
+    bin_dir = postgres_bin()
+    base = Path(tempfile.mkdtemp(prefix="kit-postgres-"))
+    server = PostgresServer(
+        base, bin_dir, free_port(), role, password or "pg-" + secrets.token_hex(12)
+    )
+    try:
+        server.data.mkdir()
+        server.socket_dir.mkdir()
+        for path in (base, server.data, server.socket_dir):
+            shutil.chown(path, "postgres", "postgres")
+        base.chmod(0o755)
+        initdb = subprocess.run(
+            [str(bin_dir / "initdb"), "-D", str(server.data), "-U", "postgres", "-E", "UTF8",
+             "--locale=C", "--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync"],
+            user="postgres", group="postgres", capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        if initdb.returncode != 0:
+            raise RuntimeError(f"initdb failed: {initdb.stderr.strip()[-2000:]}")
+        with (base / "postgres.log").open("ab") as log:
+            shutil.chown(base / "postgres.log", "postgres", "postgres")
+            server.process = subprocess.Popen(
+                [str(bin_dir / "postgres"), "-D", str(server.data), "-p", str(server.port),
+                 "-c", "listen_addresses=127.0.0.1",
+                 "-c", f"unix_socket_directories={server.socket_dir}",
+                 "-c", "fsync=off", "-c", "max_connections=200"],
+                user="postgres", group="postgres", stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+        wait_for_port(server.port, server.process, timeout=60)
+        deadline = time.monotonic() + 30
+        while True:  # the port opens before the cluster accepts connections
+            try:
+                server.admin(f"CREATE ROLE \"{role}\" LOGIN PASSWORD '{server.password}'")
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)

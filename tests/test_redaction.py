@@ -67,6 +67,23 @@ def test_credential_variables_and_registered_secrets_are_hidden_wherever_they_ap
     assert uris.redact_tree(tree) == {"error": "at ***", "items": ["***", 1.5], "n": None}
 
 
+@pytest.mark.parametrize(
+    "variable",
+    [
+        "MLFLOW_TRACKING_USERNAME",
+        "MLFLOW_TRACKING_PASSWORD",
+        "MLFLOW_TRACKING_TOKEN",
+        "MLFLOW_AUTH_ADMIN_PASSWORD",
+        "MLFLOW_FLASK_SERVER_SECRET_KEY",
+        "PGPASSWORD",
+    ],
+)
+def test_a_tracking_servers_credentials_are_hidden(variable, monkeypatch):
+    monkeypatch.setenv(variable, SECRET)
+    assert variable in uris.CREDENTIAL_VARIABLES
+    assert uris.redact(f"login {SECRET} refused") == "login *** refused"
+
+
 def test_reveal_gives_the_real_uri_only_for_its_own_redaction(monkeypatch):
     real = f"http://user:{SECRET}@127.0.0.1:5000"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", real)

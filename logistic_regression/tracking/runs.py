@@ -20,6 +20,7 @@ from typing import Any
 
 import mlflow
 from mlflow.entities import Metric, Param, RunStatus, RunTag
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from logistic_regression.config import TrackingConfig, flatten_tree
@@ -175,6 +176,22 @@ def bounded_store(timeout_s: float = ERROR_PATH_TIMEOUT_S) -> Iterator[None]:
 
 
 @contextmanager
+def refusing_read_only(experiment: str) -> Iterator[None]:
+    """A tracking server with authentication that refuses this user a run in `experiment`
+    (403 PERMISSION_DENIED: a READ permission) is one line naming the experiment."""
+    try:
+        yield
+    except MlflowException as exc:
+        if exc.error_code != "PERMISSION_DENIED":
+            raise
+        raise StorageError(
+            f"the tracking server refuses this user (MLFLOW_TRACKING_USERNAME) runs in "
+            f"experiment {experiment!r}: permission denied, it may only read it; ask an admin "
+            "of the server for EDIT permission on it, or use another tracking.experiment_name"
+        ) from None
+
+
+@contextmanager
 def active_run(
     tracking: TrackingConfig,
     run_name: str,
@@ -191,9 +208,10 @@ def active_run(
         # when `mlflow run -e sweep` started the sweep) instead of opening a new run.
         client = MlflowClient()
         experiment = client.get_run(parent_run_id).info.experiment_id
-        child = client.create_run(
-            experiment, run_name=run_name, tags={**tags, PARENT_TAG: parent_run_id}
-        )
+        with refusing_read_only(client.get_experiment(experiment).name):
+            child = client.create_run(
+                experiment, run_name=run_name, tags={**tags, PARENT_TAG: parent_run_id}
+            )
         # The fluent API refuses a run outside the process's active experiment (one an
         # earlier run or the caller set): make the run's own experiment the active one.
         mlflow.set_experiment(experiment_id=experiment)
@@ -209,10 +227,11 @@ def active_run(
         # What MLflow recorded verbatim (a git URL with a token in it) is stored redacted.
         mlflow.set_tags({k: redact(v) for k, v in recorded.items() if redact(v) != v})
     else:
-        mlflow.set_experiment(
-            experiment_id=experiment_id(tracking.experiment_name, artifact_location)
-        )
-        run = mlflow.start_run(run_name=run_name, tags=dict(tags))
+        with refusing_read_only(tracking.experiment_name):
+            mlflow.set_experiment(
+                experiment_id=experiment_id(tracking.experiment_name, artifact_location)
+            )
+            run = mlflow.start_run(run_name=run_name, tags=dict(tags))
     try:
         yield run
     except (Interrupted, KeyboardInterrupt) as exc:

@@ -12,12 +12,17 @@ not say what to check. `check` asks once, within `tracking.timeout_s`:
   with MLflow's HTTP retries off and its request timeout set to the bound.
 
 Any problem is a StorageError: one line naming the store (password hidden) and what to
-check. The bound covers servers and SQLite files; a database server (PostgreSQL, MySQL)
-is asked too, but MLflow's own connection retries apply to it.
+check. A server with authentication that refuses the credentials (missing or wrong:
+MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN) says so,
+before any run exists or anything is spooled.
+
+The bound covers servers and SQLite files; a database server (PostgreSQL, MySQL) is
+asked too, but MLflow's own connection retries apply to it.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -40,12 +45,39 @@ def check(uri: str, timeout_s: float) -> None:
     try:
         with bounded_store(timeout_s):
             MlflowClient(uri).search_experiments(max_results=1)
-    except (MlflowException, SQLAlchemyError, OSError) as exc:
-        raise StorageError(
-            f"tracking store {redact(uri)} cannot be used: {redact(_reason(exc, timeout_s))}; "
-            f"check that it is running and reachable at that address ({WHERE}), "
-            f"or raise tracking.timeout_s (now {timeout_s:g} s)"
-        ) from None
+    except MlflowException as exc:
+        if exc.error_code == "UNAUTHENTICATED":
+            raise StorageError(unauthenticated(uri)) from None
+        raise _unanswered(uri, exc, timeout_s) from None
+    except (SQLAlchemyError, OSError) as exc:
+        raise _unanswered(uri, exc, timeout_s) from None
+
+
+CREDENTIALS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
+
+
+def unauthenticated(uri: str) -> str:
+    """Why a server answered 401: no credentials given, or ones it does not accept."""
+    given = [name for name in CREDENTIALS if os.environ.get(name)]
+    if not given:
+        return (
+            f"the tracking server {redact(uri)} requires a login and none was given; set "
+            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) "
+            "to a user of that server"
+        )
+    return (
+        f"the tracking server {redact(uri)} refused the credentials in {', '.join(given)} "
+        "(401 UNAUTHENTICATED); check the user name and password (an admin creates users "
+        "and can reset a password)"
+    )
+
+
+def _unanswered(uri: str, exc: BaseException, timeout_s: float) -> StorageError:
+    return StorageError(
+        f"tracking store {redact(uri)} cannot be used: {redact(_reason(exc, timeout_s))}; "
+        f"check that it is running and reachable at that address ({WHERE}), "
+        f"or raise tracking.timeout_s (now {timeout_s:g} s)"
+    )
 
 
 def sqlite_path(uri: str) -> Path | None:
