@@ -42,7 +42,7 @@ import os
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, setup_globals
@@ -97,9 +97,7 @@ def environment_of(variables: Mapping[str, str], directory: str) -> Iterator[Non
                 os.environ[name] = value
 
 
-def run_job(
-    environment: Mapping[str, str], directory: str, *args: Any, **kwargs: Any
-) -> JobReturn:
+def run_job(environment: Mapping[str, str], directory: str, *args: Any, **kwargs: Any) -> JobReturn:
     """The Ray task: the plugin's job runner in the driver's environment."""
     with environment_of(environment, directory):
         return _run_job(*args, **kwargs)
@@ -127,8 +125,8 @@ def launch(
         os.environ.get("MLFLOW_TRACKING_URI") or str(config.tracking.uri)
     )
     environment = forwarded_environment(tracking)
-    remote = OmegaConf.to_container(launcher.ray_cfg.remote, resolve=True) or {}
-    task = ray.remote(**remote)(run_job) if remote else ray.remote(run_job)  # type: ignore[call-overload]
+    remote = cast(dict[str, Any], OmegaConf.to_container(launcher.ray_cfg.remote, resolve=True))
+    task = ray.remote(**remote)(run_job) if remote else ray.remote(run_job)
     submitted = []
     for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
         log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
@@ -152,13 +150,24 @@ def launch(
         try:
             results.append(ray.get(reference))
         except ray.exceptions.RayError as exc:  # the task's worker or node died
-            reason = f"the Ray task was lost: {type(exc).__name__}: {first_line(exc)}"
-            lost.append((job_config, redact(reason)))
+            lost.append((job_config, redact(lost_reason(exc))))
             results.append(lost_job(job_config, overrides))
     parent = sweep.parent_run_id()
     if lost and parent:
         record_lost(parent, lost)
     return results
+
+
+def lost_reason(exc: Exception) -> str:
+    """Why a task never reported, in one line: Ray's error, or what the job raised."""
+    import ray
+
+    if isinstance(exc, ray.exceptions.RayTaskError):  # the job itself raised (a bug)
+        cause = exc.cause
+        return f"the configuration's Ray task failed: {type(cause).__name__}: {first_line(cause)}"
+    return f"its Ray task was lost (its worker or node died): {type(exc).__name__}: " + (
+        first_line(exc)
+    )
 
 
 def lost_job(job_config: DictConfig, overrides: list[str]) -> JobReturn:
