@@ -39,6 +39,7 @@ import contextlib
 import logging
 import math
 import os
+import socket
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -46,12 +47,11 @@ from typing import Any, cast
 
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, setup_globals
-from hydra_plugins.hydra_ray_launcher._launcher_util import _run_job, start_ray
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from logistic_regression import pipeline, sweep
 from logistic_regression.config import Config, public_config
-from logistic_regression.errors import first_line
+from logistic_regression.errors import ConfigError, first_line
 from logistic_regression.tracking import runs, sweeps
 from logistic_regression.uris import absolute_tracking_uri, redact
 
@@ -60,6 +60,47 @@ log = logging.getLogger(__name__)
 # What a configuration's process needs from the driver's environment: the tracking store
 # and its credentials (MLflow's, S3's and the other artifact stores'), the kit's settings.
 FORWARDED_PREFIXES = ("MLFLOW_", "AWS_", "AZURE_", "GOOGLE_", "DATABRICKS_", "LOGREG_")
+
+
+EXTRA = 'python -m pip install -e ".[ray]"'
+
+
+# How long the sweep waits for a Ray cluster's head to answer before refusing it (Ray
+# itself retries for minutes).
+CONNECT_TIMEOUT_S = 10.0
+ADDRESS_KEY = "hydra.launcher.ray.init.address"
+
+
+def check_early(overrides: list[str]) -> None:
+    """Before the sweep's parent run exists: `hydra/launcher=ray` without the `ray` extra,
+    or with a cluster address where nothing answers, is refused in one line."""
+    try:
+        import hydra_plugins.hydra_ray_launcher._launcher_util  # noqa: F401  (imports ray)
+    except ImportError as exc:
+        raise ConfigError(
+            f"hydra/launcher=ray needs Ray and Hydra's Ray launcher ({first_line(exc)}): {EXTRA}"
+        ) from exc
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if key.lstrip("+") == ADDRESS_KEY:
+            check_reachable(value)
+
+
+def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """A `host:port` (or `ray://host:port`) cluster address whose port does not accept a
+    connection within `timeout_s` is a ConfigError; `auto`, `local` and empty are Ray's."""
+    plain = address.strip().strip("'\"").removeprefix("ray://")
+    host, _, port = plain.rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            return
+    except OSError as exc:
+        raise ConfigError(
+            f"{ADDRESS_KEY}={address}: no Ray cluster answers there ({exc.strerror or exc}); "
+            "start it (ray start --head) or fix the address"
+        ) from exc
 
 
 def forwarded_environment(tracking_uri: str) -> dict[str, str]:
@@ -99,6 +140,8 @@ def environment_of(variables: Mapping[str, str], directory: str) -> Iterator[Non
 
 def run_job(environment: Mapping[str, str], directory: str, *args: Any, **kwargs: Any) -> JobReturn:
     """The Ray task: the plugin's job runner in the driver's environment."""
+    from hydra_plugins.hydra_ray_launcher._launcher_util import _run_job
+
     with environment_of(environment, directory):
         return _run_job(*args, **kwargs)
 
@@ -111,6 +154,7 @@ def launch(
     worker or node recorded as a FAILED child instead of ending the sweep with Ray's
     exception."""
     import ray
+    from hydra_plugins.hydra_ray_launcher._launcher_util import start_ray
 
     setup_globals()
     config, context, task_function = launcher.config, launcher.hydra_context, launcher.task_function
@@ -119,7 +163,14 @@ def launch(
     Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
     if not launcher.ray_cfg.init.get("address"):  # a local Ray for this sweep alone
         launcher.ray_cfg.init.setdefault("object_store_memory", 78643200)
-    start_ray(launcher.ray_cfg.init)
+    try:
+        start_ray(launcher.ray_cfg.init)
+    except (ConnectionError, TimeoutError, ValueError) as exc:  # no cluster there, bad init
+        where = launcher.ray_cfg.init.get("address")
+        raise ConfigError(
+            f"the Ray cluster at hydra.launcher.ray.init.address={where} could not be "
+            f"joined: {first_line(exc)}"
+        ) from exc
 
     tracking = absolute_tracking_uri(
         os.environ.get("MLFLOW_TRACKING_URI") or str(config.tracking.uri)

@@ -433,6 +433,7 @@ class RayCluster:
     address: str
     head: RayNode
     worker: RayNode
+    temp: Path  # the head's temp dir: the sessions' logs, sockets and spilled objects
 
     def environment(self) -> dict[str, str]:
         """For a sweep's process that uses this cluster."""
@@ -516,7 +517,7 @@ def ray_cluster(project: Path, logs: Path):
                 logs / "ray-worker.log",
             )
         )
-        yield RayCluster(address=f"127.0.0.1:{port}", head=nodes[0], worker=nodes[1])
+        yield RayCluster(address=f"127.0.0.1:{port}", head=nodes[0], worker=nodes[1], temp=temp)
     finally:
         errors = []
         for node in reversed(nodes):

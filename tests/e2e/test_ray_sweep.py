@@ -58,8 +58,19 @@ def finish(process: subprocess.Popen, timeout: float = 300) -> tuple[str, str]:
         raise AssertionError(f"the Ray sweep did not end within {timeout} s") from None
 
 
-def test_a_ray_sweep_is_one_parent_with_a_finished_child_per_configuration(ray_nodes, tmp_path):
-    process = start_sweep(ray_nodes, tmp_path, "model.C=0.1,1,10,100")
+SECRET = "ray-sweep-tracking-password-1234"
+
+
+def test_a_ray_sweep_is_one_parent_with_a_finished_child_per_configuration(
+    ray_nodes, tmp_path, monkeypatch
+):
+    """The children reach the test's store (MLFLOW_TRACKING_URI, an absolute path that
+    the sweep's folder does not hold, set for the driver only), and the tracking password
+    given to the driver is nowhere in the runs, the output, Hydra's files or Ray's logs."""
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", SECRET)  # forwarded; sqlite ignores it
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    process = start_sweep(ray_nodes, elsewhere, "model.C=0.1,1,10,100")
     out, err = finish(process)
     assert process.returncode == 0, err[-3000:]
     (parent,), children = runs_of("ray")
@@ -81,6 +92,15 @@ def test_a_ray_sweep_is_one_parent_with_a_finished_child_per_configuration(ray_n
     assert best.data.tags["kit.sweep_best"] == "true"
     assert "sweep_summary.html" in {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert f"Sweep {parent.info.run_id}: 4 configurations, 0 failed" in out
+    assert not (elsewhere / "mlflow.db").exists()
+
+    assert SECRET not in out + err
+    for run in (parent, *children):
+        assert SECRET not in repr(run.data.params) + repr(run.data.tags)
+    for folder in (elsewhere, ray_nodes.temp):
+        for path in folder.rglob("*"):
+            if path.is_file() and not path.is_symlink():
+                assert SECRET.encode() not in path.read_bytes(), path
 
 
 def test_a_failing_configuration_is_a_failed_child_and_the_sweep_goes_on(ray_nodes, tmp_path):
