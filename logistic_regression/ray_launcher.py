@@ -3,10 +3,12 @@
     python -m logistic_regression.train -m hydra/launcher=ray \\
         hydra.launcher.ray.init.address=<head>:6379 model.C=0.1,1,10,100
 
-`conf/hydra/launcher/ray.yaml` selects `KitRayLauncher`, the Hydra Ray launcher plugin's
-`RayLauncher` (hydra-ray-launcher, `pip install -e ".[ray]"`) with what a sweep of the kit
-needs on top; its `hydra.launcher.ray.init` and `.remote` keys are the plugin's
-(`ray.init(**init)`, `ray.remote(**remote)`). See docs/ray.md.
+`conf/hydra/launcher/ray.yaml` (which shadows the hydra-ray-launcher plugin's own `ray`
+choice; `pip install -e ".[ray]"`) selects `hydra_plugins.logistic_regression_ray`'s
+`KitRayLauncher` (Hydra takes launchers only from `hydra_plugins`), whose `launch` is
+`launch` here: the plugin's `_core.launch` with what a sweep of the kit needs on top. The
+`hydra.launcher.ray.init` and `.remote` keys are the plugin's (`ray.init(**init)`,
+`ray.remote(**remote)`). See docs/ray.md.
 
 What a configuration needs reaches its Ray task as an argument of the task
 (`environment` of `run_job`), not through the environment of the processes: Ray worker
@@ -51,7 +53,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from logistic_regression import pipeline, sweep
 from logistic_regression.config import Config, public_config
-from logistic_regression.errors import ConfigError, first_line
+from logistic_regression.errors import ConfigError, Interrupted, first_line
 from logistic_regression.tracking import runs, sweeps
 from logistic_regression.uris import absolute_tracking_uri, redact
 
@@ -197,12 +199,24 @@ def launch(
 
     results: list[JobReturn] = []
     lost: list[tuple[DictConfig, str]] = []
-    for reference, job_config, overrides in submitted:
-        try:
-            results.append(ray.get(reference))
-        except ray.exceptions.RayError as exc:  # the task's worker or node died
-            lost.append((job_config, redact(lost_reason(exc))))
-            results.append(lost_job(job_config, overrides))
+    try:
+        for reference, job_config, overrides in submitted:
+            try:
+                results.append(ray.get(reference))
+            except ray.exceptions.RayError as exc:  # the task's worker or node died
+                lost.append((job_config, redact(lost_reason(exc))))
+                results.append(lost_job(job_config, overrides))
+    except Interrupted as stop:  # Ctrl-C, SIGTERM: the tasks on the cluster stop too
+        for reference, _, _ in submitted:
+            with contextlib.suppress(Exception):
+                ray.cancel(reference, force=True)
+        parent = sweep.parent_run_id()
+        if parent:
+            with contextlib.suppress(Exception), runs.bounded_store():
+                for child in sweeps.child_runs(parent):
+                    if child.info.status == "RUNNING":
+                        runs.fail_run(child.info.run_id, str(stop), "KILLED")
+        raise
     parent = sweep.parent_run_id()
     if lost and parent:
         record_lost(parent, lost)

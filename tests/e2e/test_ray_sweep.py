@@ -116,6 +116,33 @@ def test_a_failing_configuration_is_a_failed_child_and_the_sweep_goes_on(ray_nod
     assert "2 configurations, 1 failed" in out
 
 
+def wait_for_running_children(process, client, experiment_name: str, count: int) -> list:
+    deadline = time.monotonic() + 240
+    running: list = []
+    while len(running) < count and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.3)
+        experiment = client.get_experiment_by_name(experiment_name)
+        if experiment is not None:
+            found = client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'")
+            running = [r for r in found if "mlflow.parentRunId" in r.data.tags]
+    return running
+
+
+def test_ctrl_c_stops_the_tasks_on_the_cluster_and_ends_every_run_killed(ray_nodes, tmp_path):
+    process = start_sweep(
+        ray_nodes, tmp_path, "model.C=0.1,1,10,100", "evaluation.cv_folds=10", experiment="stop"
+    )
+    client = MlflowClient()
+    assert len(wait_for_running_children(process, client, "stop", 1)) >= 1
+    process.send_signal(signal.SIGINT)
+    out, err = finish(process, timeout=120)
+    assert process.returncode == 130, err[-3000:]
+    (parent,), children = runs_of("stop")
+    assert parent.info.status == "KILLED"
+    assert children and "RUNNING" not in {c.info.status for c in children}, err[-3000:]
+    assert "KILLED" in {c.info.status for c in children}
+
+
 def test_a_lost_node_fails_its_children_with_the_reason_and_the_sweep_ends(ray_nodes, tmp_path):
     """The second node's raylet killed (SIGKILL) while both nodes run a configuration:
     the children it ran end FAILED saying their task was lost, the others finish on the
@@ -124,14 +151,7 @@ def test_a_lost_node_fails_its_children_with_the_reason_and_the_sweep_ends(ray_n
         ray_nodes, tmp_path, "model.C=0.1,1,10,100", "evaluation.cv_folds=10", experiment="lost"
     )
     client = MlflowClient()
-    deadline = time.monotonic() + 240
-    running: list = []
-    while len(running) < 2 and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.3)
-        experiment = client.get_experiment_by_name("lost")
-        if experiment is not None:
-            found = client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'")
-            running = [r for r in found if "mlflow.parentRunId" in r.data.tags]
+    running = wait_for_running_children(process, client, "lost", 2)
     assert len(running) == 2, "two configurations never ran at once"
     os.kill(ray_nodes.worker.raylet(), signal.SIGKILL)
     started = time.monotonic()
