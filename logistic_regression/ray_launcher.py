@@ -206,7 +206,12 @@ def launch(
             except ray.exceptions.RayError as exc:  # the task's worker or node died
                 lost.append((job_config, redact(lost_reason(exc))))
                 results.append(lost_job(job_config, overrides))
-    except Interrupted as stop:  # Ctrl-C, SIGTERM: the tasks on the cluster stop too
+    except (Interrupted, SystemError) as exc:  # Ctrl-C, SIGTERM: the tasks stop too
+        # Raised inside Ray's extension, the signal's Interrupted comes as the cause of a
+        # SystemError ("returned a result with an exception set").
+        stop = exc if isinstance(exc, Interrupted) else exc.__cause__
+        if not isinstance(stop, Interrupted):
+            raise
         for reference, _, _ in submitted:
             with contextlib.suppress(Exception):
                 ray.cancel(reference, force=True)
@@ -216,7 +221,7 @@ def launch(
                 for child in sweeps.child_runs(parent):
                     if child.info.status == "RUNNING":
                         runs.fail_run(child.info.run_id, str(stop), "KILLED")
-        raise
+        raise stop from None
     parent = sweep.parent_run_id()
     if lost and parent:
         record_lost(parent, lost)
