@@ -59,6 +59,7 @@ def finish(process: subprocess.Popen, timeout: float = 300) -> tuple[str, str]:
 
 
 SECRET = "ray-sweep-tracking-password-1234"
+WEBHOOK_TOKEN = "ray-sweep-webhook-token-5678"
 
 
 def test_a_ray_sweep_is_one_parent_with_a_finished_child_per_configuration(
@@ -67,11 +68,18 @@ def test_a_ray_sweep_is_one_parent_with_a_finished_child_per_configuration(
     """The children reach the test's store (MLFLOW_TRACKING_URI, an absolute path that
     the sweep's folder does not hold, set for the driver only), and the tracking password
     given to the driver is nowhere in the runs, the output, Hydra's files or Ray's logs."""
+    from servers import WebhookReceiver
+
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", SECRET)  # forwarded; sqlite ignores it
+    receiver = WebhookReceiver()
+    monkeypatch.setenv("LOGREG_WEBHOOK_URL", receiver.url(f"hooks/{WEBHOOK_TOKEN}"))
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    process = start_sweep(ray_nodes, elsewhere, "model.C=0.1,1,10,100")
-    out, err = finish(process)
+    try:
+        process = start_sweep(ray_nodes, elsewhere, "model.C=0.1,1,10,100")
+        out, err = finish(process)
+    finally:
+        receiver.stop()
     assert process.returncode == 0, err[-3000:]
     (parent,), children = runs_of("ray")
     assert len(children) == 4
@@ -93,14 +101,19 @@ def test_a_ray_sweep_is_one_parent_with_a_finished_child_per_configuration(
     assert "sweep_summary.html" in {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert f"Sweep {parent.info.run_id}: 4 configurations, 0 failed" in out
     assert not (elsewhere / "mlflow.db").exists()
+    # The webhook hears the sweep's end once, from the driver, as for any sweep.
+    ((path, message),) = receiver.requests
+    assert path == f"/hooks/{WEBHOOK_TOKEN}"
+    assert message["run_id"] == parent.info.run_id and message["status"] == "FINISHED"
 
-    assert SECRET not in out + err
-    for run in (parent, *children):
-        assert SECRET not in repr(run.data.params) + repr(run.data.tags)
-    for folder in (elsewhere, ray_nodes.temp):
-        for path in folder.rglob("*"):
-            if path.is_file() and not path.is_symlink():
-                assert SECRET.encode() not in path.read_bytes(), path
+    for secret in (SECRET, WEBHOOK_TOKEN):
+        assert secret not in out + err
+        for run in (parent, *children):
+            assert secret not in repr(run.data.params) + repr(run.data.tags)
+        for folder in (elsewhere, ray_nodes.temp):
+            for path in folder.rglob("*"):
+                if path.is_file() and not path.is_symlink():
+                    assert secret.encode() not in path.read_bytes(), path
 
 
 def test_a_failing_configuration_is_a_failed_child_and_the_sweep_goes_on(ray_nodes, tmp_path):
