@@ -212,9 +212,11 @@ def launch(
         stop = exc if isinstance(exc, Interrupted) else exc.__cause__
         if not isinstance(stop, Interrupted):
             raise
-        for reference, _, _ in submitted:
-            with contextlib.suppress(Exception):
-                ray.cancel(reference, force=True)
+        # Leaving the cluster ends the job: Ray kills its workers, so the configurations
+        # running stop there. (Not `ray.cancel(force=True)`: racing a task that just
+        # completed, it aborts the driver with a failed check inside Ray 2.60.)
+        with contextlib.suppress(Exception):
+            ray.shutdown()
         parent = sweep.parent_run_id()
         if parent:
             with contextlib.suppress(Exception), runs.bounded_store():
