@@ -123,6 +123,10 @@ def refuse_early(args: list[str]) -> None:
     elsewhere = parsed.config_path or parsed.config_name or parsed.config_dir
     if not parsed.multirun or shows_only or parsed.shell_completion or elsewhere:
         return
+    if "hydra/launcher=ray" in parsed.overrides:
+        from logistic_regression.ray_launcher import check_early
+
+        check_early(parsed.overrides)
     base, configurations = sweep_configurations(parsed.overrides)
     if configurations:
         problems = []

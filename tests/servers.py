@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
+import shutil
 import signal
 import socket
 import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -495,3 +499,171 @@ def postgres(role: str = "mlflow", password: str | None = None):
     finally:
         server.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+# `ray start` through this: Ray turns a loopback --node-ip-address (and a loopback
+# --address) into the machine's outward address; kept as given, every node listens and
+# talks on 127.0.0.1 only.
+RAY_ON_LOOPBACK = (
+    "import sys; import ray._private.services as s; "
+    "s.resolve_ip_for_localhost = lambda host: host; "
+    "from ray.scripts.scripts import main; sys.exit(main())"
+)
+# For a driver (the sweep's process) on the same machine: with it, Ray keeps a loopback
+# address of the cluster as given (it only decides the local address Ray picks).
+RAY_DRIVER_ENVIRONMENT = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+def _session_processes(session: int) -> list[int]:
+    """Every living process of this session (what one `ray start` left running)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if fields[0] != "Z" and int(fields[3]) == session:
+                found.append(int(entry.name))
+    return found
+
+
+@dataclass
+class RayNode:
+    """One `ray start`: its daemons (GCS, raylet, agents, workers, their uploaders) all in
+    the session it started, so found, killed and checked gone by that session's id."""
+
+    session: int
+    name: str
+
+    def processes(self) -> list[int]:
+        return _session_processes(self.session)
+
+    def raylet(self) -> int:
+        for pid in self.processes():
+            with contextlib.suppress(OSError):
+                if Path(f"/proc/{pid}/comm").read_text().strip() == "raylet":
+                    return pid
+        raise LookupError(f"no raylet in {self.name}")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        for pid in self.processes():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL for what is still there (the cluster's state is thrown
+        away); raises if anything is left."""
+        self.kill(signal.SIGTERM)
+        deadline = time.monotonic() + 2
+        while self.processes() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        deadline = time.monotonic() + timeout
+        while self.processes() and time.monotonic() < deadline:
+            self.kill(signal.SIGKILL)
+            time.sleep(0.2)
+        left = self.processes()
+        if left:
+            raise RuntimeError(f"{self.name}: Ray processes still running: {left}")
+
+
+@dataclass
+class RayCluster:
+    address: str
+    head: RayNode
+    worker: RayNode
+    temp: Path  # the head's temp dir: the sessions' logs, sockets and spilled objects
+
+    def environment(self) -> dict[str, str]:
+        """For a sweep's process that uses this cluster."""
+        return dict(RAY_DRIVER_ENVIRONMENT)
+
+
+def _ray_start(name: str, args: list[str], env: dict[str, str], log: Path) -> RayNode:
+    with log.open("w") as out:
+        started = subprocess.Popen(
+            [sys.executable, "-c", RAY_ON_LOOPBACK, "start", *args],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    node = RayNode(session=started.pid, name=name)
+    try:
+        code = started.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        code = None
+    if code != 0:
+        node.stop()
+        raise RuntimeError(f"{name}: ray start failed ({code}): {log.read_text()[-3000:]}")
+    return node
+
+
+@contextlib.contextmanager
+def ray_cluster(project: Path, logs: Path):
+    """A two-node Ray cluster on 127.0.0.1 (one CPU, a 100 MB object store each; no
+    dashboard), whose workers import the kit from `project`. Stopped by session id when
+    the block ends, each node checked gone (Ray's daemons are no descendants of the test)."""
+    logs.mkdir(parents=True, exist_ok=True)
+    # Ray's socket paths are long already: its temp dir must be short.
+    temp = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))
+    port = free_port()
+    base = random.randrange(20000, 29000, 100)  # worker ports: a range of its own per node
+    env = {
+        **os.environ,
+        **RAY_DRIVER_ENVIRONMENT,
+        "PYTHONPATH": os.pathsep.join(
+            p for p in (str(project), os.environ.get("PYTHONPATH", "")) if p
+        ),
+    }
+    env.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")  # a second node would be refused
+    common = [
+        "--node-ip-address=127.0.0.1",
+        "--num-cpus=1",
+        "--object-store-memory=100000000",
+        "--disable-usage-stats",
+    ]
+    nodes: list[RayNode] = []
+    try:
+        nodes.append(
+            _ray_start(
+                "head",
+                [
+                    "--head",
+                    f"--port={port}",
+                    "--include-dashboard=false",
+                    f"--ray-client-server-port={free_port()}",
+                    f"--temp-dir={temp}",
+                    f"--min-worker-port={base}",
+                    f"--max-worker-port={base + 49}",
+                    *common,
+                ],
+                env,
+                logs / "ray-head.log",
+            )
+        )
+        nodes.append(
+            _ray_start(
+                "second node",
+                [
+                    f"--address=127.0.0.1:{port}",
+                    f"--min-worker-port={base + 50}",
+                    f"--max-worker-port={base + 99}",
+                    *common,
+                ],
+                env,
+                logs / "ray-worker.log",
+            )
+        )
+        yield RayCluster(address=f"127.0.0.1:{port}", head=nodes[0], worker=nodes[1], temp=temp)
+    finally:
+        errors = []
+        for node in reversed(nodes):
+            try:
+                node.stop()
+            except RuntimeError as exc:
+                errors.append(str(exc))
+        shutil.rmtree(temp, ignore_errors=True)
+        if errors:
+            raise RuntimeError("; ".join(errors))
