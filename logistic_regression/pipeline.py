@@ -117,9 +117,16 @@ def run(
     `on_open(run_id)`: told as soon as the run exists."""
     with Background(report.warm_up) as background:  # first: workers fork single-threaded
         prepared = prepare(config)
-        with runs.active_run(
-            config.tracking, prepared.name, prepared.tags, prepared.artifact_location, parent_run_id
-        ) as active:
+        with (
+            kept_on_store_failure(config),
+            runs.active_run(
+                config.tracking,
+                prepared.name,
+                prepared.tags,
+                prepared.artifact_location,
+                parent_run_id,
+            ) as active,
+        ):
             run_id = active.info.run_id
             if on_open is not None:
                 on_open(run_id)
@@ -146,6 +153,18 @@ def run(
     return summary
 
 
+@contextmanager
+def kept_on_store_failure(config: Config) -> Iterator[None]:
+    """A tracking store that failed during the run (`runs.StoreFailed`) says where the
+    run's files are kept."""
+    try:
+        yield
+    except runs.StoreFailed as exc:
+        kept = spool.spool_root(config.storage) / exc.run_id
+        exc.spool = str(kept) if kept.is_dir() else ""
+        raise
+
+
 def open_writer(prepared: Prepared, run_id: str, run_root: str) -> ArtifactWriter:
     """The run's asynchronous artifact writer; the run is `kit.artifacts=pending` from now."""
     storage, output = prepared.config.storage, prepared.config.data.output
@@ -166,12 +185,19 @@ def writing(
 ) -> Iterator[ArtifactWriter]:
     """The run's writer for the block. If the run fails, tasks still writing into its
     spool folder finish first, the folder is kept when it holds anything not stored
-    (always on a full disk), and `kit.artifacts` says what became of its files."""
+    (always on a full disk), and `kit.artifacts` says what became of its files. If the
+    tracking store failed, the folder is kept with the reason in its journal, and
+    `kit.artifacts` is left `pending`: `sync` records it all once the store is back."""
     writer = open_writer(prepared, run_id, run_root)
     try:
         yield writer
     except BaseException as exc:
         background.drain()
+        failure = runs.store_failure(exc)
+        if failure:  # the folder stays for `sync`, which records what the store could not
+            writer.note_failure(f"the tracking store failed: {failure}")
+            writer.close(remove_if_complete=False)
+            raise
         writer.close(remove_if_complete=not isinstance(exc, SpoolFull))
         record_artifacts_left(run_id, writer)
         raise

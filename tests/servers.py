@@ -436,6 +436,32 @@ class PostgresServer:
         self.admin(f'CREATE DATABASE "{name}" OWNER "{self.role}"')
         return self.uri(name)
 
+    def start(self) -> None:
+        """Start the cluster (again, after `stop`: an outage) on its port and data."""
+        import shutil
+
+        log_file = self.base / "postgres.log"
+        with log_file.open("ab") as log:
+            shutil.chown(log_file, "postgres", "postgres")
+            self.process = subprocess.Popen(
+                [str(self.bin / "postgres"), "-D", str(self.data), "-p", str(self.port),
+                 "-c", "listen_addresses=127.0.0.1",
+                 "-c", f"unix_socket_directories={self.socket_dir}",
+                 "-c", "fsync=off", "-c", "max_connections=200"],
+                user="postgres", group="postgres", stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+        wait_for_port(self.port, self.process, timeout=60)
+        deadline = time.monotonic() + 30
+        while True:  # the port opens before the cluster accepts connections
+            try:
+                self.admin("SELECT 1")
+                return
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
     def stop(self) -> None:
         if self.process is None:
             return
@@ -475,17 +501,7 @@ def postgres(role: str = "mlflow", password: str | None = None):
         )  # fmt: skip
         if initdb.returncode != 0:
             raise RuntimeError(f"initdb failed: {initdb.stderr.strip()[-2000:]}")
-        with (base / "postgres.log").open("ab") as log:
-            shutil.chown(base / "postgres.log", "postgres", "postgres")
-            server.process = subprocess.Popen(
-                [str(bin_dir / "postgres"), "-D", str(server.data), "-p", str(server.port),
-                 "-c", "listen_addresses=127.0.0.1",
-                 "-c", f"unix_socket_directories={server.socket_dir}",
-                 "-c", "fsync=off", "-c", "max_connections=200"],
-                user="postgres", group="postgres", stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )  # fmt: skip
-        wait_for_port(server.port, server.process, timeout=60)
+        server.start()
         deadline = time.monotonic() + 30
         while True:  # the port opens before the cluster accepts connections
             try:

@@ -297,6 +297,39 @@ def test_a_running_run_whose_process_is_gone_is_killed_even_while_files_wait(
     )
 
 
+def test_a_run_stopped_by_its_failed_store_is_ended_failed_with_the_reason(
+    storage, tmp_path, isolated_mlflow, capsys
+):
+    """The tracking store failed mid-run and the run could not be ended then (it stayed
+    RUNNING): the writer noted why in the journal and kept the folder; once the store is
+    back, `sync` stores the files and ends the run FAILED with that reason, not KILLED."""
+    client = MlflowClient(isolated_mlflow)
+    run_id = recorded_run("sync-tests", "stopped", status=None, client=client)
+    source = tmp_path / "stopped.txt"
+    source.write_text("the stopped report")
+    writer = ArtifactWriter(run_id, isolated_mlflow, storage)
+    writer.log_file(source, str(tmp_path / "store" / "artifacts"), "reports")
+    writer.note_failure("the tracking store failed: connection refused (the server is down)")
+    writer.close(remove_if_complete=False)
+    folder = writer.folder
+    assert Journal.read(folder).needs_sync
+    as_if_written_by_a_process_that_exited(folder)
+
+    code, out, err = sync_cli(capsys)
+
+    assert code == 0 and err == "", out + err
+    assert f"run {run_id}: artifacts partial, status FAILED" in out
+    ended = client.get_run(run_id)
+    assert ended.info.status == "FAILED"
+    assert ended.data.tags["kit.artifacts"] == "partial"
+    assert ended.data.tags["kit.error"] == (
+        "the tracking store failed: connection refused (the server is down); sync stored "
+        "the artifacts it had logged; it ended before logging the rest"
+    )
+    assert (tmp_path / "store" / "artifacts" / "reports" / "stopped.txt").is_file()
+    assert not folder.exists()
+
+
 def test_folders_of_live_processes_are_busy_and_only_dead_owners_are_abandoned(
     storage, tmp_path, isolated_mlflow, capsys
 ):

@@ -122,3 +122,42 @@ def test_a_per_fold_series_is_compared_fold_by_fold(config):
         "cv_roc_auc_mean": 0.92,
         "test_roc_auc": 0.95,
     }
+
+
+@pytest.mark.parametrize(
+    "error, reason",
+    [
+        (
+            "API request to http://127.0.0.1:5000/api/2.0/mlflow/runs/log-batch failed with "
+            "exception HTTPConnectionPool(host='127.0.0.1', port=5000): Max retries exceeded "
+            "(Caused by ResponseError('too many 503 error responses'))",
+            "it answered HTTP 503 (the server runs; its database may not)",
+        ),
+        (
+            "API request to http://127.0.0.1:5000/api/2.0/mlflow/runs/log-batch failed with "
+            "exception HTTPConnectionPool(host='127.0.0.1', port=5000): Max retries exceeded "
+            "(Caused by NewConnectionError(': Failed to establish a new connection: [Errno "
+            "111] Connection refused'))",
+            "connection refused (the server is down)",
+        ),
+        ("Run 'abc' not found", ""),  # a refused request, not a failed store
+    ],
+    ids=["5xx", "refused", "not-a-store-failure"],
+)
+def test_a_failed_tracking_store_is_told_from_other_errors(error, reason):
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, RESOURCE_DOES_NOT_EXIST
+
+    code = RESOURCE_DOES_NOT_EXIST if not reason else INTERNAL_ERROR
+    assert runs.store_failure(MlflowException(error, error_code=code)) == reason
+    assert runs.store_failure(ValueError(error)) == ""
+
+
+def test_a_store_that_failed_mid_run_is_one_line_saying_what_to_do():
+    failed = runs.StoreFailed("r1", "http://127.0.0.1:5000", "connection refused", ended=False)
+    failed.spool = "/spool/r1"
+    text = str(failed)
+    assert "\n" not in text
+    assert text.startswith("the tracking store http://127.0.0.1:5000 failed during run r1: ")
+    assert "could not be ended there either" in text and "kept in /spool/r1" in text
+    assert text.endswith("run `python -m logistic_regression sync` when the store is back")

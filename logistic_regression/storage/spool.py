@@ -6,8 +6,10 @@ A run's spool folder `<spool root>/<run id>/` holds:
   the absolute form `store_uri` gives, the writer's pid), then a `queued` line per file
   (an `Entry`), a `model` line per logged model to mark READY, `sealed` when the run's
   logging is over (`flush`: every file it meant to log is queued; a later `queued` line
-  opens it again), `opened` (pid) when another process resumes the folder, and `closed`
-  when the writing process closed it itself (a SIGKILLed one never writes it);
+  opens it again), `opened` (pid) when another process resumes the folder, `failure`
+  (reason) when the run stopped because its tracking store failed (`sync` ends the run
+  FAILED with it if it is still RUNNING), and `closed` when the writing process closed
+  it itself (a SIGKILLed one never writes it);
 - `results.jsonl`, written only by uploaders (the run's, or `sync`): `verified`,
   `failed` and `resnapshot` lines, and `recorded` once `sync` wrote the outcome on the run;
 - `files/<id>/<name>`: copies of logged files (`storage.snapshot=copy`, or a file that
@@ -207,6 +209,7 @@ class Journal:
     sealed: bool = False  # every file the run meant to log is queued (its logging is over)
     closed: bool = False  # the writing process closed the folder itself
     recorded: bool = False  # `sync` wrote the outcome on the run
+    failure: str = ""  # why the run stopped, when its tracking store failed
     damaged: int = 0  # complete journal lines that could not be read
 
     @property
@@ -215,8 +218,9 @@ class Journal:
 
     @property
     def needs_sync(self) -> bool:
-        """Files wait to be stored, or the process died before it could end the run."""
-        return bool(self.pending) or not (self.closed or self.recorded)
+        """Files wait to be stored, or the process died (or its store failed) before it
+        could end the run."""
+        return bool(self.pending) or (not self.recorded and (bool(self.failure) or not self.closed))
 
     def errors_of(self, entries: list[Entry]) -> list[str]:
         """The distinct last errors recorded for these entries."""
@@ -237,6 +241,8 @@ class Journal:
             self.closed = True
         elif event == "recorded":
             self.recorded = True
+        elif event == "failure":
+            self.failure = str(record["reason"])
         elif event == "queued":
             self.entries[record["id"]] = Entry.from_record(record)
             self._resnapshot(record["id"])

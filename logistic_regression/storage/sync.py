@@ -198,7 +198,7 @@ def _sync_locked(folder: Path, storage, own_uri: str) -> SyncOutcome:
     state = artifact_state.state_of(len(left), journal.sealed, logged)
     destinations = [e.destination for e in left]
     status = artifact_state.record_sync(
-        run_id, journal.models, state, destinations, owner_gone, journal.pid
+        run_id, journal.models, state, destinations, owner_gone, journal.pid, journal.failure
     )
     errors = tuple(journal.errors_of(left))
     if engine.results_error:

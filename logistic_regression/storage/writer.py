@@ -285,6 +285,13 @@ class ArtifactWriter:
         self.journal.models.append(model_id)
         self._append(event="model", model_id=model_id)
 
+    def note_failure(self, reason: str) -> None:
+        """Why the run stopped when the tracking store failed (a `failure` journal line):
+        `sync` ends the run FAILED with it if the run could not be ended then."""
+        self.journal.failure = reason
+        with suppress(OSError, SpoolFull):
+            self._append(event="failure", reason=reason)
+
     # -- the end of the run --
 
     def flush(self, timeout: float | None = None) -> FlushResult:

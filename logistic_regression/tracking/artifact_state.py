@@ -98,13 +98,16 @@ def record_sync(
     pending: list[str],
     owner_gone: bool,
     pid: int = 0,
+    failure: str = "",
 ) -> str:
     """Record what `sync` did for a run and end it honestly; returns its status.
 
     Models READY once stored (each `model_ids` entry had all its files logged); the
     state tag; a run still RUNNING whose process is gone (`owner_gone`: its pid is not
     running and its lock was free) is KILLED with the reason in `kit.error`; a run
-    FAILED only because its files were pending is FINISHED once it is `complete`."""
+    FAILED only because its files were pending is FINISHED once it is `complete`. A run
+    whose process stopped because the tracking store failed (`failure`, from its journal)
+    and could not be ended then is FAILED with that reason instead."""
     client = MlflowClient()
     if state != PENDING:
         for model_id in model_ids:
@@ -116,6 +119,9 @@ def record_sync(
     if status == "RUNNING":
         if not owner_gone:
             return status  # its process still runs: it ends the run itself
+        if failure:
+            fail_run(run_id, f"{failure}; {_settled(state, len(pending))}")
+            return "FAILED"
         fail_run(run_id, reason, "KILLED")
         return "KILLED"
     if status == "KILLED" and error.startswith(LOST_PROCESS):

@@ -2,7 +2,11 @@
 
 A run is never left RUNNING: `active_run` ends it FINISHED, FAILED (with the reason in
 the `kit.error` tag) or KILLED, whatever happens inside, and the calls it makes on the
-way out are bounded (`bounded_store`), since the store may be what failed. When
+way out are bounded (`bounded_store`), since the store may be what failed. When the
+tracking store itself fails in the middle of the run (a server that stopped, or whose
+database did: connection refused, 5xx answers once MLflow's HTTP retries are spent),
+the run ends in `StoreFailed`: one line saying so, the run ended FAILED if the store
+still takes that, else left for `sync` to end (the run's spool folder is kept). When
 `mlflow run` started the run (it exports MLFLOW_RUN_ID), the kit continues that run
 instead of opening another one.
 """
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 import warnings
 from collections.abc import Iterator, Mapping
@@ -44,6 +49,55 @@ TRUNCATION_MARK = "...[truncated]"
 ERROR_PATH_TIMEOUT_S = 10.0
 
 _HTTP_BOUND = ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")
+
+
+class StoreFailed(StorageError):
+    """The tracking store failed in the middle of run `run_id`; `ended`: whether the run
+    could still be ended FAILED there. `spool`: the folder that keeps its files (set by
+    the pipeline). The message is one line, ending with what to do."""
+
+    def __init__(self, run_id: str, store: str, reason: str, ended: bool) -> None:
+        super().__init__(reason)
+        self.run_id, self.store, self.reason, self.ended = run_id, store, reason, ended
+        self.spool = ""
+
+    def __str__(self) -> str:
+        ended = (
+            "the run is recorded FAILED"
+            if self.ended
+            else "the run could not be ended there either (it shows RUNNING until `sync`)"
+        )
+        kept = f"its files are kept in {self.spool}" if self.spool else "its spool folder is kept"
+        return (
+            f"the tracking store {self.store} failed during run {self.run_id}: {self.reason}; "
+            f"{ended}; {kept}: run `python -m logistic_regression sync` when the store is back"
+        )
+
+
+# MLflow's error codes for a server that failed, not for a request it refused.
+_SERVER_FAILURES = ("INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE")
+
+
+def store_failure(exc: BaseException) -> str:
+    """Why the tracking store failed, in a few words, when `exc` says it did (a server
+    down, not answering, or answering 5xx); "" for any other error."""
+    import requests
+
+    text = str(exc)
+    if isinstance(exc, MlflowException):
+        if "API request to" not in text and exc.error_code not in _SERVER_FAILURES:
+            return ""
+    elif not isinstance(exc, requests.RequestException):
+        return ""
+    status = re.search(r"too many (\d{3}) error responses", text)
+    if status:
+        return f"it answered HTTP {status.group(1)} (the server runs; its database may not)"
+    if "Connection refused" in text or "NewConnectionError" in text:
+        return "connection refused (the server is down)"
+    if "timed out" in text.lower() or "timeout" in text.lower():
+        return "it did not answer in time"
+    line = redact(first_line(exc))
+    return line if len(line) <= 200 else line[:197] + "..."
 
 
 def clip(text: str) -> str:
@@ -240,25 +294,39 @@ def active_run(
             exc.run_id = run.info.run_id
         raise
     except BaseException as exc:
+        failure = store_failure(exc)
+        if failure:  # the store failed: the one line says so, and whether the end went in
+            reason = f"the tracking store failed: {failure}"
+            ended = _end_with(run.info.run_id, "FAILED", reason, quiet=True)
+            store = redact(mlflow.get_tracking_uri())
+            raise StoreFailed(run.info.run_id, store, failure, ended) from None
         _end_with(run.info.run_id, "FAILED", f"{type(exc).__name__}: {first_line(exc)}")
         raise
     else:
         mlflow.end_run(RunStatus.to_string(RunStatus.FINISHED))
 
 
-def _end_with(run_id: str, status: str, reason: str) -> bool:
+def _end_with(run_id: str, status: str, reason: str, quiet: bool = False) -> bool:
     """End the open run `status` with `reason` in kit.error, bounded; True when done. The
-    store may be what failed: then one warning, and the run's own error is what counts."""
-    try:
-        with bounded_store():
+    store may be what failed: then one warning (none when `quiet`: the caller says it),
+    and the run's own error is what counts."""
+    problem: Exception | None = None
+    with bounded_store():
+        try:
             mlflow.set_tag(ERROR_TAG, clip(redact(reason)))
-            mlflow.end_run(status)
-        return True
-    except Exception as exc:
-        logging.getLogger("logistic_regression").warning(
-            "could not end run %s %s: %s", run_id, status, redact(first_line(exc))
-        )
+        except Exception as exc:
+            problem = exc
+        try:  # even without the tag: end_run also drops the run from this process, so
+            mlflow.end_run(status)  # MLflow's exit hook does not end it FINISHED later
+        except Exception as exc:
+            problem = problem or exc
+    if problem is not None:
+        if not quiet:
+            logging.getLogger("logistic_regression").warning(
+                "could not end run %s %s: %s", run_id, status, redact(first_line(problem))
+            )
         return False
+    return True
 
 
 def log_params(run_id: str, params: Mapping[str, str]) -> None:
