@@ -320,6 +320,17 @@ def silent_server():
     listener.close()
 
 
+@pytest.fixture(scope="module")
+def ray_nodes(tmp_path_factory):
+    """Two Ray nodes on 127.0.0.1 for a module's tests (tests/servers.py); every process
+    they started is checked gone."""
+    from servers import ray_cluster
+
+    with ray_cluster(PROJECT, tmp_path_factory.mktemp("ray-logs")) as cluster:
+        yield cluster
+    assert not cluster.head.processes() and not cluster.worker.processes()
+
+
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory):
     """One real SeaweedFS S3 server for the session, with a `kit` bucket; stopped at the end."""

@@ -10,21 +10,11 @@ import subprocess
 import time
 
 import pytest
-from conftest import PROJECT, PYTHON
+from conftest import PYTHON
 from mlflow.tracking import MlflowClient
 from test_sweep import runs_of
 
 pytest.importorskip("hydra_plugins.hydra_ray_launcher", reason="the `ray` extra")
-
-
-@pytest.fixture(scope="module")
-def ray_nodes(tmp_path_factory):
-    """Two Ray nodes for the module's tests; every process they started checked gone."""
-    from servers import ray_cluster
-
-    with ray_cluster(PROJECT, tmp_path_factory.mktemp("ray-logs")) as cluster:
-        yield cluster
-    assert not cluster.head.processes() and not cluster.worker.processes()
 
 
 def start_sweep(cluster, cwd, *overrides: str, experiment: str = "ray") -> subprocess.Popen:

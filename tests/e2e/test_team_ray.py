@@ -8,7 +8,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from conftest import PROJECT, PYTHON
+from conftest import PYTHON
 from team_setup import (  # noqa: F401 - team_fixture: the module's `team`
     WRITER,
     assert_no_secret,
@@ -19,15 +19,6 @@ from team_setup import (  # noqa: F401 - team_fixture: the module's `team`
 )
 
 pytest.importorskip("hydra_plugins.hydra_ray_launcher", reason="the `ray` extra")
-
-
-@pytest.fixture(scope="module")
-def ray_nodes(tmp_path_factory):
-    from servers import ray_cluster
-
-    with ray_cluster(PROJECT, tmp_path_factory.mktemp("ray-logs")) as cluster:
-        yield cluster
-    assert not cluster.head.processes() and not cluster.worker.processes()
 
 
 def test_a_ray_sweep_records_through_the_team_server(team, ray_nodes, tmp_path):
