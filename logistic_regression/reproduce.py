@@ -172,7 +172,7 @@ def read_recorded(client: MlflowClient, run_id: str, scratch: Path) -> Recorded:
         input_path=run.data.params.get("input_path", ""),
         input_digest=run.data.params.get("input_digest", ""),
         input_version=run.data.params.get("input_version") or None,
-        metrics=runs.metrics_with_steps(run.info.run_id),
+        metrics=runs.metrics_with_steps(run),
         environment=parse_environment(environment.read_text()) if environment else {},
         patch=patch,
         tags=tags,
@@ -435,7 +435,7 @@ def _rerun_and_compare(
     environment = _download(new_id, "environment.txt", scratch / "new")
     result = compare(
         recorded,
-        runs.metrics_with_steps(new_id),
+        runs.metrics_with_steps(rerun),
         rerun.data.params.get("input_digest", ""),
         parse_environment(environment.read_text()) if environment else {},
         tolerance,

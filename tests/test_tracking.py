@@ -115,7 +115,7 @@ def test_a_per_fold_series_is_compared_fold_by_fold(config):
         for step, value in enumerate([0.91, 0.92, 0.93], start=1):
             mlflow.log_metric("cv_roc_auc", value, step=step)
         mlflow.log_metrics({"cv_roc_auc_mean": 0.92, "test_roc_auc": 0.95})
-    assert runs.metrics_with_steps(run.info.run_id) == {
+    assert runs.metrics_with_steps(MlflowClient().get_run(run.info.run_id)) == {
         "cv_roc_auc[1]": 0.91,
         "cv_roc_auc[2]": 0.92,
         "cv_roc_auc[3]": 0.93,

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-from mlflow.entities import Metric, Param, RunStatus, RunTag
+from mlflow.entities import Metric, Param, Run, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -388,11 +388,11 @@ def experiment_of(run_id: str) -> str:
     return MlflowClient().get_run(run_id).info.experiment_id
 
 
-def metrics_with_steps(run_id: str) -> dict[str, float]:
+def metrics_with_steps(run: Run) -> dict[str, float]:
     """The run's metrics, a stepped series (`cv_<m>`, one value per fold) as one entry per
     step, `cv_roc_auc[3]`: what a reproduction must match, fold by fold."""
     client = MlflowClient()
-    latest = client.get_run(run_id).data.metrics
+    run_id, latest = run.info.run_id, run.data.metrics
     values: dict[str, float] = {}
     for key, value in latest.items():
         history = client.get_metric_history(run_id, key) if key.startswith("cv_") else []
