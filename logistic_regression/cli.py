@@ -60,6 +60,10 @@ def guarded(command: Callable[[], int]) -> int:
 # that is not an Exception is never rolled back, and its lock would then refuse the very
 # writes that end the run KILLED. A signal arriving there is raised once the code is left.
 UNSAFE_TO_INTERRUPT = ("/sqlalchemy/", "/mlflow/store/", "/alembic/")
+# Python ignores an exception raised inside a finalizer (it prints "Exception ignored in"
+# and goes on): a signal arriving while one runs (GitPython's Repo.__del__, found by the
+# signal e2e test) would be lost, and the run would finish. It is raised after it.
+SWALLOWS_EXCEPTIONS = ("__del__",)
 RECHECK_S = 0.05
 
 
@@ -76,7 +80,7 @@ def stop_on_signals() -> Iterator[None]:
     received: list[int] = []
 
     def raise_when_safe(frame: FrameType | None) -> None:
-        if _inside(frame, UNSAFE_TO_INTERRUPT):
+        if _inside(frame, UNSAFE_TO_INTERRUPT) or _in_function(frame, SWALLOWS_EXCEPTIONS):
             signal.signal(signal.SIGALRM, lambda _signum, later: raise_when_safe(later))
             signal.setitimer(signal.ITIMER_REAL, RECHECK_S)
             return
@@ -104,6 +108,15 @@ def _inside(frame: FrameType | None, paths: tuple[str, ...]) -> bool:
     """Whether `frame` or a caller of it runs code from one of `paths`."""
     while frame is not None:
         if any(part in frame.f_code.co_filename for part in paths):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _in_function(frame: FrameType | None, names: tuple[str, ...]) -> bool:
+    """Whether `frame` or a caller of it is a function named one of `names`."""
+    while frame is not None:
+        if frame.f_code.co_name in names:
             return True
         frame = frame.f_back
     return False

@@ -138,3 +138,30 @@ def test_a_signal_inside_the_stores_database_code_waits_until_it_is_left():
 
     assert cli.guarded(command) == 128 + signal.SIGTERM
     assert log == ["committed"]
+
+
+def test_a_signal_inside_a_finalizer_is_raised_after_it_not_lost():
+    """Python ignores an exception raised in `__del__`: the signal waits until it returns."""
+    import os
+    import signal
+    import time
+
+    log: list[str] = []
+
+    class Finalized:
+        def __del__(self) -> None:
+            os.kill(os.getpid(), signal.SIGTERM)
+            deadline = time.monotonic() + 0.5
+            while time.monotonic() < deadline:
+                pass
+            log.append("finalized")
+
+    def command() -> int:
+        Finalized()  # dropped at once: its __del__ runs here and receives the signal
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # the signal comes once the finalizer is left
+            time.sleep(0.01)
+        return 0
+
+    assert cli.guarded(command) == 128 + signal.SIGTERM
+    assert log == ["finalized"]
