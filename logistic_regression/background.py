@@ -1,5 +1,7 @@
-"""Run pure, CPU-bound helpers (model saving, chart drawing, package listing) off the
-main thread, in two worker processes (measured faster than one on two cores).
+"""Run pure, CPU-bound helpers (model saving, predictions CSV, chart drawing, package
+listing) off the main thread, in one worker process: the run fits its folds on one core
+while the worker uses the other. A second worker was no faster once training overlaps
+the worker, and cost 40 MB at the peak of a 200,000-row run (bench/data_scale.py).
 
 Fork gives workers every module the process already imported for free, but forking a
 process that runs threads can deadlock the child (Python 3.12+ warns about it). So the
@@ -7,8 +9,10 @@ workers are forked once, the first time a run needs them, and only while the pro
 provably runs a single thread: importing the package held back the numeric libraries'
 thread pools (`logistic_regression/__init__.py`), and `/proc/self/task` is counted, not
 assumed. Right after the fork the thread pools are released (`release_thread_pools`),
-so training uses every core as usual. The same workers then serve every later run of
-the process (each configuration of a sweep), keeping what they imported.
+so training uses every core as usual. The objects alive at the fork are frozen out of
+the garbage collector (`gc.freeze`): collections would touch every one of them and copy
+their pages, which cost 130 MB of memory in a large run. The same worker then serves
+every later run of the process (each configuration of a sweep), keeping its imports.
 
 Where the process already runs threads (the kit imported as a library after numpy, or
 inside a test runner), where fork is missing (macOS, Windows), in a process forked from
@@ -20,6 +24,7 @@ inline, with the same results. A SIGKILLed run leaves no worker behind
 from __future__ import annotations
 
 import contextlib
+import gc
 import multiprocessing
 import multiprocessing.util
 import os
@@ -32,7 +37,7 @@ from typing import Any, TypeVar
 import logistic_regression as package
 
 T = TypeVar("T")
-WORKERS = 2
+WORKERS = 1
 # How long a failed run waits for its tasks already running (saving a model: seconds).
 EXIT_WAIT_S = 60.0
 # Thread-limit variable -> the library threadpoolctl lifts it for (internal API name).
@@ -44,6 +49,13 @@ THREAD_POOL_APIS = {
 
 _pool: ProcessPoolExecutor | None = None
 _pool_refused = False
+
+
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def thread_count() -> int:
@@ -64,6 +76,7 @@ def shared_pool(*warm_ups: Callable[[], Any]) -> ProcessPoolExecutor | None:
         _pool_refused = True
         release_thread_pools()
         return None
+    gc.freeze()  # collections here and in the worker leave the imported objects' pages shared
     pool = ProcessPoolExecutor(
         max_workers=WORKERS,
         mp_context=multiprocessing.get_context("fork"),
@@ -111,8 +124,7 @@ def release_thread_pools() -> None:
     if apis:
         from threadpoolctl import ThreadpoolController
 
-        cores = len(os.sched_getaffinity(0))
-        ThreadpoolController().select(internal_api=apis).limit(limits=cores)
+        ThreadpoolController().select(internal_api=apis).limit(limits=cores())
 
 
 def child_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:

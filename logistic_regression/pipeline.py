@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import pickle
@@ -20,6 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from omegaconf import OmegaConf
@@ -351,7 +353,11 @@ def metric_records(result: evaluate.Evaluation) -> list[tuple[str, float, int]]:
 
 
 def record(context: RunContext) -> RunSummary:
-    """The body of a run: everything logged, nothing waiting for the network."""
+    """The body of a run: everything logged, nothing waiting for the network.
+
+    The final model is fitted first: its files, the predictions CSV and the charts need
+    nothing else, so the background workers make them while the folds are fitted (on a
+    large table, formatting the predictions alone takes seconds)."""
     config, dataset, writer = context.config, context.dataset, context.writer
     installed = context.background.submit(provenance.installed_packages)
     runs.log_params(context.run_id, context.params)
@@ -362,32 +368,43 @@ def record(context: RunContext) -> RunSummary:
         config.data.target,
         dataset.ref.digest,
     )
+    started: dict[str, Callable[[], Any]] = {}
+
+    def start_outputs(fitted: evaluate.Evaluation) -> None:
+        """The final model is scored: its files, the predictions and the charts are made
+        by the background workers while the folds are fitted."""
+        writer.ensure_space(estimated_model_size(fitted.model, n_features), "the model")
+        started["model"] = context.background.submit(
+            models.save_model,
+            fitted.model,
+            fitted.split.X_train.head(5),
+            str(model_folder),
+            context.run_id,
+            model_id,
+            model_root,
+        )
+        started["predictions"] = context.background.submit(
+            outputs.predictions_csv, evaluate.predictions_table(fitted)
+        )
+        started["charts"] = context.background.submit(report.plots, report_input(context, fitted))
+
+    model_id, model_root = models.create_model(context.run_id, context.params)
+    model_folder = writer.scratch("model")
+    n_features = dataset.features.shape[1]
     result = evaluate.evaluate(
         dataset,
         context.prepared.estimator,
         config.evaluation,
         config.seed,
         config.data.positive_label,
-    )
-    model_id, model_root = models.create_model(context.run_id, context.params)
-    model_folder = writer.scratch("model")
-    model_size = estimated_model_size(result.model, result.split.X_train.shape[1])
-    writer.ensure_space(model_size, "the model")
-    saved = context.background.submit(
-        models.save_model,
-        result.model,
-        result.split.X_train.head(5),
-        str(model_folder),
-        context.run_id,
-        model_id,
-        model_root,
+        on_holdout=start_outputs,
     )
     records = metric_records(result)
     runs.log_metrics(context.run_id, records)
     baseline = baselines.compare_with_baseline(
         context.run_id, {k: v for k, v, step in records if not step}
     )
-    predictions = outputs.predictions_csv(evaluate.predictions_table(result))
+    predictions = started["predictions"]()
     output_path = outputs.write_predictions(predictions, config.data.output, context.run_id, writer)
     data_params = data_provenance(dataset, output_path)
     data_params["task"] = result.task
@@ -401,25 +418,9 @@ def record(context: RunContext) -> RunSummary:
             log.warning(warning)
 
     packages = installed()
-    report_input = report.ReportInput(
-        run_id=context.run_id,
-        run_name=context.prepared.name,
-        note=config.tracking.note,
-        params=context.params,
+    whole = dataclasses.replace(
+        report_input(context, result),
         folds=result.folds,
-        test=result.test,
-        confusion=result.confusion,
-        labels=[str(label) for label in result.classes],
-        roc_curve=result.roc_curve,
-        pr_curve=result.pr_curve,
-        coefficients=model.coefficients(result.model),
-        intercept=model.intercepts(result.model),
-        headline=config.evaluation.headline_metric,
-        experiment=config.tracking.experiment_name,
-        train_rows=len(result.split.y_train),
-        class_counts=class_counts(result),
-        preprocessing=model.preprocessing_summary(result.model, dataset.features),
-        positive_label=None if result.positive_label is None else str(result.positive_label),
         provenance={
             **context.prepared.tags,
             **data_params,
@@ -429,11 +430,11 @@ def record(context: RunContext) -> RunSummary:
         warnings=result.warnings,
         baseline=baseline,
     )
-    images = context.background.submit(report.plots, report_input)
-    html = redact(report.render(report_input, images()))
+    html = redact(report.render(whole, started["charts"]()))
     write_run_files(context, predictions, packages, html)
+    model_size = estimated_model_size(result.model, n_features)
     with writer.room_for(model_size, "the model", check=False):
-        saved()
+        started["model"]()
     writer.adopt_folder(model_folder, model_root, model_id=model_id)
     writer.finalize_model_when_stored(model_id)
 
@@ -447,6 +448,35 @@ def record(context: RunContext) -> RunSummary:
         test_value=result.test[headline],
         report_uri=context.run_root + "/report.html",
         output_path=output_path,
+    )
+
+
+def report_input(context: RunContext, result: evaluate.Evaluation) -> report.ReportInput:
+    """What the report shows of the fitted model and its test scores (all the charts
+    need); `record` adds the folds, provenance, packages and baseline once known."""
+    config = context.config
+    return report.ReportInput(
+        run_id=context.run_id,
+        run_name=context.prepared.name,
+        note=config.tracking.note,
+        params=context.params,
+        folds=[],
+        test=result.test,
+        confusion=result.confusion,
+        labels=[str(label) for label in result.classes],
+        roc_curve=result.roc_curve,
+        pr_curve=result.pr_curve,
+        coefficients=model.coefficients(result.model),
+        intercept=model.intercepts(result.model),
+        headline=config.evaluation.headline_metric,
+        experiment=config.tracking.experiment_name,
+        train_rows=len(result.split.y_train),
+        class_counts=class_counts(result),
+        preprocessing=model.preprocessing_summary(result.model, context.dataset.features),
+        positive_label=None if result.positive_label is None else str(result.positive_label),
+        provenance={},
+        packages={},
+        warnings=result.warnings,
     )
 
 
