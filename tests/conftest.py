@@ -38,9 +38,19 @@ GIT_IDENTITY = {
 }
 
 
+# Modules that start a Ray cluster of their own: never two at once (parallel runs).
+ONE_AT_A_TIME = {"test_ray_sweep.py": "ray", "test_team_ray.py": "ray"}
+
+
 def pytest_collection_modifyitems(config, items):
-    """One definition of e2e: the folder. Its tests get the marker; nothing else may."""
+    """One definition of e2e: the folder. Its tests get the marker; nothing else may.
+
+    Parallel runs (pytest-xdist, `--dist loadgroup`): a module's tests stay on one worker,
+    so a module's servers start once; the Ray modules share one worker."""
     for item in items:
+        module = item.nodeid.split("::", 1)[0]
+        group = ONE_AT_A_TIME.get(Path(item.path).name, module)
+        item.add_marker(pytest.mark.xdist_group(group))
         if E2E_DIR in Path(item.path).parents:
             item.add_marker(pytest.mark.e2e)
         elif item.get_closest_marker("e2e"):
@@ -79,6 +89,8 @@ def pytest_sessionfinish(session, exitstatus):
     the suite's output open and hang whatever waits for it to end."""
     from logistic_regression import background
 
+    if session.config.pluginmanager.hasplugin("dsession"):
+        return  # pytest-xdist's controller: each worker checks the processes of its own
     background.stop()  # the kit's own workers, when the in-process runs forked them
     left = [(pid, command) for pid, command in _descendants(os.getpid()) if command]
     for pid, _ in left:
