@@ -43,7 +43,7 @@ folder = tempfile.mkdtemp()
 args = (fitted, X.head(5), folder + "/model", "run", "m-1", "file:///m-1")
 started = time.perf_counter()
 if sys.argv[1] == "kit":
-    with Background(report.warm_up) as background:
+    with Background(report.warm_up) as background:  # as pipeline.run
         background.submit(save_model, *args)()
 else:
     pool = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork"))

@@ -159,7 +159,8 @@ class Background:
 
     def submit(self, function: Callable[..., T], *args: Any) -> Callable[[], T]:
         """Start `function(*args)`; the returned callable waits for and gives its result.
-        If a worker dies (before or while it does the work), the work runs here."""
+        A task the worker has not started by then runs here instead (the caller would
+        only wait), and so does one whose worker died."""
         if self._pool is not None:
             try:
                 future = self._pool.submit(function, *args)
@@ -169,6 +170,8 @@ class Background:
                 self._futures.append(future)
 
                 def result() -> T:
+                    if future.cancel():  # still queued behind other tasks: do it here
+                        return function(*args)
                     try:
                         return future.result()
                     except BrokenProcessPool:

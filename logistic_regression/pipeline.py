@@ -117,7 +117,7 @@ def run(
     """Train, evaluate, report and record one run; returns what the console prints.
     `parent_run_id`: record as a child of that run (a sweep's configuration).
     `on_open(run_id)`: told as soon as the run exists."""
-    with Background(report.warm_up) as background:  # first: workers fork single-threaded
+    with Background(report.warm_up) as background:  # first: the worker forks single-threaded
         prepared = prepare(config)
         with (
             kept_on_store_failure(config),

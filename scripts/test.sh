@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine (the README's second command; .ci/run runs it):
-#   bash scripts/test.sh                   everything, ~15 minutes on 2 cores
+#   bash scripts/test.sh                   everything, ~15 minutes on 2 cores (pytest-xdist)
 #   bash scripts/test.sh -m "not e2e"      the fast in-process part
 # Installs what the tests start for real when it is missing: Debian's chromium (the
 # report and the MLflow UI in a browser) and postgresql (the team server's store), with

@@ -23,17 +23,23 @@ PROBE = textwrap.dedent(
     {first_import}
     import logistic_regression.pipeline  # everything a run imports
     from threadpoolctl import threadpool_info
-    from logistic_regression.background import Background, thread_count
+    from logistic_regression.background import Background, shared_pool, thread_count
 
     def identity():
         return os.getpid(), os.getppid()
 
     if __name__ == "__main__":
         before = thread_count()
-        with Background() as workers:
-            first = workers.submit(identity)()
-        with Background() as workers:  # a second run of the same process
-            second = workers.submit(identity)()
+        # Straight to the pool: Background.submit's result() may do a task still queued
+        # itself, and these tasks must show where the pool runs them.
+        def on_pool():
+            pool = shared_pool()
+            return tuple(pool.submit(identity).result()) if pool else identity()
+
+        with Background():
+            first = on_pool()
+        with Background():  # a second run of the same process
+            second = on_pool()
         print(json.dumps({{
             "pid": os.getpid(),
             "threads_before": before,
