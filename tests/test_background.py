@@ -164,3 +164,49 @@ def test_processes_the_kit_starts_never_inherit_its_own_thread_limits(tmp_path):
         [sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env
     )
     assert json.loads(done.stdout) == ["1", None, "3", "x"], done.stderr
+
+
+STEAL = textwrap.dedent(
+    """
+    import json, os, sys, time
+    from pathlib import Path
+    import logistic_regression.pipeline  # everything a run imports
+    from logistic_regression.background import Background
+
+    def blocked(release):
+        deadline = time.monotonic() + 120  # a bound, not a measurement
+        while not Path(release).exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return os.getpid()
+
+    if __name__ == "__main__":
+        with Background() as workers:
+            busy = [workers.submit(blocked, sys.argv[1]) for _ in range(3)]
+            queued = workers.submit(os.getpid)
+            here = queued()  # the worker is held: this task is still queued
+            Path(sys.argv[1]).touch()
+            print(json.dumps({"pid": os.getpid(), "queued": here, "busy": [b() for b in busy]}))
+    """
+)
+
+
+def test_a_task_still_queued_when_its_result_is_wanted_runs_in_the_caller(tmp_path):
+    script = tmp_path / "steal.py"
+    script.write_text(STEAL)
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in background.package.THREAD_POOL_VARIABLES
+    }
+    env["PYTHONPATH"] = os.pathsep.join([str(PROJECT), env.get("PYTHONPATH", "")])
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "release")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    found = json.loads(done.stdout.splitlines()[-1])
+    # The worker is held by the first tasks until after the result came (the call queue
+    # takes at most two of them): only the caller can have done it.
+    assert found["queued"] == found["pid"], done.stderr
