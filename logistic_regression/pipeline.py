@@ -356,7 +356,7 @@ def record(context: RunContext) -> RunSummary:
     """The body of a run: everything logged, nothing waiting for the network.
 
     The final model is fitted first: its files, the predictions CSV and the charts need
-    nothing else, so the background workers make them while the folds are fitted (on a
+    nothing else, so the background worker makes them while the folds are fitted (on a
     large table, formatting the predictions alone takes seconds)."""
     config, dataset, writer = context.config, context.dataset, context.writer
     installed = context.background.submit(provenance.installed_packages)
@@ -369,11 +369,14 @@ def record(context: RunContext) -> RunSummary:
         dataset.ref.digest,
     )
     started: dict[str, Callable[[], Any]] = {}
+    known: dict[str, Any] = {}  # what start_outputs computed, reused after the folds
 
     def start_outputs(fitted: evaluate.Evaluation) -> None:
         """The final model is scored: its files, the predictions and the charts are made
-        by the background workers while the folds are fitted."""
-        writer.ensure_space(estimated_model_size(fitted.model, n_features), "the model")
+        by the background worker while the folds are fitted."""
+        known["model_size"] = estimated_model_size(fitted.model, n_features)
+        writer.ensure_space(known["model_size"], "the model")
+        known["report"] = report_input(context, fitted)
         started["model"] = context.background.submit(
             models.save_model,
             fitted.model,
@@ -386,7 +389,7 @@ def record(context: RunContext) -> RunSummary:
         started["predictions"] = context.background.submit(
             outputs.predictions_csv, evaluate.predictions_table(fitted)
         )
-        started["charts"] = context.background.submit(report.plots, report_input(context, fitted))
+        started["charts"] = context.background.submit(report.plots, known["report"])
 
     model_id, model_root = models.create_model(context.run_id, context.params)
     model_folder = writer.scratch("model")
@@ -419,7 +422,7 @@ def record(context: RunContext) -> RunSummary:
 
     packages = installed()
     whole = dataclasses.replace(
-        report_input(context, result),
+        known["report"],
         folds=result.folds,
         provenance={
             **context.prepared.tags,
@@ -432,8 +435,7 @@ def record(context: RunContext) -> RunSummary:
     )
     html = redact(report.render(whole, started["charts"]()))
     write_run_files(context, predictions, packages, html)
-    model_size = estimated_model_size(result.model, n_features)
-    with writer.room_for(model_size, "the model", check=False):
+    with writer.room_for(known["model_size"], "the model", check=False):
         started["model"]()
     writer.adopt_folder(model_folder, model_root, model_id=model_id)
     writer.finalize_model_when_stored(model_id)
