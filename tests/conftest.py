@@ -361,16 +361,15 @@ def s3_env(s3_server, monkeypatch):
 
 
 @pytest.fixture
-def private_s3(tmp_path, monkeypatch):
-    """A SeaweedFS server of this test alone, which it may stop, restart or freeze;
-    the test's environment points at it. Stopped by PID at the end."""
-    from servers import S3Server
-
-    server = S3Server(tmp_path / "private-s3")
+def private_s3(s3_server, monkeypatch):
+    """The session's SeaweedFS server, this test's to freeze, stop and restart; the
+    test's environment points at it. Afterwards it runs and answers again for the next
+    test (tests run one after another in a worker): a server per test cost 3 s each."""
+    for name, value in s3_server.environment().items():
+        monkeypatch.setenv(name, value)
     try:
-        server.start(buckets=("kit",))
-        for name, value in server.environment().items():
-            monkeypatch.setenv(name, value)
-        yield server
+        yield s3_server
     finally:
-        server.stop(keep_data=False)
+        s3_server.thaw()
+        if s3_server.process is None:
+            s3_server.start()

@@ -219,7 +219,7 @@ def test_upload_errors_are_stored_redacted_and_uploads_connect_with_the_real_uri
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Server)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     real = f"http://user:{SECRET}@127.0.0.1:{server.server_address[1]}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", real)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")

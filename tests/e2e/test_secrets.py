@@ -165,7 +165,7 @@ def test_no_secret_is_printed_raised_tagged_reported_stored_or_sent(
         objects = s3_objects(server)
     finally:
         receiver.stop()
-        server.stop(keep_data=False)
+        server.stop()
 
     bodies = [body for _, body in receiver.requests]
     assert {body["status"] for body in bodies} == {"FINISHED", "FAILED"}
