@@ -14,6 +14,12 @@ the garbage collector (`gc.freeze`): collections would touch every one of them a
 their pages, which cost 130 MB of memory in a large run. The same worker then serves
 every later run of the process (each configuration of a sweep), keeping its imports.
 
+The worker is handed one task at a time (`_Gate`): ProcessPoolExecutor would pass the
+next task to the worker's queue at once, and a task there can no longer be taken back.
+Held here instead, a task the worker has not started when its result is wanted (behind
+the chart library's warm-up, behind another task) runs in the caller, which would
+otherwise only wait.
+
 Where the process already runs threads (the kit imported as a library after numpy, or
 inside a test runner), where fork is missing (macOS, Windows), in a process forked from
 one that has a pool, or once a worker died (its task is then redone here), the work runs
@@ -24,13 +30,16 @@ inline, with the same results. A SIGKILLed run leaves no worker behind
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import multiprocessing
 import multiprocessing.util
 import os
 import sys
+import threading
+from collections import deque
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ProcessPoolExecutor, wait
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
@@ -48,6 +57,7 @@ THREAD_POOL_APIS = {
 }
 
 _pool: ProcessPoolExecutor | None = None
+_gate: _Gate | None = None
 _pool_refused = False
 
 
@@ -69,7 +79,7 @@ def thread_count() -> int:
 def shared_pool(*warm_ups: Callable[[], Any]) -> ProcessPoolExecutor | None:
     """The process's worker pool, forked now if this is the first call and the process
     is single-threaded; None when the work has to run inline."""
-    global _pool, _pool_refused
+    global _pool, _gate, _pool_refused
     if _pool is not None or _pool_refused:
         return _pool
     if not sys.platform.startswith("linux") or thread_count() != 1:
@@ -85,31 +95,37 @@ def shared_pool(*warm_ups: Callable[[], Any]) -> ProcessPoolExecutor | None:
     )
     # With fork, the first submit forks every worker before the pool starts its own
     # manager thread: all of them leave a single-threaded process.
+    gate = _Gate(pool)
     tasks = [*warm_ups, *[_nothing] * max(0, WORKERS - len(warm_ups))]
     for task in tasks:
-        pool.submit(task)
+        gate.submit(task)
     release_thread_pools()
-    _pool = pool
+    _pool, _gate = pool, gate
     # Stopped before the process waits for its children on the way out. A process that
     # multiprocessing started itself (a joblib/loky sweep worker) never runs atexit: it
     # runs these finalizers, then joins every child, so idle workers never told to stop
     # would hang it (and the sweep's parent) forever.
-    multiprocessing.util.Finalize(None, _stop_pool, args=(pool, os.getpid()), exitpriority=100)
+    multiprocessing.util.Finalize(
+        None, _stop_pool, args=(pool, gate, os.getpid()), exitpriority=100
+    )
     return _pool
 
 
 def stop() -> None:
     """Stop this process's workers now (they are forked again if a later run needs them)."""
-    global _pool, _pool_refused
+    global _pool, _gate, _pool_refused
+    if _gate is not None:
+        _gate.cancel_waiting()
     if _pool is not None:
         _pool.shutdown(wait=True, cancel_futures=True)
-    _pool, _pool_refused = None, False
+    _pool, _gate, _pool_refused = None, None, False
 
 
-def _stop_pool(pool: ProcessPoolExecutor, owner: int) -> None:
+def _stop_pool(pool: ProcessPoolExecutor, gate: _Gate, owner: int) -> None:
     """The exit of the process that forked `pool`: tasks not started are dropped, the
     workers stop and are waited for."""
     if os.getpid() == owner:
+        gate.cancel_waiting()
         pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -137,8 +153,8 @@ def child_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 def _forget_pool_in_forked_child() -> None:
     """A process forked from this one (by a user, a launcher) cannot use the pool: its
     manager thread does not exist there. It works inline."""
-    global _pool, _pool_refused
-    _pool, _pool_refused = None, True
+    global _pool, _gate, _pool_refused
+    _pool, _gate, _pool_refused = None, None, True
 
 
 os.register_at_fork(after_in_child=_forget_pool_in_forked_child)
@@ -150,42 +166,38 @@ class Background:
 
     def __init__(self, *warm_ups: Callable[[], Any]) -> None:
         self._warm_ups = warm_ups
-        self._pool: ProcessPoolExecutor | None = None
+        self._gate: _Gate | None = None
         self._futures: list[Future] = []
 
     def __enter__(self) -> Background:
-        self._pool = shared_pool(*self._warm_ups)
+        self._gate = _gate if shared_pool(*self._warm_ups) is not None else None
         return self
 
     def submit(self, function: Callable[..., T], *args: Any) -> Callable[[], T]:
         """Start `function(*args)`; the returned callable waits for and gives its result.
         A task the worker has not started by then runs here instead (the caller would
         only wait), and so does one whose worker died."""
-        if self._pool is not None:
-            try:
-                future = self._pool.submit(function, *args)
-            except BrokenProcessPool:
-                self._broken()
-            else:
-                self._futures.append(future)
+        if self._gate is not None:
+            future = self._gate.submit(function, *args)
+            self._futures.append(future)
 
-                def result() -> T:
-                    if future.cancel():  # still queued behind other tasks: do it here
-                        return function(*args)
-                    try:
-                        return future.result()
-                    except BrokenProcessPool:
-                        self._broken()
-                        return function(*args)
+            def result() -> T:
+                if future.cancel():  # not handed to the worker yet: do it here
+                    return function(*args)
+                try:
+                    return future.result()
+                except BrokenProcessPool:
+                    self._broken()
+                    return function(*args)
 
-                return result
+            return result
         return lambda: function(*args)
 
     def _broken(self) -> None:
         """A worker died: this run and every later one of the process work inline."""
-        global _pool, _pool_refused
-        self._pool = None
-        _pool, _pool_refused = None, True
+        global _pool, _gate, _pool_refused
+        self._gate = None
+        _pool, _gate, _pool_refused = None, None, True
 
     def drain(self) -> None:
         """For a failed run: tasks not started are cancelled, running ones are waited
@@ -197,6 +209,60 @@ class Background:
     def __exit__(self, *exc_info: object) -> None:
         if exc_info[0] is not None:
             self.drain()
+
+
+class _Gate:
+    """Hands the pool's workers one task each at a time and holds the rest, so that a
+    task not started yet can still be cancelled (and run by its caller)."""
+
+    def __init__(self, pool: ProcessPoolExecutor) -> None:
+        self._pool = pool
+        self._lock = threading.Lock()
+        self._waiting: deque[tuple[Future, Callable[..., Any], tuple[Any, ...]]] = deque()
+        self._handed = 0  # tasks with the pool, not finished yet
+
+    def submit(self, function: Callable[..., Any], *args: Any) -> Future:
+        future: Future = Future()
+        with self._lock:
+            self._waiting.append((future, function, args))
+        self._hand_on()
+        return future
+
+    def cancel_waiting(self) -> None:
+        with self._lock:
+            waiting, self._waiting = list(self._waiting), deque()
+        for future, _, _ in waiting:
+            future.cancel()
+
+    def _hand_on(self) -> None:
+        while True:
+            with self._lock:
+                if self._handed >= WORKERS or not self._waiting:
+                    return
+                future, function, args = self._waiting.popleft()
+                if not future.set_running_or_notify_cancel():
+                    continue  # taken back by its caller
+                self._handed += 1
+            try:
+                handed = self._pool.submit(function, *args)
+            except BaseException as exc:  # a broken or stopped pool
+                with self._lock:
+                    self._handed -= 1
+                future.set_exception(exc)
+                continue
+            handed.add_done_callback(functools.partial(self._finished, future))
+
+    def _finished(self, future: Future, done: Future) -> None:
+        """In the pool's manager thread (or here when the task was already done)."""
+        with self._lock:
+            self._handed -= 1
+        if done.cancelled():
+            future.set_exception(CancelledError())
+        elif (error := done.exception()) is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(done.result())
+        self._hand_on()
 
 
 def _nothing() -> None:
