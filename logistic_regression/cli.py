@@ -4,7 +4,8 @@ A `KitError` is the user's to fix: one line on stderr, exit code 2. Anything els
 bug in the kit: one line that says so (the traceback with LOGREG_DEBUG=1), exit code 1.
 SIGINT (Ctrl-C), SIGTERM and SIGHUP stop the command as `Interrupted`: the run ends
 KILLED with the reason in `kit.error`, files not yet stored stay in the spool, one line
-on stderr, exit code 128 + the signal's number. Either way the run `mlflow run` created
+on stderr, exit code 128 + the signal's number. Output piped into a reader that stops
+early (`inspect RUN | head`) ends the command quietly with 141, as SIGPIPE would. Either way the run `mlflow run` created
 for this process is never left RUNNING, and that last call to the tracking store is
 bounded: the store may be what failed.
 """
@@ -38,9 +39,13 @@ def guarded(command: Callable[[], int]) -> int:
     with stop_on_signals():
         try:
             try:
-                return command()
+                code = command()
+                sys.stdout.flush()  # a reader gone is found here, not in Python's exit
+                return code
             except KitError as exc:
                 return refuse(exc)
+            except BrokenPipeError:
+                return reader_gone()
             except Exception as exc:
                 if os.environ.get(DEBUG_VARIABLE):
                     raise
@@ -54,6 +59,16 @@ def guarded(command: Callable[[], int]) -> int:
                 return 1
         except Interrupted as exc:
             return interrupted(exc)
+
+
+def reader_gone() -> int:
+    """stdout's reader closed it (`| head`): neither the user's mistake nor a bug. The
+    rest of the output goes nowhere (Python's own flush at exit would fail again)."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    fail_pending_mlflow_run("BrokenPipeError: the reader of the output closed it")
+    return 128 + signal.SIGPIPE
 
 
 # Code a signal must not interrupt half-way: a database transaction cut by an exception

@@ -59,3 +59,23 @@ def test_inspect_shows_a_run_and_an_experiment(capsys):
 
     assert cli(["inspect", "--experiment", "nope"]) == 2
     assert "no experiment named 'nope'" in capsys.readouterr().err
+
+
+def test_output_piped_into_a_reader_that_stops_early_ends_quietly(monkeypatch, capsys):
+    """`inspect RUN | head`: the reader closes the pipe; no "bug" line, exit 141."""
+    import contextlib
+    import os
+    import sys
+
+    run_id = recorded_run("logistic-regression", "logreg-C1-l2", {"model.C": "1"}, texts=ARTIFACTS)
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # `head` has read its lines and gone
+    closed = os.fdopen(write_end, "w")  # buffered, as a pipe is: the flush meets it
+    monkeypatch.setattr(sys, "stdout", closed)
+    try:
+        assert cli(["inspect", run_id]) == 141
+    finally:
+        monkeypatch.undo()
+        with contextlib.suppress(OSError):  # the command pointed the pipe at /dev/null
+            closed.close()
+    assert capsys.readouterr().err == ""
