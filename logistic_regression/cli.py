@@ -5,9 +5,9 @@ bug in the kit: one line that says so (the traceback with LOGREG_DEBUG=1), exit 
 SIGINT (Ctrl-C), SIGTERM and SIGHUP stop the command as `Interrupted`: the run ends
 KILLED with the reason in `kit.error`, files not yet stored stay in the spool, one line
 on stderr, exit code 128 + the signal's number. Output piped into a reader that stops
-early (`inspect RUN | head`) ends the command quietly with 141, as SIGPIPE would. Either way the run `mlflow run` created
-for this process is never left RUNNING, and that last call to the tracking store is
-bounded: the store may be what failed.
+early (`inspect RUN | head`) ends the command quietly with 141, as SIGPIPE would.
+Either way the run `mlflow run` created for this process is never left RUNNING, and
+that last call to the tracking store is bounded: the store may be what failed.
 """
 
 from __future__ import annotations
