@@ -268,7 +268,7 @@ def test_a_running_run_whose_process_is_gone_is_killed_even_while_files_wait(
     pid = as_if_written_by_a_process_that_exited(run.folder)
     before = run.contents()
 
-    code, out, err = sync_cli(capsys)
+    code, out, err = sync_cli(capsys, "storage.retry.backoff_s=0.05")  # the store is down
 
     assert code == 1
     line = one_line(err)
