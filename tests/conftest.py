@@ -45,15 +45,14 @@ ONE_AT_A_TIME = {"test_ray_sweep.py": "ray", "test_team_ray.py": "ray"}
 def pytest_collection_modifyitems(config, items):
     """One definition of e2e: the folder. Its tests get the marker; nothing else may.
 
-    Parallel runs (pytest-xdist, `--dist loadgroup`): an e2e module's tests stay on one
-    worker, so its servers start once, and the Ray modules share one; the in-process
-    tests go one by one to whichever worker is free (whole modules were 10 s slower)."""
+    Parallel runs (pytest-xdist, `--dist loadgroup`): a module's tests stay on one worker,
+    so a module's servers start once; the Ray modules share one worker."""
     for item in items:
         module = item.nodeid.split("::", 1)[0]
+        group = ONE_AT_A_TIME.get(Path(item.path).name, module)
+        item.add_marker(pytest.mark.xdist_group(group))
         if E2E_DIR in Path(item.path).parents:
             item.add_marker(pytest.mark.e2e)
-            group = ONE_AT_A_TIME.get(Path(item.path).name, module)
-            item.add_marker(pytest.mark.xdist_group(group))
         elif item.get_closest_marker("e2e"):
             raise pytest.UsageError(
                 f"{item.nodeid} is marked e2e outside tests/e2e/; move it there instead"
