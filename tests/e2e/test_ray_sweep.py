@@ -132,9 +132,11 @@ def wait_for_running_children(process, client, experiment_name: str, count: int)
 
 
 def test_ctrl_c_stops_the_tasks_on_the_cluster_and_ends_every_run_killed(ray_nodes, tmp_path):
-    process = start_sweep(
-        ray_nodes, tmp_path, "model.C=0.1,1,10,100", "evaluation.cv_folds=10", experiment="stop"
-    )
+    # Eight configurations, two at a time: when a running child is seen (a search that a
+    # loaded machine may answer late), at least four have yet to start, so the signal
+    # always meets a sweep that is still going (with four, a loaded run once saw it end).
+    swept = "model.C=0.01,0.1,0.5,1,5,10,100,1000"
+    process = start_sweep(ray_nodes, tmp_path, swept, "evaluation.cv_folds=10", experiment="stop")
     client = MlflowClient()
     assert len(wait_for_running_children(process, client, "stop", 1)) >= 1
     process.send_signal(signal.SIGINT)
