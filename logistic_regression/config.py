@@ -13,6 +13,8 @@ Light on purpose: Hydra and OmegaConf only, so the server script can read
 from __future__ import annotations
 
 import math
+import re
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -458,6 +460,16 @@ def compose_config(overrides: list[str]) -> Config:
     return compose("config", overrides)
 
 
+# OmegaConf's wording for a value of the wrong type, and what to say instead.
+NOT_CONVERTED = re.compile(r"Value '(.*)' of type '\w+' could not be converted to (\w+)")
+TYPE_WORDS = defaultdict(
+    lambda: "of the expected type",
+    Float="a number (such as 0.5)",
+    Integer="a whole number (such as 5)",
+    Boolean="true or false",
+)
+
+
 def one_line(exc: BaseException) -> str:
     """The useful line of a Hydra/OmegaConf error: the innermost cause, with its key."""
     inner = exc
@@ -468,6 +480,9 @@ def one_line(exc: BaseException) -> str:
     text = message[0] if message else type(inner).__name__
     outer = str(exc).strip().splitlines()
     if key:
+        if converted := NOT_CONVERTED.fullmatch(text):
+            value, wanted = converted.groups()
+            return f"invalid value for {key}: {value!r} is not {TYPE_WORDS[wanted]}"
         return f"invalid value for {key}: {text}"
     if len(outer) > 1 and outer[0].startswith("Error parsing override"):
         return f"{outer[0]}: {outer[1]} (an override is key=value)"

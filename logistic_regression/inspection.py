@@ -103,6 +103,14 @@ MAX_TOP = 50_000
 BEST_PARAMS = ("model.C", "model.penalty", "model.solver", "model.l1_ratio")
 
 
+def _best_param(params: Mapping[str, str], name: str) -> str:
+    """A parameter as `best` lists it: `-` where the run lacks it, and for l1_ratio
+    where its penalty ignores it (only elasticnet mixes l1 and l2)."""
+    if name == "model.l1_ratio" and params.get("model.penalty") != "elasticnet":
+        return "-"
+    return params.get(name, "-")
+
+
 def _unknown_metric_hint(metric: str, experiment, client: MlflowClient) -> str:
     """When no run of the experiment has `metric` at all: say so, with names that exist."""
     ids = [experiment.experiment_id]
@@ -161,7 +169,7 @@ def best_runs(
             run.info.run_id,
             run.info.run_name or "",
             f"{run.data.metrics[metric]:.6f}",
-            *(run.data.params.get(name, "-") for name in BEST_PARAMS),
+            *(_best_param(run.data.params, name) for name in BEST_PARAMS),
         ]
         for rank, run in enumerate(runs, start=1)
     ]

@@ -136,3 +136,16 @@ def test_a_metric_no_run_has_is_named_with_the_metrics_there(store):
     # Present on a run, but none passes the filter: no such hint.
     filtered = best_runs("cv_f1_mean", "typo", "", 5, client)
     assert filtered.endswith("none match")
+
+
+def test_l1_ratio_is_listed_only_where_the_penalty_uses_it(store):
+    client = MlflowClient(store)
+    common = {"model.C": 1.0, "model.solver": "saga", "model.l1_ratio": 0.3}
+    mixed = recorded_run("best", "mixed", {**common, "model.penalty": "elasticnet"},
+                         {"cv_roc_auc_mean": 0.9}, client=client)  # fmt: skip
+    plain = recorded_run("best", "plain", {**common, "model.penalty": "l2"},
+                         {"cv_roc_auc_mean": 0.8}, client=client)  # fmt: skip
+    rows = {line.split()[1]: line.split() for line in
+            best_runs("cv_roc_auc_mean", "best", client=client).splitlines()[2:]}  # fmt: skip
+    assert rows[mixed][-3:] == ["elasticnet", "saga", "0.3"]
+    assert rows[plain][-3:] == ["l2", "saga", "-"]

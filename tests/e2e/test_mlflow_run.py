@@ -136,7 +136,7 @@ def test_dirty_tree_is_flagged_and_its_diff_logged(kit, tmp_path):
         # the kit's validation of a well-typed value (config.validate)
         ("C=-1", "error: model.C=-1.0 is not allowed; C must be a number > 0"),
         # Hydra refuses the type while composing
-        ("C=abc", "error: invalid value for model.C:"),
+        ("C=abc", "error: invalid value for model.C: 'abc' is not a number (such as 0.5)"),
         # the input, checked when the data is loaded
         ("input=missing.csv", "error: data.input='missing.csv': no such file"),
         # the output folder, created and written before the run goes on
