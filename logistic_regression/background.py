@@ -229,10 +229,19 @@ class _Gate:
         return future
 
     def cancel_waiting(self) -> None:
+        self._fail_waiting(None)
+
+    def _fail_waiting(self, error: BaseException | None) -> None:
+        """Every task still held ends: cancelled, or with `error` (a broken pool: their
+        callers then run them themselves)."""
         with self._lock:
             waiting, self._waiting = list(self._waiting), deque()
         for future, _, _ in waiting:
-            future.cancel()
+            if error is None:
+                future.cancel()
+                future.set_running_or_notify_cancel()  # so that wait() counts it done
+            elif future.set_running_or_notify_cancel():
+                future.set_exception(error)
 
     def _hand_on(self) -> None:
         while True:
@@ -245,7 +254,7 @@ class _Gate:
                 self._handed += 1
             try:
                 handed = self._pool.submit(function, *args)
-            except BaseException as exc:  # a broken or stopped pool
+            except Exception as exc:  # a broken or stopped pool
                 with self._lock:
                     self._handed -= 1
                 future.set_exception(exc)
@@ -253,16 +262,24 @@ class _Gate:
             handed.add_done_callback(functools.partial(self._finished, future))
 
     def _finished(self, future: Future, done: Future) -> None:
-        """In the pool's manager thread (or here when the task was already done)."""
+        """In the pool's manager thread (or here when the task was already done). A pool
+        that broke (a worker died) calls this holding its own lock on Python 3.12+, which
+        `submit` takes too: nothing more is handed to it then."""
         with self._lock:
             self._handed -= 1
-        if done.cancelled():
+        if done.cancelled():  # the pool is stopping
             future.set_exception(CancelledError())
-        elif (error := done.exception()) is not None:
+            self._fail_waiting(None)
+            return
+        error = done.exception()
+        if error is not None:
             future.set_exception(error)
         else:
             future.set_result(done.result())
-        self._hand_on()
+        if isinstance(error, BrokenProcessPool):
+            self._fail_waiting(error)
+        else:
+            self._hand_on()
 
 
 def _nothing() -> None:

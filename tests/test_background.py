@@ -214,3 +214,44 @@ def test_a_task_still_queued_when_its_result_is_wanted_runs_in_the_caller(tmp_pa
     # (ProcessPoolExecutor alone would have passed the task to the worker's queue).
     assert found["worker"] != found["pid"], "no worker: everything ran inline"
     assert found["queued"] == found["pid"], done.stderr
+
+
+DEATH = textwrap.dedent(
+    """
+    import json, os
+    import logistic_regression.pipeline  # everything a run imports
+    from logistic_regression.background import Background, shared_pool
+
+    def exit_in_worker(parent):
+        if os.getpid() != parent:
+            os._exit(3)  # the worker dies, as an out-of-memory kill would end it
+        return "redone here"
+
+    if __name__ == "__main__":
+        with Background() as workers:
+            worker = shared_pool().submit(os.getpid).result()  # a pool exists
+            died = workers.submit(exit_in_worker, os.getpid())
+            waiting = workers.submit(os.getpid)  # held behind it when it dies
+            print(json.dumps({"pid": os.getpid(), "worker": worker, "died": died(),
+                              "waiting": waiting()}), flush=True)
+    """
+)
+
+
+def test_a_worker_that_dies_leaves_no_task_hanging_and_the_caller_does_them(tmp_path):
+    """The pool breaks with a task still held behind the dead one: both are done here
+    (the task that killed its worker once more, in the caller), nothing waits forever."""
+    script = tmp_path / "death.py"
+    script.write_text(DEATH)
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in background.package.THREAD_POOL_VARIABLES
+    }
+    env["PYTHONPATH"] = os.pathsep.join([str(PROJECT), env.get("PYTHONPATH", "")])
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, env=env
+    )
+    found = json.loads(done.stdout.splitlines()[-1])
+    assert found["worker"] != found["pid"], "no worker: everything ran inline"
+    assert found["died"] == "redone here" and found["waiting"] == found["pid"], done.stderr
