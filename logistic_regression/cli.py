@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import select
 import signal
 import sys
 import threading
@@ -40,25 +41,44 @@ def guarded(command: Callable[[], int]) -> int:
         try:
             try:
                 code = command()
-                sys.stdout.flush()  # a reader gone is found here, not in Python's exit
+                if sys.stdout is not None:
+                    sys.stdout.flush()  # a reader gone is found here, not in Python's exit
                 return code
             except KitError as exc:
                 return refuse(exc)
-            except BrokenPipeError:
-                return reader_gone()
+            except BrokenPipeError as exc:
+                if stdout_reader_gone():
+                    return reader_gone()
+                return bug(exc)
             except Exception as exc:
-                if os.environ.get(DEBUG_VARIABLE):
-                    raise
-                line = redact(first_line(exc))
-                print(
-                    f"error: unexpected {type(exc).__name__}: {line} "
-                    f"(a bug in the kit; set {DEBUG_VARIABLE}=1 for the traceback)",
-                    file=sys.stderr,
-                )
-                fail_pending_mlflow_run(f"{type(exc).__name__}: {line}")
-                return 1
+                return bug(exc)
         except Interrupted as exc:
             return interrupted(exc)
+
+
+def bug(exc: Exception) -> int:
+    """Anything but a user's mistake: one line that says it is the kit's."""
+    if os.environ.get(DEBUG_VARIABLE):
+        raise exc
+    line = redact(first_line(exc))
+    print(
+        f"error: unexpected {type(exc).__name__}: {line} "
+        f"(a bug in the kit; set {DEBUG_VARIABLE}=1 for the traceback)",
+        file=sys.stderr,
+    )
+    fail_pending_mlflow_run(f"{type(exc).__name__}: {line}")
+    return 1
+
+
+def stdout_reader_gone() -> bool:
+    """Whether stdout is a pipe whose reader closed it (poll reports an error on it)."""
+    try:
+        descriptor = sys.stdout.fileno()
+        poller = select.poll()
+        poller.register(descriptor, select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):
+        return False
 
 
 def reader_gone() -> int:
@@ -66,7 +86,10 @@ def reader_gone() -> int:
     rest of the output goes nowhere (Python's own flush at exit would fail again)."""
     with contextlib.suppress(OSError, ValueError):
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        finally:
+            os.close(devnull)
     fail_pending_mlflow_run("BrokenPipeError: the reader of the output closed it")
     return 128 + signal.SIGPIPE
 
@@ -79,6 +102,9 @@ UNSAFE_TO_INTERRUPT = ("/sqlalchemy/", "/mlflow/store/", "/alembic/")
 # and goes on): a signal arriving while one runs (GitPython's Repo.__del__, found by the
 # signal e2e test) would be lost, and the run would finish. It is raised after it.
 SWALLOWS_EXCEPTIONS = ("__del__",)
+# Weak-reference callbacks swallow them too (a WeakValueDictionary forgetting an entry,
+# `weakref.finalize`; found by the signal e2e test): code run from these modules waits.
+SWALLOWS_EXCEPTIONS_IN = ("/weakref.py", "/_weakrefset.py")
 RECHECK_S = 0.05
 
 
@@ -95,7 +121,9 @@ def stop_on_signals() -> Iterator[None]:
     received: list[int] = []
 
     def raise_when_safe(frame: FrameType | None) -> None:
-        if _inside(frame, UNSAFE_TO_INTERRUPT) or _in_function(frame, SWALLOWS_EXCEPTIONS):
+        if _inside(frame, UNSAFE_TO_INTERRUPT + SWALLOWS_EXCEPTIONS_IN) or _in_function(
+            frame, SWALLOWS_EXCEPTIONS
+        ):
             signal.signal(signal.SIGALRM, lambda _signum, later: raise_when_safe(later))
             signal.setitimer(signal.ITIMER_REAL, RECHECK_S)
             return

@@ -140,24 +140,36 @@ def test_a_signal_inside_the_stores_database_code_waits_until_it_is_left():
     assert log == ["committed"]
 
 
-def test_a_signal_inside_a_finalizer_is_raised_after_it_not_lost():
-    """Python ignores an exception raised in `__del__`: the signal waits until it returns."""
+@pytest.mark.parametrize("kind", ["__del__", "weakref.finalize"])
+def test_a_signal_inside_a_finalizer_is_raised_after_it_not_lost(kind):
+    """Python ignores an exception raised in `__del__` or a weak-reference callback: the
+    signal waits until it returns."""
     import os
     import signal
     import time
+    import weakref
 
     log: list[str] = []
 
+    def finalize() -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+        deadline = time.monotonic() + 0.5
+        while time.monotonic() < deadline:
+            pass
+        log.append("finalized")
+
     class Finalized:
         def __del__(self) -> None:
-            os.kill(os.getpid(), signal.SIGTERM)
-            deadline = time.monotonic() + 0.5
-            while time.monotonic() < deadline:
-                pass
-            log.append("finalized")
+            finalize()
+
+    class Plain:
+        pass
 
     def command() -> int:
-        Finalized()  # dropped at once: its __del__ runs here and receives the signal
+        if kind == "__del__":
+            Finalized()  # dropped at once: its __del__ runs here and receives the signal
+        else:
+            weakref.finalize(Plain(), finalize)  # likewise, through weakref.py
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:  # the signal comes once the finalizer is left
             time.sleep(0.01)
@@ -165,3 +177,13 @@ def test_a_signal_inside_a_finalizer_is_raised_after_it_not_lost():
 
     assert cli.guarded(command) == 128 + signal.SIGTERM
     assert log == ["finalized"]
+
+
+def test_a_broken_pipe_that_is_not_stdout_is_a_bug(capsys):
+    """Only a reader gone from stdout ends quietly; a broken pipe elsewhere is reported."""
+
+    def command() -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    assert cli.guarded(command) == 1
+    assert "unexpected BrokenPipeError" in capsys.readouterr().err
