@@ -461,12 +461,15 @@ def compose_config(overrides: list[str]) -> Config:
 
 
 # OmegaConf's wording for a value of the wrong type, and what to say instead.
-NOT_CONVERTED = re.compile(r"Value '(.*)' of type '\w+' could not be converted to (\w+)")
+NOT_CONVERTED = re.compile(
+    r"Value '(.*)' (?:of type '\w+' could not be converted to (\w+)|is not a valid (bool))"
+    r"(?: \(type \w+\))?"
+)
 TYPE_WORDS = defaultdict(
     lambda: "of the expected type",
     Float="a number (such as 0.5)",
     Integer="a whole number (such as 5)",
-    Boolean="true or false",
+    bool="true or false",
 )
 
 
@@ -481,8 +484,8 @@ def one_line(exc: BaseException) -> str:
     outer = str(exc).strip().splitlines()
     if key:
         if converted := NOT_CONVERTED.fullmatch(text):
-            value, wanted = converted.groups()
-            return f"invalid value for {key}: {value!r} is not {TYPE_WORDS[wanted]}"
+            value, number, truth = converted.groups()
+            return f"invalid value for {key}: {value!r} is not {TYPE_WORDS[number or truth]}"
         return f"invalid value for {key}: {text}"
     if len(outer) > 1 and outer[0].startswith("Error parsing override"):
         return f"{outer[0]}: {outer[1]} (an override is key=value)"

@@ -112,10 +112,14 @@ def test_bad_input_creates_no_run(config, group, change, error):
     assert MlflowClient().search_experiments(filter_string="name = 'logistic-regression'") == []
 
 
-def test_cli_bad_value_is_one_line_exit_2(capsys):
-    assert train.main(["model.C=abc"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err == "error: invalid value for model.C: 'abc' is not a number (such as 0.5)"
+@pytest.mark.parametrize(("override", "says"), [
+    ("model.C=abc", "model.C: 'abc' is not a number (such as 0.5)"),
+    ("seed=1.5", "seed: '1.5' is not a whole number (such as 5)"),
+    ("registry.register=maybe", "registry.register: 'maybe' is not true or false"),
+])  # fmt: skip
+def test_cli_bad_value_is_one_line_exit_2(capsys, override, says):
+    assert train.main([override]) == 2
+    assert capsys.readouterr().err.strip() == f"error: invalid value for {says}"
 
 
 def test_register_without_a_name_is_refused_before_the_run(capsys):
