@@ -161,3 +161,42 @@ def test_a_store_that_failed_mid_run_is_one_line_saying_what_to_do():
     assert text.startswith("the tracking store http://127.0.0.1:5000 failed during run r1: ")
     assert "could not be ended there either" in text and "kept in /spool/r1" in text
     assert text.endswith("run `python -m logistic_regression sync` when the store is back")
+
+
+@pytest.mark.parametrize(("message", "calls"), [
+    # what a tracking server on PostgreSQL answered when two runs logged one table at once
+    ('(psycopg.errors.UniqueViolation) duplicate key value violates unique constraint '
+     '"dataset_pk"', 2),
+    ("something else went wrong", 1),
+])  # fmt: skip
+def test_a_dataset_logged_by_two_runs_at_once_is_retried_and_nothing_else(
+    monkeypatch, message, calls
+):
+    """MLflow's store checks for the dataset, then inserts it: two runs at the same moment
+    both insert, and the second breaks the key. Retried, it finds the first one's."""
+    import mlflow
+    import pandas as pd
+    from mlflow.exceptions import MlflowException
+
+    from logistic_regression.tracking import runs
+
+    real, seen = mlflow.log_input, []
+
+    def raced(*args, **kwargs):
+        seen.append(args)
+        if len(seen) == 1:
+            raise MlflowException(message)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(mlflow, "log_input", raced)
+    frame = pd.DataFrame({"x": [1.0, 2.0], "target": [0, 1]})
+    mlflow.set_experiment("datasets")
+    with mlflow.start_run() as run:
+        if calls == 1:
+            with pytest.raises(MlflowException, match="something else"):
+                runs.log_dataset(frame, "/data/t.csv", "t.csv", "target", "d" * 64)
+        else:
+            runs.log_dataset(frame, "/data/t.csv", "t.csv", "target", "d" * 64)
+    assert len(seen) == calls
+    logged = mlflow.get_run(run.info.run_id).inputs.dataset_inputs
+    assert len(logged) == (1 if calls == 2 else 0)

@@ -352,10 +352,17 @@ def log_metrics(run_id: str, metrics: list[tuple[str, float, int]]) -> None:
 SCHEMA_SAMPLE_ROWS = 1000
 
 
+# Runs of one experiment logging the same table at the same moment: MLflow's store looks
+# for the dataset, neither finds it, and the second insert breaks its key (seen with eight
+# clients of one server on PostgreSQL). Once the first is committed, a retry finds it.
+DATASET_RACE = ("dataset_pk", "UNIQUE constraint failed: datasets.", "Duplicate entry")
+DATASET_ATTEMPTS = 3
+
+
 def log_dataset(frame, source: str, name: str, target: str, digest: str) -> None:
     """Record the input with `mlflow.log_input`, under the kit's own content digest (of
     the whole input), with the schema inferred from a sample and the profile (row count)
-    of the whole frame."""
+    of the whole frame; retried when another run logged the same table at that moment."""
     with warnings.catch_warnings():
         # MLflow 3.17 registers its local-artifact source twice and warns on every plain
         # path that it "can be interpreted in multiple ways" (both are the same class).
@@ -369,7 +376,14 @@ def log_dataset(frame, source: str, name: str, target: str, digest: str) -> None
             frame.head(SCHEMA_SAMPLE_ROWS), source=source, targets=target, digest=digest[:36]
         )
         dataset.schema = sample.schema  # a cached property: MLflow's own, from the sample
-        mlflow.log_input(dataset, context="training")
+        for attempt in range(1, DATASET_ATTEMPTS + 1):
+            try:
+                mlflow.log_input(dataset, context="training")
+                return
+            except MlflowException as exc:
+                if attempt == DATASET_ATTEMPTS or not any(s in str(exc) for s in DATASET_RACE):
+                    raise
+                time.sleep(0.2 * attempt)
 
 
 def rename(run_id: str, name: str) -> None:
