@@ -371,5 +371,8 @@ def private_s3(s3_server, monkeypatch):
         yield s3_server
     finally:
         s3_server.thaw()
+        if s3_server.process is not None and s3_server.process.poll() is not None:
+            s3_server.stop()  # it died (or a restart failed half-way): start it again
         if s3_server.process is None:
             s3_server.start()
+        s3_server.wait_ready()
