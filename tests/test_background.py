@@ -55,21 +55,41 @@ PROBE = textwrap.dedent(
 )
 
 
-def probe(tmp_path: Path, first_import: str = "", *args: str, **popen) -> subprocess.Popen:
-    script = tmp_path / "probe.py"
-    script.write_text(PROBE.format(first_import=first_import))
+def fresh_environment() -> dict[str, str]:
+    """This environment for a fresh interpreter: without the thread limits the package
+    holds (it sets its own at import), with the kit importable."""
     env = {
         key: value
         for key, value in os.environ.items()
         if key not in background.package.THREAD_POOL_VARIABLES
     }
     env["PYTHONPATH"] = os.pathsep.join([str(PROJECT), env.get("PYTHONPATH", "")])
+    return env
+
+
+def last_json_line(script: Path, text: str, *args: str) -> tuple[dict, str]:
+    """Run `text` as `script` in a fresh interpreter: its last stdout line, as JSON, and
+    its stderr (for the assertion messages)."""
+    script.write_text(text)
+    done = subprocess.run(
+        [sys.executable, str(script), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=fresh_environment(),
+    )
+    return json.loads(done.stdout.splitlines()[-1]), done.stderr
+
+
+def probe(tmp_path: Path, first_import: str = "", *args: str, **popen) -> subprocess.Popen:
+    script = tmp_path / "probe.py"
+    script.write_text(PROBE.format(first_import=first_import))
     return subprocess.Popen(
         [sys.executable, str(script), *args],
         stdout=subprocess.PIPE,
         stdin=subprocess.PIPE,
         text=True,
-        env=env,
+        env=fresh_environment(),
         **popen,
     )
 
@@ -194,26 +214,11 @@ STEAL = textwrap.dedent(
 
 
 def test_a_task_still_queued_when_its_result_is_wanted_runs_in_the_caller(tmp_path):
-    script = tmp_path / "steal.py"
-    script.write_text(STEAL)
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in background.package.THREAD_POOL_VARIABLES
-    }
-    env["PYTHONPATH"] = os.pathsep.join([str(PROJECT), env.get("PYTHONPATH", "")])
-    done = subprocess.run(
-        [sys.executable, str(script), str(tmp_path / "release")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
-    found = json.loads(done.stdout.splitlines()[-1])
+    found, stderr = last_json_line(tmp_path / "steal.py", STEAL, str(tmp_path / "release"))
     # The worker is held until after the result came: only the caller can have done it
     # (ProcessPoolExecutor alone would have passed the task to the worker's queue).
     assert found["worker"] != found["pid"], "no worker: everything ran inline"
-    assert found["queued"] == found["pid"], done.stderr
+    assert found["queued"] == found["pid"], stderr
 
 
 DEATH = textwrap.dedent(
@@ -241,17 +246,6 @@ DEATH = textwrap.dedent(
 def test_a_worker_that_dies_leaves_no_task_hanging_and_the_caller_does_them(tmp_path):
     """The pool breaks with a task still held behind the dead one: both are done here
     (the task that killed its worker once more, in the caller), nothing waits forever."""
-    script = tmp_path / "death.py"
-    script.write_text(DEATH)
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in background.package.THREAD_POOL_VARIABLES
-    }
-    env["PYTHONPATH"] = os.pathsep.join([str(PROJECT), env.get("PYTHONPATH", "")])
-    done = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, env=env
-    )
-    found = json.loads(done.stdout.splitlines()[-1])
+    found, stderr = last_json_line(tmp_path / "death.py", DEATH)
     assert found["worker"] != found["pid"], "no worker: everything ran inline"
-    assert found["died"] == "redone here" and found["waiting"] == found["pid"], done.stderr
+    assert found["died"] == "redone here" and found["waiting"] == found["pid"], stderr
