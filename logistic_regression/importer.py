@@ -185,14 +185,11 @@ def import_file(path: Path, experiment_name: str) -> tuple[int, int]:
     from mlflow.entities import Metric, Param, RunTag
     from mlflow.tracking import MlflowClient
 
+    from logistic_regression.tracking.experiments import get_or_create_experiment
+
     rows = parse(path)
     client = MlflowClient()
-    experiment = client.get_experiment_by_name(experiment_name)
-    experiment_id = (
-        client.create_experiment(experiment_name)
-        if experiment is None
-        else experiment.experiment_id
-    )
+    experiment_id = get_or_create_experiment(client, experiment_name).experiment_id
     existing = client.search_runs(
         [experiment_id], filter_string=f"tags.`{DIGEST_TAG}` != ''", max_results=50000
     )

@@ -261,6 +261,15 @@ def copy_tracked_files(destination: Path) -> Path:
     return destination
 
 
+def fake_checkout(folder: Path) -> Path:
+    """A folder the kit takes for a checkout of itself (its MLproject and package)."""
+    folder.mkdir()
+    (folder / "MLproject").write_text("name: logistic-regression-kit\n")
+    (folder / "logistic_regression").mkdir()
+    (folder / "logistic_regression" / "mlproject.py").write_text("")
+    return folder
+
+
 @pytest.fixture
 def kit_repo(tmp_path) -> Path:
     """A copy of the kit made into a fresh git repository with one commit."""

@@ -6,18 +6,11 @@ from __future__ import annotations
 import mlflow
 import mlflow.tracking.fluent
 import pytest
+from conftest import fake_checkout
 from mlflow.tracking import MlflowClient
 
 from logistic_regression import pipeline
 from logistic_regression.tracking import runs
-
-
-def fake_checkout(folder):
-    folder.mkdir()
-    (folder / "MLproject").write_text("name: logistic-regression-kit\n")
-    (folder / "logistic_regression").mkdir()
-    (folder / "logistic_regression" / "mlproject.py").write_text("")
-    return folder
 
 
 @pytest.fixture(autouse=True)

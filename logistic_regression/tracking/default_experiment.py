@@ -46,9 +46,7 @@ class KitExperimentProvider(DefaultExperimentProvider):
     def get_experiment_id(self) -> str:
         from mlflow import MlflowClient
 
+        from logistic_regression.tracking.experiments import get_or_create_experiment
+
         name, artifact_location = configured_experiment()
-        client = MlflowClient()
-        experiment = client.get_experiment_by_name(name)
-        if experiment:
-            return experiment.experiment_id
-        return client.create_experiment(name, artifact_location=artifact_location)
+        return get_or_create_experiment(MlflowClient(), name, artifact_location).experiment_id

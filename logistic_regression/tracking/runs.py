@@ -31,6 +31,7 @@ from mlflow.tracking import MlflowClient
 from logistic_regression.config import TrackingConfig, flatten_tree
 from logistic_regression.errors import Interrupted, StorageError, first_line
 from logistic_regression.provenance import GIT_DIRTY
+from logistic_regression.tracking.experiments import get_or_create_experiment
 from logistic_regression.uris import redact
 
 ERROR_TAG = "kit.error"
@@ -195,10 +196,7 @@ def experiment_id(name: str, artifact_location: str | None) -> str:
     """The experiment's id, created with `artifact_location` (an S3 prefix) when new.
     An existing experiment that stores its artifacts elsewhere is refused: MLflow
     cannot move it, and silently writing locally would betray `storage=s3`."""
-    client = MlflowClient()
-    experiment = client.get_experiment_by_name(name)
-    if experiment is None:
-        return client.create_experiment(name, artifact_location=artifact_location)
+    experiment = get_or_create_experiment(MlflowClient(), name, artifact_location)
     check_artifact_location(experiment.artifact_location, artifact_location, f"experiment {name!r}")
     return experiment.experiment_id
 

@@ -1,0 +1,31 @@
+"""An experiment looked up by name and created when missing, safe when many start at once.
+
+Several clients of one tracking server (a team, a sweep's workers, two terminals) may
+all find the experiment missing and all create it: the store keeps the first and answers
+the others RESOURCE_ALREADY_EXISTS. That answer means the experiment is there now, so
+the loser reads it back instead of failing its run.
+"""
+
+from __future__ import annotations
+
+from mlflow.entities import Experiment
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+
+def get_or_create_experiment(
+    client: MlflowClient, name: str, artifact_location: str | None = None
+) -> Experiment:
+    """The experiment called `name`; created (with `artifact_location`) when missing."""
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment
+    try:
+        return client.get_experiment(client.create_experiment(name, artifact_location))
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        created_meanwhile = client.get_experiment_by_name(name)
+        if created_meanwhile is None:
+            raise
+        return created_meanwhile
