@@ -189,6 +189,8 @@ def refuse(exc: KitError) -> int:
 
 def fail_pending_mlflow_run(reason: str, status: str = "FAILED") -> None:
     """`mlflow run` created a run before starting us; never leave it RUNNING."""
+    if not os.environ.get("MLFLOW_RUN_ID"):  # no run to end: MLflow is not even imported
+        return
     from logistic_regression.tracking import runs
 
     run_id = runs.run_id_from_mlflow_run()

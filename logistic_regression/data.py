@@ -83,8 +83,6 @@ def _read_s3(uri: str) -> tuple[pd.DataFrame, DataRef]:
 
     _, key, _ = s3.parse_uri(uri)
     suffix = Path(key).suffix.lower()
-    if suffix not in FILE_SUFFIXES:
-        raise DataError(f"data.input={uri!r} is not supported; use a .csv or .parquet object")
     found = s3.get_object(uri)
     frame = _parse(io.BytesIO(found.body), suffix, uri)
     digest = hashlib.sha256(found.body).hexdigest()
@@ -98,25 +96,43 @@ def local_path(uri: str) -> Path:
     return Path(uri[len("file://") :] if uri.startswith("file://") else uri).expanduser()
 
 
+ALLOWED_INPUTS = (
+    f"a built-in dataset ({', '.join(BUILTIN_DATASETS)}), a .csv/.parquet file "
+    "or an s3://bucket/key object"
+)
+
+
+def check_input(uri: str) -> None:
+    """Refuse an input the kit cannot read, from its name alone (no read, no network):
+    a wrong path is one line before the tracking store is even opened."""
+    if uri in BUILTIN_DATASETS:
+        return
+    if uri.startswith("s3://"):
+        from logistic_regression.storage import s3
+
+        _, key, _ = s3.parse_uri(uri)
+        if Path(key).suffix.lower() not in FILE_SUFFIXES:
+            raise DataError(f"data.input={uri!r} is not supported; use a .csv or .parquet object")
+        return
+    if "://" in uri and not uri.startswith("file://"):
+        raise DataError(f"data.input={uri!r} is not supported; use {ALLOWED_INPUTS}")
+    path = local_path(uri)
+    if path.suffix.lower() not in FILE_SUFFIXES:
+        raise DataError(f"data.input={uri!r} is not supported; use {ALLOWED_INPUTS}")
+    if not path.is_file():
+        raise DataError(f"data.input={uri!r}: no such file; use {ALLOWED_INPUTS}")
+
+
 def read_table(uri: str) -> tuple[pd.DataFrame, DataRef]:
     """Read a built-in dataset or a CSV/Parquet file into a table and its reference."""
+    check_input(uri)
     if uri in BUILTIN_DATASETS:
         frame = _load_builtin(uri)
         ref = DataRef(uri, sha256_frame(frame), "builtin", *frame.shape)
         return frame, ref
-    allowed = (
-        f"a built-in dataset ({', '.join(BUILTIN_DATASETS)}), a .csv/.parquet file "
-        "or an s3://bucket/key object"
-    )
     if uri.startswith("s3://"):
         return _read_s3(uri)
-    if "://" in uri and not uri.startswith("file://"):
-        raise DataError(f"data.input={uri!r} is not supported; use {allowed}")
     path = local_path(uri)
-    if path.suffix.lower() not in FILE_SUFFIXES:
-        raise DataError(f"data.input={uri!r} is not supported; use {allowed}")
-    if not path.is_file():
-        raise DataError(f"data.input={uri!r}: no such file; use {allowed}")
     frame = _parse(path, path.suffix.lower(), str(path))
     ref = DataRef(str(path.resolve()), sha256_file(path), "file", *frame.shape)
     return frame, ref

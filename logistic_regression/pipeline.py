@@ -259,6 +259,7 @@ def prepare(config: Config) -> Prepared:
     add_secret(config.notify.webhook_url)  # hidden in every message from now on
     validate(config)
     refuse_credentials_in_uris(config)
+    data.check_input(config.data.input)
     raw_uri = runs.use_tracking_uri(config.tracking)
     runs.check_store_layout(raw_uri)
     tracking_uri = absolute_tracking_uri(raw_uri)

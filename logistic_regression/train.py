@@ -5,6 +5,9 @@ Plain overrides are composed with Hydra's compose API (every error one line) and
 `pipeline.run`; anything with a flag (`--help`, `--cfg job`, `-m` for a sweep) goes to
 Hydra's own command line, whose multirun is `sweep.py`'s.
 
+A mistake in the overrides is refused before MLflow and scikit-learn are imported (the
+pipeline, sweep and webhook modules load only once the config composed): a second, not five.
+
 Everything the command prints or logs is redacted (`uris.install`). Hydra prints the
 config itself for `--cfg`, `--help` and `--info`: that output is taken before it reaches
 the terminal and every secret key (`config.SECRET_KEYS`, e.g. `notify.webhook_url`) set
@@ -24,8 +27,8 @@ from collections.abc import Callable
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from logistic_regression import cli, notify, pipeline, sweep
-from logistic_regression.config import PROJECT_DIR, SECRET_KEYS, Config, compose_config
+from logistic_regression import cli
+from logistic_regression.config import PROJECT_DIR, SECRET_KEYS, Config, compose_config, validate
 from logistic_regression.errors import Interrupted, KitError, first_line
 from logistic_regression.uris import add_secret, hide_secret_settings, install
 
@@ -74,6 +77,9 @@ def without_secrets(command: Callable[[], int]) -> int:
 
 def execute(config: Config) -> int:
     """Run and print the summary; the webhook hears how the run ended."""
+    validate(config)  # a mistake in the values is one line before the heavy imports below
+    from logistic_regression import notify, pipeline
+
     opened: list[str] = []
     try:
         summary = pipeline.run(config, on_open=opened.append)
@@ -95,6 +101,8 @@ def execute(config: Config) -> int:
 @hydra.main(config_path=str(PROJECT_DIR / "conf"), config_name="config", version_base="1.3")
 def hydra_main(cfg: DictConfig) -> float | None:
     """Hydra's task function: a sweep's configuration, or one run started with a flag."""
+    from logistic_regression import sweep
+
     install()  # also in a launcher's worker process (joblib), which starts here
     config: Config = OmegaConf.to_object(cfg)  # type: ignore[assignment]
     parent = sweep.parent_run_id()
@@ -111,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     install()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if any(arg.startswith("-") for arg in args):
+        from logistic_regression import sweep
+
         register_secrets(args)
         if printing_config(args):
             return without_secrets(lambda: cli.guarded(lambda: sweep.run_hydra(args, hydra_main)))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import shlex
 import shutil
@@ -26,6 +27,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
+from logistic_regression import background
 from logistic_regression.config import Config, compose_config
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -259,6 +261,32 @@ def copy_tracked_files(destination: Path) -> Path:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
     return destination
+
+
+def fresh_environment() -> dict[str, str]:
+    """This environment for a fresh interpreter: without the thread limits the package
+    holds (it sets its own at import), with the kit importable."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in background.package.THREAD_POOL_VARIABLES
+    }
+    env["PYTHONPATH"] = os.pathsep.join([str(PROJECT), env.get("PYTHONPATH", "")])
+    return env
+
+
+def last_json_line(script: Path, text: str, *args: str) -> tuple[dict, str]:
+    """Run `text` as `script` in a fresh interpreter: its last stdout line, as JSON, and
+    its stderr (for the assertion messages)."""
+    script.write_text(text)
+    done = subprocess.run(
+        [sys.executable, str(script), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=fresh_environment(),
+    )
+    return json.loads(done.stdout.splitlines()[-1]), done.stderr
 
 
 def fake_checkout(folder: Path) -> Path:

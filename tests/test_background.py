@@ -12,7 +12,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from conftest import PROJECT
+from conftest import PROJECT, fresh_environment, last_json_line
 
 from logistic_regression import background
 
@@ -53,32 +53,6 @@ PROBE = textwrap.dedent(
             sys.stdin.read()
     """
 )
-
-
-def fresh_environment() -> dict[str, str]:
-    """This environment for a fresh interpreter: without the thread limits the package
-    holds (it sets its own at import), with the kit importable."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in background.package.THREAD_POOL_VARIABLES
-    }
-    env["PYTHONPATH"] = os.pathsep.join([str(PROJECT), env.get("PYTHONPATH", "")])
-    return env
-
-
-def last_json_line(script: Path, text: str, *args: str) -> tuple[dict, str]:
-    """Run `text` as `script` in a fresh interpreter: its last stdout line, as JSON, and
-    its stderr (for the assertion messages)."""
-    script.write_text(text)
-    done = subprocess.run(
-        [sys.executable, str(script), *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=fresh_environment(),
-    )
-    return json.loads(done.stdout.splitlines()[-1]), done.stderr
 
 
 def probe(tmp_path: Path, first_import: str = "", *args: str, **popen) -> subprocess.Popen:

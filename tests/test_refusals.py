@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import returns_within
+from conftest import last_json_line, returns_within
 from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
 
@@ -273,3 +273,37 @@ def test_an_output_folder_that_can_be_made_is_made_and_accepted(tmp_path):
     folder = tmp_path / "new" / "outputs"
     outputs.check_destination(str(folder))
     assert folder.is_dir() and list(folder.iterdir()) == []  # the probe file is gone
+
+
+REFUSED_IN_A_FRESH_PROCESS = """
+import json, sys
+from logistic_regression import train
+code = train.main(sys.argv[1:])
+print(json.dumps({"code": code, "imported": sorted(
+    name for name in ("mlflow", "sklearn", "matplotlib") if name in sys.modules)}))
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "named", "heavy"),
+    [
+        (["model.C=-1"], "model.C=-1.0 is not allowed", []),
+        (["model.penalty=bogus"], "model.penalty", []),
+        # a wrong path needs the data module (scikit-learn), never the tracking store
+        (["data.input=nope.csv"], "data.input='nope.csv': no such file", None),
+    ],
+)
+def test_a_mistake_is_refused_before_the_work_it_would_waste(
+    args, named, heavy, tmp_path, monkeypatch
+):
+    """Not only one line: no tracking store opened (no mlflow.db made where the user
+    stands) and, for a bad value, not even MLflow or scikit-learn imported."""
+    where_the_user_stands = tmp_path / "work"
+    where_the_user_stands.mkdir()
+    monkeypatch.chdir(where_the_user_stands)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    found, err = last_json_line(tmp_path / "refuse.py", REFUSED_IN_A_FRESH_PROCESS, *args)
+    assert found["code"] == 2 and named in err and err.count("\n") == 1, err
+    if heavy is not None:
+        assert found["imported"] == heavy
+    assert list(where_the_user_stands.iterdir()) == []
