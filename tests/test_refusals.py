@@ -11,6 +11,7 @@ in the kit: fix the kit, not the table.
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 import sys
 from pathlib import Path
@@ -278,32 +279,38 @@ def test_an_output_folder_that_can_be_made_is_made_and_accepted(tmp_path):
 REFUSED_IN_A_FRESH_PROCESS = """
 import json, sys
 from logistic_regression import train
-code = train.main(sys.argv[1:])
-print(json.dumps({"code": code, "imported": sorted(
-    name for name in ("mlflow", "sklearn", "matplotlib") if name in sys.modules)}))
+found = []
+for args in json.loads(sys.argv[1]):
+    code = train.main(args)
+    heavy = [name for name in ("mlflow", "sklearn", "matplotlib") if name in sys.modules]
+    found.append({"code": code, "imported": heavy})
+print(json.dumps(found))
 """
 
+# In this order: a bad value imports nothing heavy; a bad path needs the data module.
+MISTAKES_BEFORE_ANY_WORK = [
+    (["model.C=-1"], "model.C=-1.0 is not allowed", []),
+    (["model.penalty=bogus"], "model.penalty", []),
+    (["data.input=nope.csv"], "data.input='nope.csv': no such file", None),
+]
 
-@pytest.mark.parametrize(
-    ("args", "named", "heavy"),
-    [
-        (["model.C=-1"], "model.C=-1.0 is not allowed", []),
-        (["model.penalty=bogus"], "model.penalty", []),
-        # a wrong path needs the data module (scikit-learn), never the tracking store
-        (["data.input=nope.csv"], "data.input='nope.csv': no such file", None),
-    ],
-)
-def test_a_mistake_is_refused_before_the_work_it_would_waste(
-    args, named, heavy, tmp_path, monkeypatch
-):
+
+def test_a_mistake_is_refused_before_the_work_it_would_waste(tmp_path, monkeypatch):
     """Not only one line: no tracking store opened (no mlflow.db made where the user
-    stands) and, for a bad value, not even MLflow or scikit-learn imported."""
+    stands) and, for a bad value, not even MLflow or scikit-learn imported. One fresh
+    interpreter for the three (each costs seconds of imports)."""
     where_the_user_stands = tmp_path / "work"
     where_the_user_stands.mkdir()
     monkeypatch.chdir(where_the_user_stands)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    found, err = last_json_line(tmp_path / "refuse.py", REFUSED_IN_A_FRESH_PROCESS, *args)
-    assert found["code"] == 2 and named in err and err.count("\n") == 1, err
-    if heavy is not None:
-        assert found["imported"] == heavy
+    cases = json.dumps([args for args, _, _ in MISTAKES_BEFORE_ANY_WORK])
+    found, err = last_json_line(tmp_path / "refuse.py", REFUSED_IN_A_FRESH_PROCESS, cases)
+    lines = err.splitlines()
+    assert len(lines) == len(MISTAKES_BEFORE_ANY_WORK), err
+    for (args, named, heavy), result, line in zip(
+        MISTAKES_BEFORE_ANY_WORK, found, lines, strict=True
+    ):
+        assert result["code"] == 2 and line.startswith("error: ") and named in line, (args, err)
+        if heavy is not None:
+            assert result["imported"] == heavy, args
     assert list(where_the_user_stands.iterdir()) == []
