@@ -115,7 +115,7 @@ def stop() -> None:
     """Stop this process's workers now (they are forked again if a later run needs them)."""
     global _pool, _gate, _pool_refused
     if _gate is not None:
-        _gate.cancel_waiting()
+        _gate.end_waiting()
     if _pool is not None:
         _pool.shutdown(wait=True, cancel_futures=True)
     _pool, _gate, _pool_refused = None, None, False
@@ -125,7 +125,7 @@ def _stop_pool(pool: ProcessPoolExecutor, gate: _Gate, owner: int) -> None:
     """The exit of the process that forked `pool`: tasks not started are dropped, the
     workers stop and are waited for."""
     if os.getpid() == owner:
-        gate.cancel_waiting()
+        gate.end_waiting()
         pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -228,10 +228,7 @@ class _Gate:
         self._hand_on()
         return future
 
-    def cancel_waiting(self) -> None:
-        self._fail_waiting(None)
-
-    def _fail_waiting(self, error: BaseException | None) -> None:
+    def end_waiting(self, error: BaseException | None = None) -> None:
         """Every task still held ends: cancelled, or with `error` (a broken pool: their
         callers then run them themselves)."""
         with self._lock:
@@ -269,7 +266,7 @@ class _Gate:
             self._handed -= 1
         if done.cancelled():  # the pool is stopping
             future.set_exception(CancelledError())
-            self._fail_waiting(None)
+            self.end_waiting()
             return
         error = done.exception()
         if error is not None:
@@ -277,7 +274,7 @@ class _Gate:
         else:
             future.set_result(done.result())
         if isinstance(error, BrokenProcessPool):
-            self._fail_waiting(error)
+            self.end_waiting(error)
         else:
             self._hand_on()
 
