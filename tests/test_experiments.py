@@ -90,3 +90,40 @@ def test_every_way_in_survives_the_race(
     start(tmp_path, "logistic-regression", monkeypatch)
     assert created_by_another_client_meanwhile == ["logistic-regression"]
     only_experiment_called("logistic-regression")
+
+
+def deleted(name: str) -> str:
+    client = MlflowClient()
+    experiment_id = client.create_experiment(name)
+    client.delete_experiment(experiment_id)
+    return experiment_id
+
+
+def test_a_deleted_experiment_is_one_line_saying_how_to_restore_it_and_no_run(capsys):
+    from mlflow.entities import ViewType
+
+    from logistic_regression.__main__ import main as kit
+
+    gone = deleted("gone")
+    assert kit(["train", "tracking.experiment_name=gone"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and "unexpected" not in err, err
+    assert f"experiment 'gone' (id {gone}) is deleted" in err
+    assert f"mlflow experiments restore --experiment-id {gone}" in err
+    every = MlflowClient().search_experiments(view_type=ViewType.ALL)
+    assert MlflowClient().search_runs([e.experiment_id for e in every], run_view_type=3) == []
+
+
+def test_mlflow_run_into_a_deleted_kit_experiment_is_warned_and_lands_in_default(
+    tmp_path, monkeypatch, capfd
+):
+    import mlflow.tracking.fluent
+
+    monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
+    monkeypatch.chdir(fake_checkout(tmp_path / "kit"))
+    deleted("logistic-regression")
+    with mlflow.start_run() as run:  # what `mlflow run .` does: MLflow asks the provider
+        landed = run.info.experiment_id
+    assert MlflowClient().get_experiment(landed).name == "Default"
+    warned = capfd.readouterr().err  # MLflow's own logger, not propagated to pytest's
+    assert "experiment 'logistic-regression'" in warned and "is deleted" in warned, warned

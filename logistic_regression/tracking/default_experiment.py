@@ -48,5 +48,7 @@ class KitExperimentProvider(DefaultExperimentProvider):
 
         from logistic_regression.tracking.experiments import get_or_create_experiment
 
+        # An error here (the experiment is deleted) is a warning MLflow prints, naming
+        # it; the run then goes to MLflow's Default, and the kit says so in one line.
         name, artifact_location = configured_experiment()
         return get_or_create_experiment(MlflowClient(), name, artifact_location).experiment_id

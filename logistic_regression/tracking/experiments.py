@@ -4,6 +4,10 @@ Several clients of one tracking server (a team, a sweep's workers, two terminals
 all find the experiment missing and all create it: the store keeps the first and answers
 the others RESOURCE_ALREADY_EXISTS. That answer means the experiment is there now, so
 the loser reads it back instead of failing its run.
+
+A deleted experiment (the UI's delete, `mlflow experiments delete`) keeps its name until
+it is purged, and MLflow refuses new runs in it: that is one line saying how to restore
+it, not a traceback.
 """
 
 from __future__ import annotations
@@ -12,6 +16,12 @@ from mlflow.entities import Experiment
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from logistic_regression.errors import KitError
+
+
+class DeletedExperiment(KitError):
+    """The experiment by that name is deleted (not yet purged): no run can go in it."""
+
 
 def get_or_create_experiment(
     client: MlflowClient, name: str, artifact_location: str | None = None
@@ -19,7 +29,7 @@ def get_or_create_experiment(
     """The experiment called `name`; created (with `artifact_location`) when missing."""
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
-        return experiment
+        return active(experiment)
     try:
         return client.get_experiment(client.create_experiment(name, artifact_location))
     except MlflowException as exc:
@@ -28,4 +38,15 @@ def get_or_create_experiment(
         created_meanwhile = client.get_experiment_by_name(name)
         if created_meanwhile is None:
             raise
-        return created_meanwhile
+        return active(created_meanwhile)
+
+
+def active(experiment: Experiment) -> Experiment:
+    if experiment.lifecycle_stage == "deleted":
+        raise DeletedExperiment(
+            f"experiment {experiment.name!r} (id {experiment.experiment_id}) is deleted; "
+            f"restore it with `mlflow experiments restore --experiment-id "
+            f"{experiment.experiment_id}` against this tracking store, or use another "
+            "experiment name"
+        )
+    return experiment
