@@ -83,3 +83,14 @@ def test_unknown_or_unfinished_runs_cannot_be_baselines(capsys):
     assert cli(["baseline", "nope"]) == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
     assert errors == ["error: no run with id 'nope' in this tracking store"]
+
+
+def test_a_deleted_run_is_refused_with_how_to_restore_it(capsys):
+    gone = recorded("deleted", 0.9)
+    MlflowClient().delete_run(gone)
+    assert cli(["baseline", gone]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"error: run {gone} is deleted; restore it with `mlflow runs restore --run-id {gone}` "
+        "against this tracking store, or mark another run\n"
+    )

@@ -28,6 +28,11 @@ def mark_baseline(run_id: str, allow_reproduction: bool = False) -> str:
         run = client.get_run(run_id)
     except MlflowException:
         raise KitError(f"no run with id {run_id!r} in this tracking store") from None
+    if run.info.lifecycle_stage == "deleted":  # MLflow refuses tags on it
+        raise KitError(
+            f"run {run_id} is deleted; restore it with `mlflow runs restore --run-id {run_id}` "
+            "against this tracking store, or mark another run"
+        )
     if run.info.status != "FINISHED":
         raise KitError(f"run {run_id} is {run.info.status}; only a FINISHED run can be a baseline")
     original = reproduction_of(run.data.tags)
