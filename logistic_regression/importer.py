@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import itertools
 import math
 import posixpath
 import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +56,11 @@ def read_sheet(path: Path) -> list[list[str]]:
         raise DataError(f"{path}: {suffix or 'no suffix'} is not supported; use .csv or .xlsx")
     try:
         rows = _read_csv(path) if suffix == ".csv" else _read_xlsx(path)
+    except zipfile.BadZipFile:  # every .xlsx is a zip: this one is something else renamed
+        raise DataError(
+            f"{path}: could not be read: not an Excel workbook (a .xlsx file is a zip); "
+            "a CSV file must be named .csv"
+        ) from None
     except (ValueError, OSError, csv.Error, KeyError) as exc:
         raise DataError(f"{path}: could not be read: {first_line(exc)}") from None
     while rows and not any(rows[-1]):
@@ -74,19 +81,31 @@ def _read_csv(path: Path) -> list[list[str]]:
 def _read_xlsx(path: Path) -> list[list[str]]:
     """The first sheet's cells as text: a formula's cached result, a formula error as its
     text (`#DIV/0!`), a whole number without `.0` (as pandas reads them, so digests of
-    files imported before stay the same)."""
+    files imported before stay the same). A formula with no saved result (a file written
+    by a program, never opened and saved in a spreadsheet) is refused, not read as empty."""
     from openpyxl import load_workbook
     from openpyxl.cell.cell import TYPE_NUMERIC
 
-    book = load_workbook(path, read_only=True, data_only=True, keep_links=False)
+    values = load_workbook(path, read_only=True, data_only=True, keep_links=False)
+    formulas = load_workbook(path, read_only=True, data_only=False, keep_links=False)
     try:
-        sheet = book.worksheets[0]
-        sheet.reset_dimensions()  # declared dimensions can be wrong; read what is there
+        sheet, written = values.worksheets[0], formulas.worksheets[0]
+        for each in (sheet, written):
+            each.reset_dimensions()  # declared dimensions can be wrong; read what is there
         rows = []
-        for cells in sheet.iter_rows(min_row=1, min_col=1):
+        for cells, as_written in zip(
+            sheet.iter_rows(min_row=1, min_col=1),
+            written.iter_rows(min_row=1, min_col=1),
+            strict=False,
+        ):
             row = []
-            for cell in cells:
-                value = cell.value
+            for cell, source in itertools.zip_longest(cells, as_written):
+                value = None if cell is None else cell.value
+                if value is None and source is not None and str(source.value).startswith("="):
+                    raise DataError(
+                        f"{path}: cell {source.coordinate} holds a formula with no saved "
+                        "result; open and save the file in a spreadsheet program first"
+                    )
                 if value is None:
                     row.append("")
                 elif cell.data_type == TYPE_NUMERIC and math.isfinite(value):
@@ -98,7 +117,8 @@ def _read_xlsx(path: Path) -> list[list[str]]:
             rows.append(row)
         return rows
     finally:
-        book.close()
+        values.close()
+        formulas.close()
 
 
 def check_name(path: Path, column: int, name: str) -> None:

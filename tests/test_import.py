@@ -98,6 +98,35 @@ def test_unsupported_or_missing_files_are_one_line(tmp_path):
         import_file(tmp_path / "notes.txt", "x")
 
 
+@pytest.mark.parametrize("content", [b"model,C\nparameter,parameter\n", b""], ids=["csv", "empty"])
+def test_a_file_named_xlsx_that_is_no_workbook_is_one_line(tmp_path, content, capsys):
+    sheet = tmp_path / "renamed.xlsx"
+    sheet.write_bytes(content)
+    assert cli(["import", str(sheet), "--experiment", "renamed"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"error: {sheet}: could not be read: not an Excel workbook (a .xlsx file is a zip); "
+        "a CSV file must be named .csv\n"
+    )
+    assert runs("renamed") == []
+
+
+def test_a_formula_never_computed_is_refused_not_imported_as_empty(tmp_path):
+    """A workbook a program wrote (openpyxl here) holds formulas without their results
+    until a spreadsheet program opens and saves it: the metric would silently vanish."""
+    from openpyxl import Workbook
+
+    book = Workbook()
+    for row in SHEET[:3]:
+        book.active.append(row)
+    book.active["C3"] = "=0.9+0.05"
+    sheet = tmp_path / "uncomputed.xlsx"
+    book.save(sheet)
+    with pytest.raises(DataError, match="cell C3 holds a formula with no saved result"):
+        import_file(sheet, "uncomputed")
+    assert runs("uncomputed") == []
+
+
 def write_xlsx_with_errors(path, errors: dict[str, str]) -> None:
     """SHEET as a real workbook, with formula-error cells (`{"C3": "#DIV/0!"}`) stored as
     Excel stores them (cell type `e`), and numbers as numbers."""
