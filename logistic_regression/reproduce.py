@@ -43,7 +43,7 @@ from logistic_regression.config import flatten_tree
 from logistic_regression.errors import Interrupted, KitError, first_line
 from logistic_regression.mlproject import hydra_quote
 from logistic_regression.storage import s3
-from logistic_regression.tracking import runs
+from logistic_regression.tracking import experiments, runs
 from logistic_regression.tracking.baselines import COMPARISON_PREFIX
 from logistic_regression.tracking.runs import ERROR_TAG
 from logistic_regression.uris import absolute_tracking_uri, redact, without_redacted_userinfo
@@ -366,6 +366,8 @@ def reproduce(run_id: str, tolerance: float = 0.0) -> int:
     with tempfile.TemporaryDirectory(prefix="logreg-reproduce-") as scratch_dir:
         scratch = Path(scratch_dir)
         recorded = read_recorded(client, run_id, scratch)
+        if not runs.run_id_from_mlflow_run():  # the reproduction goes in the original's
+            experiments.active(client.get_experiment(recorded.experiment_id))
         check_data(recorded)
         project = checkout(recorded, scratch)
         new_id, experiment_id = open_reproduction(client, recorded)

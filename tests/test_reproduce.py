@@ -85,6 +85,27 @@ def test_unreachable_repository_is_refused_before_a_run_is_created(config):
     assert runs_in_store() == before
 
 
+def test_a_run_whose_experiment_was_deleted_is_refused_before_any_work(config, tmp_path):
+    """The reproduction would go in the original's experiment, where MLflow takes no
+    run: one line saying how to restore it, before the clone (no git server is asked)."""
+    from logistic_regression.tracking.experiments import DeletedExperiment
+
+    url = f"git://127.0.0.1:{free_port()}/never-asked.git"
+    tags = {
+        provenance.SOURCE_NAME: url,
+        provenance.GIT_COMMIT: "a" * 40,
+        provenance.GIT_DIRTY: "false",
+    }
+    run_id = recorded_run(config, tags)
+    client = MlflowClient()
+    experiment = client.get_run(run_id).info.experiment_id
+    client.delete_experiment(experiment)
+    with pytest.raises(DeletedExperiment, match=f"restore --experiment-id {experiment}"):
+        reproduce(run_id)
+    assert client.search_runs([experiment], run_view_type=3)[0].info.run_id == run_id
+    assert len(client.search_runs([experiment], run_view_type=3)) == 1
+
+
 def test_changed_input_digest_is_refused_before_a_run_is_created(config, tmp_path):
     tags = {
         provenance.SOURCE_NAME: f"file://{tmp_path}",
