@@ -172,6 +172,9 @@ def interrupted(exc: Interrupted) -> int:
         f"; its files not yet stored are kept in {exc.spool} "
         "(`python -m logistic_regression sync` uploads them)"
         if exc.spool
+        else f"; files it wrote but never logged are kept in {exc.unlogged} (delete the "
+        "folder when you no longer need them)"
+        if exc.unlogged
         else ""
     )
     print(f"error: {exc}{run}{kept}", file=sys.stderr)

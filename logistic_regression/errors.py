@@ -34,4 +34,5 @@ class Interrupted(BaseException):
         self.signum = signum
         self.run_id = ""  # the run it ended, once `tracking.runs.active_run` ended it
         self.spool = ""  # the spool folder that keeps the run's files not yet stored
+        self.unlogged = ""  # or that keeps only files the run wrote but never logged
         super().__init__(f"interrupted by {signal.Signals(signum).name}")

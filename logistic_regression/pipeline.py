@@ -149,10 +149,21 @@ def run(
                     summary = record(context)
                     settle(context)
             except Interrupted as exc:  # the writer kept what it had not stored: say where
-                kept = spool.spool_root(config.storage) / run_id
-                exc.spool = str(kept) if kept.is_dir() else ""
+                say_what_is_kept(exc, spool.spool_root(config.storage) / run_id)
                 raise
     return summary
+
+
+def say_what_is_kept(exc: Interrupted, kept: Path) -> None:
+    """Files logged but not stored are for `sync`; files the run wrote but never logged
+    (it was stopped first) `sync` cannot attach to the run: the message must not promise it."""
+    if not kept.is_dir():
+        return
+    journal = spool.Journal.read(kept)
+    if journal.pending or journal.damaged:
+        exc.spool = str(kept)
+    elif spool.unlogged_files(kept, journal):
+        exc.unlogged = str(kept)
 
 
 @contextmanager

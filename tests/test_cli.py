@@ -187,3 +187,55 @@ def test_a_broken_pipe_that_is_not_stdout_is_a_bug(capsys):
 
     assert cli.guarded(command) == 1
     assert "unexpected BrokenPipeError" in capsys.readouterr().err
+
+
+def spool_folder(tmp_path, *, logged: bool, unlogged: bool):
+    """A run's spool folder as an interrupted run leaves it: a file logged and not yet
+    stored (in the journal), and/or a file written into it but never logged."""
+    import json
+
+    from logistic_regression.storage import spool
+
+    folder = tmp_path / "spool" / "r1"
+    (folder / spool.SCRATCH).mkdir(parents=True)
+    lines = [{"event": "run", "run_id": "r1", "tracking_uri": "sqlite:///m.db", "version": 2}]
+    if logged:
+        (folder / spool.SCRATCH / "config.yaml").write_text("seed: 1\n")
+        lines.append(
+            {"event": "queued", "id": 0, "source": "scratch/config.yaml", "root": "/store",
+             "path": "config.yaml", "size": 8}
+        )  # fmt: skip
+    if unlogged:
+        (folder / spool.SCRATCH / "report.html").write_text("<html></html>")
+    (folder / spool.JOURNAL).write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("logged", "unlogged", "said"),
+    [
+        (True, True, "its files not yet stored are kept in {folder} (`python -m "),
+        (False, True, "files it wrote but never logged are kept in {folder} (delete the"),
+        (False, False, None),
+    ],
+)
+def test_a_stopped_run_says_what_sync_will_do_with_its_files(
+    tmp_path, capsys, logged, unlogged, said
+):
+    """`sync` uploads logged files; files never logged it cannot attach to the run, so
+    the line must not promise it (it said so for both before)."""
+    import signal
+
+    from logistic_regression.errors import Interrupted
+    from logistic_regression.pipeline import say_what_is_kept
+
+    folder = spool_folder(tmp_path, logged=logged, unlogged=unlogged)
+    stopped = Interrupted(signal.SIGINT)
+    say_what_is_kept(stopped, folder)
+    assert cli.interrupted(stopped) == 128 + signal.SIGINT
+    (line,) = capsys.readouterr().err.splitlines()
+    if said is None:
+        assert line == "error: interrupted by SIGINT"
+    else:
+        assert said.format(folder=folder) in line
+        assert ("sync` uploads them" in line) == logged
