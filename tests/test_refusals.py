@@ -173,6 +173,8 @@ CASES = [
     ("store-locked", [*T, FAST], "is locked"),
     ("store-uncreatable", [*T], "/proc/kit/mlflow.db"),
     ("store-not-a-database", [*T], "not a database"),
+    ("store-scheme", [*T], "foo:// is not a kind of tracking store MLflow knows"),
+    ("store-files", [*T], "only opens with MLFLOW_ALLOW_FILE_STORE=true"),
     # Hydra's command line and sweeps
     ("train-flag", [*T, "--bogus"], "--bogus"),
     ("train-cfg", [*T, "--cfg", "jobx"], "jobx"),
@@ -226,6 +228,8 @@ STORES = {
     "store-silent": "{silent}",
     "store-uncreatable": "sqlite:////proc/kit/mlflow.db",
     "store-not-a-database": "sqlite:///{inf_csv}",
+    "store-scheme": "foo://user:canary-secret@127.0.0.1/x",
+    "store-files": "kit-files-store",
 }
 LOCKED = {"store-locked", "multirun-locked"}
 
@@ -314,3 +318,11 @@ def test_a_mistake_is_refused_before_the_work_it_would_waste(tmp_path, monkeypat
         if heavy is not None:
             assert result["imported"] == heavy, args
     assert list(where_the_user_stands.iterdir()) == []
+
+
+def test_an_empty_tracking_uri_is_refused_naming_the_default(monkeypatch):
+    from logistic_regression.errors import StorageError
+    from logistic_regression.tracking.store import check
+
+    with pytest.raises(StorageError, match="tracking.uri is empty .*sqlite:///mlflow.db"):
+        check("", timeout_s=1)

@@ -25,7 +25,9 @@ from __future__ import annotations
 import os
 import sqlite3
 from pathlib import Path
+from urllib.parse import urlsplit
 
+from mlflow.environment_variables import MLFLOW_ALLOW_FILE_STORE
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from sqlalchemy.exc import SQLAlchemyError
@@ -37,8 +39,39 @@ from logistic_regression.uris import redact
 WHERE = "MLFLOW_TRACKING_URI, else tracking.uri"
 
 
+# URI schemes MLflow has a tracking store for (a database's `dialect+driver` counts as
+# its dialect); a plain path, or `file:`, is MLflow's file store.
+SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https", "file")
+SCHEMES_ELSEWHERE = ("databricks", "databricks-uc", "uc")
+USE_INSTEAD = (
+    "use sqlite:///mlflow.db (the embedded default), a tracking server's http(s):// URL "
+    "or a database URI (postgresql://, mysql://, mssql://)"
+)
+
+
+def check_kind(uri: str) -> None:
+    """Refuse, before any connection, a URI that names no tracking store MLflow can use
+    here; MLflow's own answers are paragraphs that end in 'See ...'."""
+    if not uri:
+        raise StorageError(f"no tracking store: tracking.uri is empty ({WHERE}); {USE_INSTEAD}")
+    scheme = urlsplit(uri).scheme.split("+", 1)[0].lower()
+    if len(scheme) > 1 and scheme not in SCHEMES + SCHEMES_ELSEWHERE:
+        raise StorageError(
+            f"tracking store {redact(uri)}: {scheme}:// is not a kind of tracking store "
+            f"MLflow knows ({WHERE}); {USE_INSTEAD}"
+        )
+    if scheme in ("", "file") or len(scheme) == 1:  # a path (a drive letter on Windows)
+        if not MLFLOW_ALLOW_FILE_STORE.get():
+            raise StorageError(
+                f"tracking store {redact(uri)} is a file store, which MLflow 3 only opens "
+                "with MLFLOW_ALLOW_FILE_STORE=true (it is in maintenance mode; see "
+                f"docs/results.md); or {USE_INSTEAD}"
+            )
+
+
 def check(uri: str, timeout_s: float) -> None:
     """Refuse a tracking store the kit cannot use now, within `timeout_s` seconds."""
+    check_kind(uri)
     path = sqlite_path(uri)
     if path is not None:
         check_sqlite(uri, path, timeout_s)
