@@ -379,3 +379,25 @@ def test_store_keys_compare_the_same_store_in_any_form(tmp_path, monkeypatch):
     assert spool.store_key("mlruns") == spool.store_key(str(tmp_path / "mlruns") + "/")
     assert spool.store_key("http://u:secret@host:5000/") == "http://***@host:5000"
     assert spool.store_key("sqlite:///other.db") != spool.store_key(absolute)
+
+
+def test_a_locked_store_is_one_line_and_every_folder_kept(
+    storage, tmp_path, isolated_mlflow, capsys
+):
+    import sqlite3
+
+    run = spooled_run(storage, tmp_path, isolated_mlflow, "locked")
+    before = run.contents()
+    holder = sqlite3.connect(isolated_mlflow.removeprefix("sqlite:///"), isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        code, out, err = sync_cli(capsys, "tracking.timeout_s=1")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert code == 2 and out == ""
+    assert "is locked: another process held it for 1 s" in one_line(err)
+    assert run.contents() == before
+    code, _, _ = sync_cli(capsys)
+    assert code == 0
+    assert_synced(run)

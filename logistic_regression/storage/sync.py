@@ -48,8 +48,8 @@ from logistic_regression.storage.spool import (
     unlogged_files,
 )
 from logistic_regression.storage.uploader import Engine, Settings
-from logistic_regression.tracking import artifact_state, runs
-from logistic_regression.uris import redact
+from logistic_regression.tracking import artifact_state, runs, store
+from logistic_regression.uris import absolute_tracking_uri, redact
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,8 @@ def sync(config: Config, every_store: bool = False) -> int:
     own_uri = store_uri(os.environ.get("MLFLOW_TRACKING_URI") or config.tracking.uri)
     own = store_key(own_uri)
     folders = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    if any(_store_named(folder) == own for folder in folders):
+        refuse_locked_store(own_uri, config.tracking.timeout_s)
     left, foreign, handled = 0, 0, 0
     for folder in folders:
         named = _store_named(folder)
@@ -105,6 +107,14 @@ def sync(config: Config, every_store: bool = False) -> int:
             "(`python -m logistic_regression sync --all` syncs them against their own stores)"
         )
     return 1 if left else 0
+
+
+def refuse_locked_store(uri: str, timeout_s: float) -> None:
+    """A SQLite store another process holds locked is one line within `timeout_s`, as
+    for every other command, not one 'database is locked' per folder after a minute."""
+    path = store.sqlite_path(absolute_tracking_uri(uri))
+    if path is not None and path.exists():
+        store.check_sqlite(uri, path, timeout_s)
 
 
 def _store_named(folder: Path) -> str:
