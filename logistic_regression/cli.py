@@ -37,6 +37,7 @@ def guarded(command: Callable[[], int]) -> int:
     """Run `command` under the error policy; its return value is the exit code. The
     error paths run inside the signal scope too: a signal while a refusal is recorded
     is handled the same way, and a second one is ignored."""
+    one_line_store_errors()
     with stop_on_signals():
         try:
             try:
@@ -54,6 +55,35 @@ def guarded(command: Callable[[], int]) -> int:
                 return bug(exc)
         except Interrupted as exc:
             return interrupted(exc)
+
+
+# MLflow's SQL store logs every database error it catches (a locked SQLite file, a
+# database server gone) with the whole traceback, again at each retry: 200 lines before
+# the kit's own line says what failed. Its line stays, with the error's first line only.
+STORE_LOGGER = "mlflow.store.db.utils"
+
+
+class OneLineErrors(logging.Filter):
+    """A logged error without its traceback: the message's and the error's first lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            said = record.getMessage().strip().splitlines()[0]  # MLflow adds the SQL below
+            line = f"{said} {type(error).__name__}: {first_line(error)}"
+            record.msg = redact(line)
+            record.args = None
+            record.exc_info = record.exc_text = None
+        return True
+
+
+def one_line_store_errors() -> None:
+    """(Idempotent.) `LOGREG_DEBUG` keeps MLflow's tracebacks."""
+    store_log = logging.getLogger(STORE_LOGGER)
+    if not os.environ.get(DEBUG_VARIABLE) and not any(
+        isinstance(f, OneLineErrors) for f in store_log.filters
+    ):
+        store_log.addFilter(OneLineErrors())
 
 
 def bug(exc: Exception) -> int:

@@ -239,3 +239,26 @@ def test_a_stopped_run_says_what_sync_will_do_with_its_files(
     else:
         assert said.format(folder=folder) in line
         assert ("sync` uploads them" in line) == logged
+
+
+def test_the_stores_logged_database_errors_are_one_line_each(capfd):
+    """MLflow's SQL store logs each database error with its traceback (a locked SQLite
+    file: 200 lines); under the kit, its line stays and the traceback goes."""
+    import logging
+
+    def command() -> int:
+        try:
+            raise RuntimeError("(sqlite3.OperationalError) database is locked\n[SQL: SELECT 1]")
+        except RuntimeError:
+            logging.getLogger(cli.STORE_LOGGER).exception(
+                "SQLAlchemy database error.\n%s", "(sqlite3.OperationalError) locked\n[SQL: ...]"
+            )  # as MLflow logs it
+        return 0
+
+    assert cli.guarded(command) == 0
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "[SQL" not in err, err
+    (line,) = [line for line in err.splitlines() if line.strip()]
+    assert line.endswith(
+        "SQLAlchemy database error. RuntimeError: (sqlite3.OperationalError) database is locked"
+    )

@@ -297,14 +297,17 @@ def test_a_running_run_whose_process_is_gone_is_killed_even_while_files_wait(
     )
 
 
+@pytest.mark.parametrize("ended_later", [False, True], ids=["left-running", "failed-no-reason"])
 def test_a_run_stopped_by_its_failed_store_is_ended_failed_with_the_reason(
-    storage, tmp_path, isolated_mlflow, capsys
+    storage, tmp_path, isolated_mlflow, capsys, ended_later
 ):
     """The tracking store failed mid-run and the run could not be ended then (it stayed
     RUNNING): the writer noted why in the journal and kept the folder; once the store is
     back, `sync` stores the files and ends the run FAILED with that reason, not KILLED."""
     client = MlflowClient(isolated_mlflow)
     run_id = recorded_run("sync-tests", "stopped", status=None, client=client)
+    if ended_later:  # a locked SQLite store came back before the process exited
+        client.set_terminated(run_id, "FAILED")
     source = tmp_path / "stopped.txt"
     source.write_text("the stopped report")
     writer = ArtifactWriter(run_id, isolated_mlflow, storage)

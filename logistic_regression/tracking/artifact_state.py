@@ -107,7 +107,8 @@ def record_sync(
     running and its lock was free) is KILLED with the reason in `kit.error`; a run
     FAILED only because its files were pending is FINISHED once it is `complete`. A run
     whose process stopped because the tracking store failed (`failure`, from its journal)
-    and could not be ended then is FAILED with that reason instead."""
+    and could not be ended then is FAILED with that reason instead (also when something
+    ended it FAILED later without one: MLflow's exit handler, once the store was back)."""
     client = MlflowClient()
     if state != PENDING:
         for model_id in model_ids:
@@ -124,7 +125,9 @@ def record_sync(
             return "FAILED"
         fail_run(run_id, reason, "KILLED")
         return "KILLED"
-    if status == "KILLED" and error.startswith(LOST_PROCESS):
+    if status == "FAILED" and failure and not error:  # ended later, without the reason
+        client.set_tag(run_id, ERROR_TAG, clip(f"{failure}; {_settled(state, len(pending))}"))
+    elif status == "KILLED" and error.startswith(LOST_PROCESS):
         client.set_tag(run_id, ERROR_TAG, clip(reason))  # what sync did since
     elif status == "FAILED" and PENDING_ERROR in error and state == COMPLETE:
         client.delete_tag(run_id, ERROR_TAG)
