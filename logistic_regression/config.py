@@ -280,6 +280,8 @@ def validate(cfg: Config) -> None:
         )
     if not m.C > 0:
         raise ConfigError(f"model.C={m.C} is not allowed; C must be a number > 0")
+    if m.C == math.inf:  # 1e400 reads as inf: no regularisation at all, by accident
+        raise ConfigError(f"model.C={m.C} is not allowed; C must be a finite number")
     _allowed("model.penalty", m.penalty, Penalty)
     _allowed("model.solver", m.solver, Solver)
     if m.penalty not in SOLVER_PENALTIES[Solver(m.solver)]:

@@ -15,6 +15,7 @@ from mlflow.tracking import MlflowClient
 from logistic_regression.config import LOWER_IS_BETTER
 from logistic_regression.errors import KitError, first_line
 from logistic_regression.provenance import LEGACY_REPRODUCTION_OF, REPRODUCTION_OF
+from logistic_regression.tracking import experiments
 
 KEY_METRICS = ("cv_roc_auc_mean", "cv_roc_auc_std", "test_roc_auc", "test_accuracy")
 
@@ -86,7 +87,7 @@ def _experiment(name: str, client: MlflowClient):
     if experiment is None:
         known = ", ".join(repr(e.name) for e in client.search_experiments()) or "none"
         raise KitError(f"no experiment named {name!r}; experiments here: {known}")
-    return experiment
+    return experiments.active(experiment)  # a deleted one's runs are hidden: say so
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:

@@ -127,3 +127,17 @@ def test_mlflow_run_into_a_deleted_kit_experiment_is_warned_and_lands_in_default
     assert MlflowClient().get_experiment(landed).name == "Default"
     warned = capfd.readouterr().err  # MLflow's own logger, not propagated to pytest's
     assert "experiment 'logistic-regression'" in warned and "is deleted" in warned, warned
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["inspect", "--experiment", "gone"], ["best", "--experiment", "gone"]],
+    ids=["inspect", "best"],
+)
+def test_listing_a_deleted_experiment_says_it_is_deleted_not_empty(command, capsys):
+    from logistic_regression.__main__ import main as kit
+
+    gone = deleted("gone")
+    assert kit(command) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: experiment 'gone' (id {gone}) is deleted; restore it"), err

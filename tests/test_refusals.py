@@ -117,6 +117,7 @@ CASES = [
     ("seed-text", [*T, "seed=abc"], "seed"),
     ("C-negative", [*T, "model.C=-1"], "model.C=-1.0"),
     ("C-nan", [*T, "model.C=nan"], "model.C=nan"),
+    ("C-infinite", [*T, "model.C=1e400"], "model.C=inf is not allowed; C must be a finite"),
     ("C-text", [*T, "model.C=abc"], "model.C"),
     ("unknown-key", [*T, "model.bogus=1"], "bogus"),
     ("not-an-override", [*T, "model.C"], "model.C"),
