@@ -72,10 +72,29 @@ def _load_builtin(name: str) -> pd.DataFrame:
 def _parse(source, suffix: str, uri: str) -> pd.DataFrame:
     try:
         if suffix == ".csv":
-            return pd.read_csv(source)
+            frame = pd.read_csv(source)
+            _refuse_repeated_names(_csv_header(source), uri)
+            return frame
         return pd.read_parquet(source)
     except (ValueError, OSError, pd.errors.ParserError) as exc:
         raise DataError(f"data.input={uri!r} could not be read: {first_line(exc)}") from exc
+
+
+def _csv_header(source) -> list[str]:
+    """The header as written: pandas renames a repeated name (`a`, `a.1`)."""
+    if isinstance(source, io.BytesIO):
+        source.seek(0)
+    first = pd.read_csv(source, header=None, nrows=1, dtype=str, keep_default_na=False)
+    return [] if first.empty else list(first.iloc[0])
+
+
+def _refuse_repeated_names(names: list[str], uri: str) -> None:
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise DataError(
+            f"data.input={uri!r}: the column name {repeated[0]!r} appears more than once; "
+            "each column needs a name of its own"
+        )
 
 
 def _read_s3(uri: str) -> tuple[pd.DataFrame, DataRef]:

@@ -78,6 +78,7 @@ def bad_files(tmp_path_factory) -> dict[str, str]:
         "header_only.csv": "x1,x2,label\n",
         "empty.csv": "",
         "tiny.csv": "x1,label\n1,0\n2,1\n3,0\n4,1\n",
+        "repeated_name.csv": "x1,x1,label\n" + "".join(f"{i},{-i},{i % 2}\n" for i in range(ROWS)),
         "only_target.csv": "label\n0\n1\n0\n1\n",
         "notes.txt": "a,b\n",
         "nan_metric.csv": "C,acc\nparameter,metric\n1,nan\n",
@@ -132,6 +133,7 @@ CASES = [
     ("webhook", [*T, "notify.webhook_url=ftp://hook"], "webhook_url"),
     # data files
     ("feature-inf", [*D, "data.input={inf_csv}"], "'x2'"),
+    ("column-repeated", [*D, "data.input={repeated_name_csv}"], "name 'x1' appears more than"),
     ("feature-minus-inf", [*D, "data.input={minus_inf_parquet}"], "-inf"),
     ("feature-overflows", [*D, "data.input={overflow_csv}"], "'x1'"),
     ("feature-huge", [*D, "data.input={huge_csv}"], "overflows"),
