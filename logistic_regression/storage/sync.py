@@ -83,11 +83,11 @@ def sync(config: Config, every_store: bool = False) -> int:
     own_uri = store_uri(os.environ.get("MLFLOW_TRACKING_URI") or config.tracking.uri)
     own = store_key(own_uri)
     folders = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
-    if any(_store_named(folder) == own for folder in folders):
+    stores = {folder: _store_named(folder) for folder in folders}  # each journal read once
+    if own in stores.values():
         refuse_locked_store(own_uri, config.tracking.timeout_s)
     left, foreign, handled = 0, 0, 0
-    for folder in folders:
-        named = _store_named(folder)
+    for folder, named in stores.items():
         if named and named != own and not every_store:
             foreign += 1
             continue
