@@ -69,7 +69,7 @@ class OneLineErrors(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.exc_info and record.exc_info[1] is not None:
             error = record.exc_info[1]
-            said = record.getMessage().strip().splitlines()[0]  # MLflow adds the SQL below
+            said = (record.getMessage().strip().splitlines() or [""])[0]  # the SQL follows
             line = f"{said} {type(error).__name__}: {first_line(error)}"
             record.msg = redact(line)
             record.args = None
