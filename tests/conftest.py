@@ -275,16 +275,18 @@ def fresh_environment() -> dict[str, str]:
     return env
 
 
-def last_json_line(script: Path, text: str, *args: str) -> tuple[dict, str]:
-    """Run `text` as `script` in a fresh interpreter: its last stdout line, as JSON, and
-    its stderr (for the assertion messages)."""
+def last_json_line(
+    script: Path, text: str, *args: str, environment: dict[str, str] | None = None
+) -> tuple[dict, str]:
+    """Run `text` as `script` in a fresh interpreter (with `environment` added): its last
+    stdout line, as JSON, and its stderr (for the assertion messages)."""
     script.write_text(text)
     done = subprocess.run(
         [sys.executable, str(script), *args],
         capture_output=True,
         text=True,
         timeout=300,
-        env=fresh_environment(),
+        env={**fresh_environment(), **(environment or {})},
     )
     return json.loads(done.stdout.splitlines()[-1]), done.stderr
 
