@@ -41,6 +41,7 @@ from logistic_regression.config import (
 )
 from logistic_regression.errors import Interrupted, KitError, StorageError, first_line
 from logistic_regression.storage import s3, spool
+from logistic_regression.storage.uploader import local_root
 from logistic_regression.storage.writer import ArtifactWriter, SpoolFull
 from logistic_regression.tracking import artifact_state, baselines, models, runs, store
 from logistic_regression.uris import (
@@ -182,8 +183,9 @@ def open_writer(prepared: Prepared, run_id: str, run_root: str) -> ArtifactWrite
     """The run's asynchronous artifact writer; the run is `kit.artifacts=pending` from now."""
     storage, output = prepared.config.storage, prepared.config.data.output
     to_s3 = run_root.startswith("s3://") or outputs.is_s3(output)
+    local_only = local_root(run_root) is not None and not outputs.is_s3(output)
     journal_uri = redact(spool.store_uri(prepared.tracking_uri))
-    writer = ArtifactWriter(run_id, journal_uri, storage, warm_s3=to_s3)
+    writer = ArtifactWriter(run_id, journal_uri, storage, warm_s3=to_s3, local_only=local_only)
     try:
         runs.log_tags(run_id, {artifact_state.ARTIFACTS_TAG: artifact_state.PENDING})
     except BaseException:

@@ -44,6 +44,7 @@ from logistic_regression.config import (
 )
 from logistic_regression.errors import ConfigError, Interrupted, KitError, first_line
 from logistic_regression.storage import spool
+from logistic_regression.storage.uploader import local_root
 from logistic_regression.storage.writer import ArtifactWriter
 from logistic_regression.tracking import artifact_state, runs, store, sweeps
 from logistic_regression.uris import absolute_tracking_uri, add_secret, hide_secret_settings, redact
@@ -294,7 +295,8 @@ def finish(
         runs.log_metrics(parent_id, [(f"best_{metric}", best.value, 0)])
     root = runs.artifact_uri(parent_id)
     journal_uri = redact(spool.store_uri(tracking_uri))  # the form every journal records
-    with ArtifactWriter(parent_id, journal_uri, config.storage) as writer:
+    local_only = local_root(root) is not None
+    with ArtifactWriter(parent_id, journal_uri, config.storage, local_only=local_only) as writer:
         folder = writer.scratch("summary")
         folder.mkdir()
         (folder / sweep_summary.FILE_NAME).write_text(html, encoding="utf-8")

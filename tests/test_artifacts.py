@@ -3,11 +3,13 @@ real SeaweedFS S3 server that the tests freeze (SIGSTOP), stop and restart."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import json
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -29,19 +31,35 @@ def storage(base_config, tmp_path):
     )
 
 
-def test_local_root_files_are_stored_verified_and_the_spool_emptied(storage, tmp_path):
+def children() -> set[int]:
+    """The processes this one started that are still alive (Linux: /proc's children)."""
+    found: set[int] = set()
+    for task in Path("/proc/self/task").iterdir():
+        with contextlib.suppress(OSError):
+            found.update(int(pid) for pid in (task / "children").read_text().split())
+    return found
+
+
+@pytest.mark.parametrize("local_only", [False, True], ids=["uploader-process", "in-process"])
+def test_local_root_files_are_stored_verified_and_the_spool_emptied(storage, tmp_path, local_only):
+    """Both ways of running the engine store the same files; for local folders only
+    (`local_only`), no process is started at all and no upload thread outlives `close`."""
     source = tmp_path / "made"
     (source / "sub").mkdir(parents=True)
     (source / "a.txt").write_text("alpha")
     (source / "sub" / "b.bin").write_bytes(os.urandom(4096))
     store = tmp_path / "store"
     root = store.as_uri()
+    before, threads = children(), threading.active_count()
 
-    with ArtifactWriter("run1", "sqlite:///unused.db", storage) as writer:
+    with ArtifactWriter("run1", "sqlite:///unused.db", storage, local_only=local_only) as writer:
+        started = children() - before
         writer.log_folder(source, root, "inputs")
         writer.log_file(source / "a.txt", root)
         result = writer.flush(timeout=30)
         folder = writer.folder
+    assert bool(started) is not local_only, started
+    assert threading.active_count() == threads
 
     assert result.complete and result.uploaded == 3
     assert (store / "inputs" / "a.txt").read_text() == "alpha"
@@ -364,3 +382,27 @@ def test_a_signal_while_the_writer_opens_leaves_no_folder_and_no_lock(storage, m
     assert not folder.exists()
     with ArtifactWriter("run-opening", "sqlite:///x.db", storage) as reopened:  # not locked
         assert reopened.journal.run_id == "run-opening"
+
+
+def test_an_uploader_whose_folder_is_gone_exits_quietly(storage, tmp_path):
+    """A run stopped before it logged anything removes its spool folder, maybe while its
+    uploader is still starting: the uploader finds nothing to do and says nothing (it
+    printed a FileNotFoundError traceback under the run's one line)."""
+    import subprocess
+
+    from logistic_regression.storage.uploader import Settings, settings_argument
+
+    gone = tmp_path / "spool" / "run-gone"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "logistic_regression.storage.uploader",
+            str(gone),
+            settings_argument(Settings.from_storage(storage, "sqlite:///x.db")),
+        ],
+        input=b"",
+        capture_output=True,
+        timeout=120,
+    )
+    assert (done.returncode, done.stderr.decode()) == (0, "")

@@ -212,9 +212,10 @@ class Engine:
                 continue
         return True
 
-    def close(self) -> None:
+    def close(self, wait: bool = False) -> None:
+        """Stop: queued uploads are cancelled; with `wait`, those in flight finish first."""
         self.stop.set()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown(wait=wait, cancel_futures=True)
         self.destination.close()
         with self._lock, suppress(OSError):
             self._results.close()
@@ -367,7 +368,14 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     folder, settings = Path(sys.argv[1]), Settings(**json.loads(sys.argv[2]))
-    serve(folder, settings)
+    try:
+        serve(folder, settings)
+    except FileNotFoundError:
+        if folder.is_dir():
+            raise
+        # The writer removed its folder while this process was still starting (a run
+        # stopped before it logged a file): there is nothing to upload, and nothing to say.
+        os._exit(0)
 
 
 def settings_argument(settings: Settings) -> str:

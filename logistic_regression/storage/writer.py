@@ -1,9 +1,14 @@
-"""Asynchronous artifact writing: logging returns at once, uploads run in another
-process, the run's end waits for them.
+"""Asynchronous artifact writing: logging returns at once, uploads run beside training,
+the run's end waits for them.
 
 `ArtifactWriter` appends each file it is given to the run's journal (`spool.py`) and
-wakes the uploader process (`uploader.py`), which uploads, retries, verifies and records
-each outcome; the training thread never touches the network. `flush` waits, at most
+hands it to the upload engine (`uploader.py`), which uploads, retries, verifies and
+records each outcome; the training thread never touches the network. Where the files
+go decides where the engine runs: into local folders only (the embedded default), in
+this process's threads (`UploadThreads`: a copy needs no network and releases the GIL,
+and no interpreter is started for it); to S3 or a tracking server, in an uploader
+process of its own (`UploadProcess`), so that requests, checksums and retries never
+take the GIL from training. `flush` waits, at most
 `storage.flush_timeout_s`, until every file is verified; files that are not stay in the
 spool with the journal, and `sync` uploads them later.
 
@@ -73,7 +78,7 @@ from logistic_regression.storage.spool import (
     tail,
     unlogged_files,
 )
-from logistic_regression.storage.uploader import QUIET_S, Settings, settings_argument
+from logistic_regression.storage.uploader import QUIET_S, Engine, Settings, settings_argument
 
 # Wake the uploader at most this often while files are logged in a burst: it reads the
 # journal only after QUIET_S without a wake-up, so an entry written within this interval
@@ -110,6 +115,78 @@ class FlushResult:
         return not self.pending
 
 
+class UploadProcess:
+    """The upload engine in an uploader process of its own, following the journal."""
+
+    def __init__(self, folder: Path, settings: Settings) -> None:
+        self._process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "logistic_regression.storage.uploader",
+                str(folder),
+                settings_argument(settings),
+            ],
+            stdin=subprocess.PIPE,
+            env=child_environment(),
+            # Its own process group: Ctrl-C and a scheduler's SIGTERM to the run's group
+            # stop the run, which then ends the uploader by closing its stdin (a signal
+            # while it starts up would kill it with a traceback instead).
+            process_group=0,
+        )
+        assert self._process.stdin is not None  # stdin=PIPE
+        self._wake = self._process.stdin  # a new line: "look at the journal again"
+        self._woken = 0.0
+
+    def queued(self, entry: Entry) -> None:
+        """The journal has a new entry: wake the process (it reads the journal itself)."""
+        now = time.monotonic()
+        if now - self._woken < WAKE_EVERY_S:
+            return  # a wake-up this recent is still pending: the uploader reads this too
+        self._woken = now
+        with suppress(OSError):  # wake the uploader; if it is gone, `sync` will do it
+            self._wake.write(b"\n")
+            self._wake.flush()
+
+    def alive(self) -> bool:
+        return self._process.poll() is None
+
+    def stop(self) -> None:
+        """End of stdin: the process exits at once (what is unverified stays for `sync`)."""
+        with suppress(OSError):
+            self._wake.close()
+        with suppress(subprocess.TimeoutExpired):
+            self._process.wait(timeout=10)
+        self.kill()
+
+    def kill(self) -> None:
+        if self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+
+
+class UploadThreads:
+    """The upload engine in this process's threads, for files bound for local folders."""
+
+    def __init__(self, folder: Path, settings: Settings, journal: Journal) -> None:
+        self._engine = Engine(folder, settings)
+        for entry in journal.pending:  # left by an earlier process
+            self._engine.submit(entry)
+
+    def queued(self, entry: Entry) -> None:
+        self._engine.submit(entry)
+
+    def alive(self) -> bool:
+        return not self._engine.results_error  # outcomes can no longer be recorded
+
+    def stop(self) -> None:
+        """Copies in flight finish (a local copy: bounded by the disk), the rest wait in
+        the spool for `sync`; no thread of the engine outlives the writer."""
+        self._engine.close(wait=True)
+
+    kill = stop
+
+
 class ArtifactWriter:
     """One run's asynchronous uploads. Use as a context manager; call `flush` at the end.
 
@@ -117,9 +194,16 @@ class ArtifactWriter:
     process) uploads those too."""
 
     def __init__(
-        self, run_id: str, tracking_uri: str, storage: StorageConfig, warm_s3: bool = False
+        self,
+        run_id: str,
+        tracking_uri: str,
+        storage: StorageConfig,
+        warm_s3: bool = False,
+        local_only: bool = False,
     ) -> None:
-        """`warm_s3`: files will go to S3 (an s3:// output) even if storage.kind is local."""
+        """`warm_s3`: files will go to S3 (an s3:// output) even if storage.kind is local.
+        `local_only`: every file goes to a local folder, so the engine runs in threads
+        here (`UploadThreads`) instead of an uploader process."""
         self.storage = storage
         self.folder = spool_root(storage) / run_id
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -150,26 +234,13 @@ class ArtifactWriter:
             else:
                 self._append(event="opened", pid=os.getpid())
             settings = Settings.from_storage(storage, tracking_uri, warm_s3)
-            self._uploader = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "logistic_regression.storage.uploader",
-                    str(self.folder),
-                    settings_argument(settings),
-                ],
-                stdin=subprocess.PIPE,
-                env=child_environment(),
-                # Its own process group: Ctrl-C and a scheduler's SIGTERM to the run's group
-                # stop the run, which then ends the uploader by closing its stdin (a signal
-                # while it starts up would kill it with a traceback instead).
-                process_group=0,
+            self._uploads: UploadProcess | UploadThreads = (
+                UploadThreads(self.folder, settings, self.journal)
+                if local_only and not warm_s3
+                else UploadProcess(self.folder, settings)
             )
-            assert self._uploader.stdin is not None  # stdin=PIPE
-            self._wake = self._uploader.stdin  # a new line: "look at the journal again"
             self._next_id = max(self.journal.entries, default=-1) + 1
             self.unspooled: list[str] = []
-            self._woken = 0.0
         except BaseException:  # a signal or a full disk while opening: leave nothing behind
             self._abandon()
             raise
@@ -178,10 +249,9 @@ class ArtifactWriter:
         """Opening failed half-way: stop what was started and release the folder. Nothing
         was queued by this writer, so a folder whose journal lists no file is removed; one
         that already held files (left by an earlier process) is kept for `sync`."""
-        uploader = getattr(self, "_uploader", None)
-        if uploader is not None and uploader.poll() is None:
-            uploader.kill()
-            uploader.wait()
+        uploads = getattr(self, "_uploads", None)
+        if uploads is not None:
+            uploads.kill()
         journal_file = getattr(self, "_journal_file", None)
         if journal_file is not None:
             with suppress(OSError):
@@ -311,7 +381,7 @@ class ArtifactWriter:
             unsettled = [e for e in self.journal.pending if e.id not in self._failed_now]
             if not unsettled or time.monotonic() >= deadline:
                 break
-            if self._uploader.poll() is not None:
+            if not self._uploads.alive():
                 break  # the uploader died; what it did not verify stays for `sync`
             time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
         pending = self.journal.pending
@@ -323,17 +393,11 @@ class ArtifactWriter:
         )
 
     def close(self, remove_if_complete: bool = True) -> None:
-        """Stop the uploader and release the folder. It is removed (with
+        """Stop the uploads and release the folder. It is removed (with
         `remove_if_complete`) only when it holds nothing unstored: every entry verified
         and no file the run wrote there without logging it."""
         try:
-            with suppress(OSError):
-                self._wake.close()  # the uploader exits at once
-            with suppress(subprocess.TimeoutExpired):
-                self._uploader.wait(timeout=10)
-            if self._uploader.poll() is None:
-                self._uploader.kill()
-                self._uploader.wait()
+            self._uploads.stop()
             with suppress(OSError, SpoolFull):  # a full disk: the journal ends without it
                 self._append(event="closed")
             self.journal.closed = True
@@ -385,13 +449,7 @@ class ArtifactWriter:
         self.journal.entries[entry.id] = entry
         self.journal.sealed = False  # as readers of the journal see it: open until a flush
         self._append(event="queued", **vars(entry))
-        now = time.monotonic()
-        if now - self._woken < WAKE_EVERY_S:
-            return  # a wake-up this recent is still pending: the uploader reads this too
-        self._woken = now
-        with suppress(OSError):  # wake the uploader; if it is gone, `sync` will do it
-            self._wake.write(b"\n")
-            self._wake.flush()
+        self._uploads.queued(entry)
 
     def _read_results(self) -> None:
         records, self._results_offset = tail(self.folder / RESULTS, self._results_offset)
