@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from logistic_regression.errors import ConfigError
 
@@ -492,3 +492,18 @@ def one_line(exc: BaseException) -> str:
     if len(outer) > 1 and outer[0].startswith("Error parsing override"):
         return f"{outer[0]}: {outer[1]} (an override is key=value)"
     return outer[0] if outer else text
+
+
+def typed_config(config: DictConfig) -> Config:
+    """The kit's typed config from a composed one with Hydra's own section (a callback's
+    or a launcher's), which is left out: its per-job values may not exist yet."""
+    kit_keys = [str(key) for key in config if key != "hydra"]
+    kit = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.masked_copy(config, kit_keys))
+    return OmegaConf.to_object(kit)  # type: ignore[return-value]
+
+
+def hydra_quote(text: str) -> str:
+    """Quote free text so Hydra's override grammar keeps it verbatim (commas, colons, ${})."""
+    # Hydra reads a backslash literally unless it stands before a quote, `${` or the end.
+    doubled = re.sub(r"\\+(?=$|'|\$\{)", lambda run: run.group(0) * 2, text)
+    return "'" + doubled.replace("'", "\\'").replace("${", "\\${") + "'"

@@ -10,11 +10,11 @@ source of truth.
 
 from __future__ import annotations
 
-import re
 import shlex
 import sys
 
 from logistic_regression import cli, train
+from logistic_regression.config import hydra_quote
 from logistic_regression.errors import ConfigError
 
 # MLproject parameter -> Hydra key. Free-text values are quoted for Hydra's grammar.
@@ -37,13 +37,6 @@ PARAMETERS = {
     "model_name": "registry.model_name",
 }
 TEXT_PARAMETERS = {"input", "target", "positive_label", "output", "note", "model_name"}
-
-
-def hydra_quote(text: str) -> str:
-    """Quote free text so Hydra's override grammar keeps it verbatim (commas, colons, ${})."""
-    # Hydra reads a backslash literally unless it stands before a quote, `${` or the end.
-    doubled = re.sub(r"\\+(?=$|'|\$\{)", lambda run: run.group(0) * 2, text)
-    return "'" + doubled.replace("'", "\\'").replace("${", "\\${") + "'"
 
 
 def to_overrides(args: list[str]) -> list[str]:

@@ -13,7 +13,7 @@ choice; `pip install -e ".[ray]"`) selects `hydra_plugins.logistic_regression_ra
 What a configuration needs reaches its Ray task as an argument of the task
 (`environment` of `run_job`), not through the environment of the processes: Ray worker
 processes are started by a node's raylet and inherit *its* environment, never the
-driver's, so the parent run's id (`sweep.PARENT_VARIABLE`), the tracking store
+driver's, so the parent run's id (`environment.PARENT_VARIABLE`), the tracking store
 (MLFLOW_TRACKING_URI, made absolute) and the tracking credentials (`forwarded_environment`:
 MLFLOW_*, AWS_*, LOGREG_*, ...) would otherwise be missing there. The task sets them in
 its worker's environment for the time of the job and restores it after. Why an argument
@@ -51,8 +51,9 @@ from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, setup_globals
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from logistic_regression import pipeline, sweep
-from logistic_regression.config import Config, public_config
+from logistic_regression import pipeline
+from logistic_regression.config import Config, public_config, typed_config
+from logistic_regression.environment import PARENT_VARIABLE, parent_run_id, variables
 from logistic_regression.errors import ConfigError, Interrupted, first_line
 from logistic_regression.tracking import runs, sweeps
 from logistic_regression.uris import absolute_tracking_uri, redact
@@ -112,32 +113,26 @@ def forwarded_environment(tracking_uri: str) -> dict[str, str]:
         name: value for name, value in os.environ.items() if name.startswith(FORWARDED_PREFIXES)
     }
     environment["MLFLOW_TRACKING_URI"] = tracking_uri
-    parent = sweep.parent_run_id()
+    parent = parent_run_id()
     if parent:
-        environment[sweep.PARENT_VARIABLE] = parent
+        environment[PARENT_VARIABLE] = parent
     return environment
 
 
 @contextlib.contextmanager
-def environment_of(variables: Mapping[str, str], directory: str) -> Iterator[None]:
+def environment_of(values: Mapping[str, str], directory: str) -> Iterator[None]:
     """These variables set, and the driver's working directory when this node has it
     (same machine, shared file system: relative paths of the config mean the same), for
     the time of one job; the worker's own environment afterwards."""
-    saved = {name: os.environ.get(name) for name in variables}
     here = os.getcwd()
-    os.environ.update(variables)
-    with contextlib.suppress(OSError):
-        os.chdir(directory)
-    try:
-        yield
-    finally:
+    with variables(dict(values)):
         with contextlib.suppress(OSError):
-            os.chdir(here)
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+            os.chdir(directory)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                os.chdir(here)
 
 
 def run_job(environment: Mapping[str, str], directory: str, *args: Any, **kwargs: Any) -> JobReturn:
@@ -217,14 +212,14 @@ def launch(
         # completed, it aborts the driver with a failed check inside Ray 2.60.)
         with contextlib.suppress(Exception):
             ray.shutdown()
-        parent = sweep.parent_run_id()
+        parent = parent_run_id()
         if parent:
             with contextlib.suppress(Exception), runs.bounded_store():
                 for child in sweeps.child_runs(parent):
                     if child.info.status == "RUNNING":
                         runs.fail_run(child.info.run_id, str(stop), "KILLED")
         raise stop from None
-    parent = sweep.parent_run_id()
+    parent = parent_run_id()
     if lost and parent:
         record_lost(parent, lost)
     return results
@@ -251,7 +246,7 @@ def lost_job(job_config: DictConfig, overrides: list[str]) -> JobReturn:
 
 
 def kit_config(job_config: DictConfig) -> Config:
-    return sweep.typed_config(job_config)
+    return typed_config(job_config)
 
 
 def record_lost(parent: str, lost: list[tuple[DictConfig, str]]) -> None:

@@ -39,9 +39,8 @@ from mlflow.tracking import MlflowClient
 
 from logistic_regression import data, provenance
 from logistic_regression.background import child_environment
-from logistic_regression.config import flatten_tree
+from logistic_regression.config import flatten_tree, hydra_quote
 from logistic_regression.errors import Interrupted, KitError, first_line
-from logistic_regression.mlproject import hydra_quote
 from logistic_regression.storage import s3
 from logistic_regression.tracking import experiments, runs
 from logistic_regression.tracking.baselines import COMPARISON_PREFIX

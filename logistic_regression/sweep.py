@@ -19,7 +19,6 @@ import contextlib
 import copy
 import itertools
 import math
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -31,7 +30,15 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from logistic_regression import background, notify, pipeline, provenance, report, sweep_summary
+from logistic_regression import (
+    background,
+    environment,
+    notify,
+    pipeline,
+    provenance,
+    report,
+    sweep_summary,
+)
 from logistic_regression.config import (
     PROJECT_DIR,
     SECRET_KEYS,
@@ -40,6 +47,7 @@ from logistic_regression.config import (
     experiment_artifact_location,
     one_line,
     public_config,
+    typed_config,
     validate,
 )
 from logistic_regression.errors import ConfigError, Interrupted, KitError, first_line
@@ -52,17 +60,9 @@ from logistic_regression.uris import absolute_tracking_uri, add_secret, hide_sec
 SWEEP_TAG = "kit.sweep"
 # On the best configuration's run: found by `tags.kit.sweep_best = 'true'`.
 BEST_TAG = "kit.sweep_best"
+
+
 # How the parent's id reaches each configuration, in this process or a launcher's.
-PARENT_VARIABLE = "LOGREG_PARENT_RUN_ID"
-# Set while Hydra runs, so that it raises its errors (the kit prints them as one line).
-HYDRA_FULL_ERROR = "HYDRA_FULL_ERROR"
-
-
-def parent_run_id() -> str | None:
-    """The parent run of the sweep this process is a configuration of, if any."""
-    return os.environ.get(PARENT_VARIABLE) or None
-
-
 def run_hydra(args: list[str], task: Callable[[], Any]) -> int:
     """Hydra's full command line (--help, --cfg job, -m) through `task`, its decorated
     task function. After a multirun: exit code 1 when no configuration finished.
@@ -72,10 +72,9 @@ def run_hydra(args: list[str], task: Callable[[], Any]) -> int:
     refuse_early(args)
     sys.argv = [sys.argv[0], *args]
     SweepCallback.outcomes.clear()
-    saved = os.environ.get(HYDRA_FULL_ERROR)
-    os.environ[HYDRA_FULL_ERROR] = "1"  # Hydra raises its errors instead of printing them
     try:
-        task()
+        with environment.hydra_raises_errors():  # the kit prints them as one line
+            task()
     except (HydraException, OmegaConfBaseException) as exc:
         _end_interrupted(f"the sweep stopped: {one_line(exc)}")
         raise ConfigError(one_line(exc)) from exc
@@ -88,11 +87,6 @@ def run_hydra(args: list[str], task: Callable[[], Any]) -> int:
     except Exception as exc:  # a bug: the parent still ends (cli.guarded reports it)
         _end_interrupted(f"the sweep stopped: {type(exc).__name__}: {first_line(exc)}")
         raise
-    finally:
-        if saved is None:
-            os.environ.pop(HYDRA_FULL_ERROR, None)
-        else:
-            os.environ[HYDRA_FULL_ERROR] = saved
     outcomes = SweepCallback.outcomes
     return 1 if outcomes and not any(outcomes) else 0
 
@@ -330,14 +324,6 @@ def best_note(parent_id: str, best_id: str, name: str, metric: str, value: float
     return (note + "\n\n" if note else "") + f"Best configuration: {link}, {metric} = {value:.4f}"
 
 
-def typed_config(config: DictConfig) -> Config:
-    """The kit's typed config from a callback's config (without Hydra's own section,
-    whose per-job values do not exist yet at multirun start)."""
-    kit_keys = [str(key) for key in config if key != "hydra"]
-    kit = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.masked_copy(config, kit_keys))
-    return OmegaConf.to_object(kit)  # type: ignore[return-value]
-
-
 class SweepCallback(Callback):
     """Hydra callback: the parent run around a multirun."""
 
@@ -350,12 +336,12 @@ class SweepCallback(Callback):
         task = list(OmegaConf.select(config, "hydra.overrides.task", default=[]) or [])
         SweepCallback.started = typed_config(config)
         parent_id = start_parent(SweepCallback.started, sweep_name([str(o) for o in task]))
-        os.environ[PARENT_VARIABLE] = parent_id
+        environment.announce_parent(parent_id)
         runs.log_tags(parent_id, {SWEEP_TAG: "running"})
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         redact_saved_config(config)
-        parent_id = os.environ.pop(PARENT_VARIABLE, "")
+        parent_id = environment.take_parent()
         if not parent_id:
             return
         try:
@@ -382,7 +368,7 @@ def redact_saved_config(config: DictConfig) -> None:
 def _end_interrupted(reason: str, status: str = "FAILED") -> None:
     """A multirun that Hydra aborted (a bad override value) or a signal stopped still
     ends its parent."""
-    parent = os.environ.pop(PARENT_VARIABLE, "")
+    parent = environment.take_parent()
     if not parent:
         return
     config = SweepCallback.started or compose_config([])
@@ -392,9 +378,3 @@ def _end_interrupted(reason: str, status: str = "FAILED") -> None:
     except Exception as exc:  # the summary failed: the parent still must not stay RUNNING
         with contextlib.suppress(Exception), runs.bounded_store():
             runs.fail_run(parent, f"{reason}; summarising failed: {first_line(exc)}", status)
-
-
-if __name__ == "__main__":  # the older spelling of `python -m logistic_regression sweep ...`
-    from logistic_regression.__main__ import main
-
-    sys.exit(main(["sweep", *sys.argv[1:]]))

@@ -27,7 +27,7 @@ from collections.abc import Callable
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from logistic_regression import cli
+from logistic_regression import cli, environment
 from logistic_regression.config import PROJECT_DIR, SECRET_KEYS, Config, compose_config, validate
 from logistic_regression.errors import Interrupted, KitError, first_line
 from logistic_regression.uris import add_secret, hide_secret_settings, install
@@ -105,7 +105,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
 
     install()  # also in a launcher's worker process (joblib), which starts here
     config: Config = OmegaConf.to_object(cfg)  # type: ignore[assignment]
-    parent = sweep.parent_run_id()
+    parent = environment.parent_run_id()
     if parent:
         return sweep.run_child(config, parent)
     code = cli.guarded(lambda: execute(config))

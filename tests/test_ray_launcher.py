@@ -13,8 +13,8 @@ from mlflow.tracking import MlflowClient
 pytest.importorskip("hydra_plugins.hydra_ray_launcher", reason="the `ray` extra")
 
 from logistic_regression import ray_launcher, train  # noqa: E402
+from logistic_regression.environment import PARENT_VARIABLE  # noqa: E402
 from logistic_regression.errors import ConfigError  # noqa: E402
-from logistic_regression.sweep import PARENT_VARIABLE  # noqa: E402
 
 
 def test_the_task_gets_the_store_its_credentials_and_the_parent(monkeypatch):
