@@ -30,6 +30,8 @@ PROJECT = Path(__file__).resolve().parent.parent
 TRIAL = """
 import json, multiprocessing, os, sys, tempfile, time
 from concurrent.futures import ProcessPoolExecutor
+from logistic_regression import environment
+environment.hold_thread_pools()  # as a command does, first
 import logistic_regression.pipeline  # everything a run imports
 from sklearn.datasets import load_breast_cancer
 from logistic_regression import model, report

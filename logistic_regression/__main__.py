@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from logistic_regression import cli
+from logistic_regression import cli, environment
 from logistic_regression.config import compose_config
 from logistic_regression.errors import KitError
 from logistic_regression.uris import absolute_tracking_uri, install
@@ -121,6 +121,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
+    environment.hold_thread_pools()  # before numpy loads: the worker forks single-threaded
     install()
     if args_list[:1] == ["train"]:
         from logistic_regression import train
@@ -130,9 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         from logistic_regression import train
 
         return train.main(["-m", *[part for arg in args_list[1:] for part in shlex.split(arg)]])
-    # MLflow draws a progress bar for every artifact download (reproduce reads a run's
-    # config.yaml): noise around the kit's own one-line output. A user can turn it back on.
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    environment.quiet_mlflow_downloads()  # reproduce and inspect read a run's files
     return cli.guarded(lambda: command(parser().parse_args(args_list)))
 
 

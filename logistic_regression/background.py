@@ -6,8 +6,8 @@ the worker, and cost 40 MB at the peak of a 200,000-row run (bench/data_scale.py
 Fork gives workers every module the process already imported for free, but forking a
 process that runs threads can deadlock the child (Python 3.12+ warns about it). So the
 workers are forked once, the first time a run needs them, and only while the process
-provably runs a single thread: importing the package held back the numeric libraries'
-thread pools (`logistic_regression/__init__.py`), and `/proc/self/task` is counted, not
+provably runs a single thread: the command held back the numeric libraries' thread
+pools before it loaded them (`environment.hold_thread_pools`), and `/proc/self/task` is counted, not
 assumed. Right after the fork the thread pools are released (`release_thread_pools`),
 so training uses every core as usual. The objects alive at the fork are frozen out of
 the garbage collector (`gc.freeze`): collections would touch every one of them and copy
@@ -43,7 +43,7 @@ from concurrent.futures import CancelledError, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
-import logistic_regression as package
+from logistic_regression import environment
 
 T = TypeVar("T")
 WORKERS = 1
@@ -130,12 +130,9 @@ def _stop_pool(pool: ProcessPoolExecutor, gate: _Gate, owner: int) -> None:
 
 
 def release_thread_pools() -> None:
-    """Lift the thread limits the package set at import (not the user's own), for this
-    process and the processes it starts."""
-    held = sorted(package.HELD)
-    package.HELD.clear()
-    for name in held:
-        os.environ.pop(name, None)
+    """Lift the thread limits the command held (`environment.hold_thread_pools`; not the
+    user's own), for this process and the processes it starts."""
+    held = environment.release_thread_pools()
     apis = [api for name, api in THREAD_POOL_APIS.items() if name in held]
     if apis:
         from threadpoolctl import ThreadpoolController
@@ -146,8 +143,7 @@ def release_thread_pools() -> None:
 def child_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment for a process the kit starts (a reproduction, the uploader, the
     tracking server): the user's, without the thread limits this process holds."""
-    environment = {k: v for k, v in os.environ.items() if k not in package.HELD}
-    return {**environment, **(extra or {})}
+    return environment.for_child(dict(extra or {}))
 
 
 def _forget_pool_in_forked_child() -> None:

@@ -9,16 +9,70 @@ Each variable below is written because what reads it offers no other public way 
   as a task argument, `ray_launcher.forwarded_environment`).
 - `HYDRA_FULL_ERROR`: Hydra's command line (`hydra.main`) reads it to raise its errors
   instead of printing them with their usage text; the kit turns them into one line.
+- The numeric libraries' thread pools (OpenBLAS, OpenMP, MKL, pyarrow's jemalloc) start
+  their threads when they load, and read these variables then: each command holds them
+  (`hold_thread_pools`) before it imports them, so that the background worker can be
+  forked while the process still runs a single thread (`background.py`), and releases
+  them right after the fork. Importing the package changes nothing.
+- `MLFLOW_HTTP_REQUEST_MAX_RETRIES` / `MLFLOW_HTTP_REQUEST_TIMEOUT`, around the calls an
+  error path makes (`tracking.runs.bounded_store`): MLflow's client reads them at each
+  request and takes no per-call setting. (No other thread of the kit talks HTTP to the
+  store meanwhile: uploads to a server run in the uploader's own process.)
+- `MLFLOW_S3_ENDPOINT_URL`, from `storage.endpoint`: MLflow's S3 artifact repository
+  reads the endpoint only from there, and the kit's S3 access must agree with it.
+- `MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=false` (unless the user set it), for commands that
+  download a run's files: MLflow draws a bar for each around the kit's one-line output.
+
+Not the environment, but the same kind of channel: `sys.argv`, which `hydra.main` reads
+its command line from (`hydra_command_line`).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import sys
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 
 PARENT_VARIABLE = "LOGREG_PARENT_RUN_ID"
 HYDRA_FULL_ERROR = "HYDRA_FULL_ERROR"
+# Variable -> value that keeps its library from starting threads when it loads.
+THREAD_POOL_VARIABLES = {
+    "OPENBLAS_NUM_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "JE_ARROW_MALLOC_CONF": "background_thread:false",
+}
+# The ones this process set itself (the user set none of them), until released.
+_held: set[str] = set()
+
+
+def hold_thread_pools() -> None:
+    """(A command's first step, before numpy and pyarrow load.) Each thread-pool variable
+    the user did not set is set to keep its library single-threaded at load. Once they
+    are loaded (the kit used as a library, a test runner) it is too late: nothing is set."""
+    if any(module in sys.modules for module in ("numpy", "pyarrow")):
+        return
+    for name, value in THREAD_POOL_VARIABLES.items():
+        if name not in os.environ:
+            os.environ[name] = value
+            _held.add(name)
+
+
+def release_thread_pools() -> list[str]:
+    """The held variables removed again (the user's own stay); their names."""
+    released = sorted(_held)
+    _held.clear()
+    for name in released:
+        os.environ.pop(name, None)
+    return released
+
+
+def for_child(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for a process the kit starts: the user's, without the limits this
+    process holds, with `extra` added."""
+    kept = {name: value for name, value in os.environ.items() if name not in _held}
+    return {**kept, **(extra or {})}
 
 
 def parent_run_id() -> str | None:
@@ -54,3 +108,36 @@ def variables(values: dict[str, str]) -> Iterator[None]:
 def hydra_raises_errors() -> AbstractContextManager[None]:
     """Inside: Hydra's command line raises its errors (HYDRA_FULL_ERROR=1)."""
     return variables({HYDRA_FULL_ERROR: "1"})
+
+
+def bounded_http(timeout_s: float) -> AbstractContextManager[None]:
+    """Inside: MLflow's requests to a tracking server are tried once, for `timeout_s`."""
+    return variables(
+        {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": f"{timeout_s:g}"}
+    )
+
+
+S3_ENDPOINT_VARIABLE = "MLFLOW_S3_ENDPOINT_URL"
+
+
+def use_s3_endpoint(configured: str) -> None:
+    """`storage.endpoint`, when set, is the S3 endpoint of this process (MLflow's and the
+    kit's S3 access both read it from MLFLOW_S3_ENDPOINT_URL)."""
+    if configured:
+        os.environ[S3_ENDPOINT_VARIABLE] = configured
+
+
+def quiet_mlflow_downloads() -> None:
+    """No progress bar per downloaded artifact, unless the user asked for them."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+@contextmanager
+def hydra_command_line(args: Sequence[str]) -> Iterator[None]:
+    """Inside: `hydra.main` reads `args` as the command line (it takes no other)."""
+    saved = sys.argv
+    sys.argv = [saved[0], *args]
+    try:
+        yield
+    finally:
+        sys.argv = saved

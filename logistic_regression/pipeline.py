@@ -27,7 +27,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 from sklearn.pipeline import Pipeline
 
-from logistic_regression import data, evaluate, model, outputs, provenance, report
+from logistic_regression import data, environment, evaluate, model, outputs, provenance, report
 from logistic_regression.background import Background
 from logistic_regression.config import (
     PROJECT_DIR,
@@ -325,7 +325,7 @@ def check_storage(config: Config) -> None:
     can write (a folder, writable, with room), endpoint, bucket, credentials, and the
     output destination."""
     spool.check_spool(spool.spool_root(config.storage))
-    s3.use_endpoint(config.storage.endpoint)
+    environment.use_s3_endpoint(config.storage.endpoint)
     if has_userinfo(s3.endpoint() or ""):
         raise StorageError(
             f"the S3 endpoint {redact(s3.endpoint() or '')} carries credentials in the URL; "

@@ -70,10 +70,10 @@ def run_hydra(args: list[str], task: Callable[[], Any]) -> int:
     What can be refused is refused before Hydra starts, so before a sweep's parent run
     exists (`refuse_early`); Hydra's own errors after that are one line too (ConfigError)."""
     refuse_early(args)
-    sys.argv = [sys.argv[0], *args]
     SweepCallback.outcomes.clear()
     try:
-        with environment.hydra_raises_errors():  # the kit prints them as one line
+        # Hydra raises its errors (the kit prints them as one line)
+        with environment.hydra_command_line(args), environment.hydra_raises_errors():
             task()
     except (HydraException, OmegaConfBaseException) as exc:
         _end_interrupted(f"the sweep stopped: {one_line(exc)}")

@@ -116,6 +116,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    environment.hold_thread_pools()  # before numpy loads: the worker forks single-threaded
     install()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if any(arg.startswith("-") for arg in args):

@@ -27,7 +27,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from logistic_regression import background
+from logistic_regression import background, environment
 from logistic_regression.config import Config, compose_config
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -89,7 +89,6 @@ def pytest_sessionfinish(session, exitstatus):
     """Every process a test started is stopped by the test. One left behind (a server, an
     uploader, a worker pool) is killed here and fails the suite: left alone, it can hold
     the suite's output open and hang whatever waits for it to end."""
-    from logistic_regression import background
 
     if session.config.pluginmanager.hasplugin("dsession"):
         return  # pytest-xdist's controller: each worker checks the processes of its own
@@ -264,12 +263,12 @@ def copy_tracked_files(destination: Path) -> Path:
 
 
 def fresh_environment() -> dict[str, str]:
-    """This environment for a fresh interpreter: without the thread limits the package
-    holds (it sets its own at import), with the kit importable."""
+    """This environment for a fresh interpreter: without the thread limits a command
+    holds (it sets its own), with the kit importable."""
     env = {
         key: value
         for key, value in os.environ.items()
-        if key not in background.package.THREAD_POOL_VARIABLES
+        if key not in environment.THREAD_POOL_VARIABLES
     }
     env["PYTHONPATH"] = os.pathsep.join([str(PROJECT), env.get("PYTHONPATH", "")])
     return env

@@ -14,13 +14,15 @@ from pathlib import Path
 
 from conftest import PROJECT, fresh_environment, last_json_line
 
-from logistic_regression import background
+from logistic_regression import environment
 
 # A fresh interpreter importing the kit as its entry points do: the package first.
 PROBE = textwrap.dedent(
     """
     import json, os, sys
     {first_import}
+    from logistic_regression import environment
+    environment.hold_thread_pools()  # as a command does, first
     import logistic_regression.pipeline  # everything a run imports
     from threadpoolctl import threadpool_info
     from logistic_regression.background import Background, shared_pool, thread_count
@@ -100,6 +102,8 @@ def test_the_user_s_own_thread_settings_are_kept(tmp_path, monkeypatch):
     script = tmp_path / "own.py"
     script.write_text(
         "import os\n"
+        "from logistic_regression import environment\n"
+        "environment.hold_thread_pools()\n"
         "import logistic_regression.pipeline\n"
         "from logistic_regression.background import Background\n"
         "from threadpoolctl import threadpool_info\n"
@@ -147,12 +151,14 @@ def test_processes_the_kit_starts_never_inherit_its_own_thread_limits(tmp_path):
     script = tmp_path / "child_env.py"
     script.write_text(
         "import json, os\n"
+        "from logistic_regression import environment\n"
+        "environment.hold_thread_pools()\n"
         "from logistic_regression.background import child_environment\n"
         "child = child_environment({'EXTRA': 'x'})\n"
         "print(json.dumps([os.environ.get('OMP_NUM_THREADS'),"
         " child.get('OMP_NUM_THREADS'), child.get('OPENBLAS_NUM_THREADS'), child['EXTRA']]))\n"
     )
-    env = {k: v for k, v in os.environ.items() if k not in background.package.THREAD_POOL_VARIABLES}
+    env = {k: v for k, v in os.environ.items() if k not in environment.THREAD_POOL_VARIABLES}
     env.update(PYTHONPATH=str(PROJECT), OPENBLAS_NUM_THREADS="3")
     done = subprocess.run(
         [sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env
@@ -164,6 +170,8 @@ STEAL = textwrap.dedent(
     """
     import functools, json, os, sys, time
     from pathlib import Path
+    from logistic_regression import environment
+    environment.hold_thread_pools()  # as a command does, first
     import logistic_regression.pipeline  # everything a run imports
     from logistic_regression.background import Background, shared_pool
 
@@ -198,6 +206,8 @@ def test_a_task_still_queued_when_its_result_is_wanted_runs_in_the_caller(tmp_pa
 DEATH = textwrap.dedent(
     """
     import json, os
+    from logistic_regression import environment
+    environment.hold_thread_pools()  # as a command does, first
     import logistic_regression.pipeline  # everything a run imports
     from logistic_regression.background import Background, shared_pool
 

@@ -1,5 +1,6 @@
 """The house plan of docs/architecture.md, checked on the source: imports point one way
-(function-local imports count, imports under TYPE_CHECKING do not)."""
+(function-local imports count, imports under TYPE_CHECKING do not), and one module writes
+the process environment."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from conftest import PROJECT
 
 PACKAGE = PROJECT / "logistic_regression"
+ENVIRONMENT_WRITER = "logistic_regression.environment"
 
 
 def modules() -> dict[str, Path]:
@@ -95,3 +97,45 @@ def test_the_cycle_check_finds_a_cycle_through_a_function_local_import(tmp_path)
     graph = {"pkg.a": imported("pkg.a", a, {"pkg.a", "pkg.b"})}
     graph["pkg.b"] = imported("pkg.b", b, {"pkg.a", "pkg.b"})
     assert cycles(graph) == [["pkg.a", "pkg.b"]]
+
+
+def writes_environment(path: Path) -> list[int]:
+    """Lines that change os.environ: item assignment or deletion, update, pop,
+    setdefault, clear, putenv/unsetenv."""
+    lines = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        target = None
+        if isinstance(node, (ast.Assign, ast.AugAssign, ast.Delete)):
+            targets = node.targets if isinstance(node, (ast.Assign, ast.Delete)) else [node.target]
+            target = next((t for t in targets if isinstance(t, ast.Subscript)), None)
+            if target is not None and ast.unparse(target.value) == "os.environ":
+                lines.append(node.lineno)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            called = ast.unparse(node.func)
+            if called in ("os.putenv", "os.unsetenv") or (
+                ast.unparse(node.func.value) == "os.environ"
+                and node.func.attr in ("update", "pop", "setdefault", "clear", "popitem")
+            ):
+                lines.append(node.lineno)
+    return lines
+
+
+def test_one_module_writes_the_environment():
+    writers = {
+        name: lines for name, path in modules().items() if (lines := writes_environment(path))
+    }
+    assert set(writers) <= {ENVIRONMENT_WRITER}, writers
+
+
+def test_the_writer_check_finds_each_kind_of_write(tmp_path):
+    source = tmp_path / "m.py"
+    source.write_text(
+        "import os\n"
+        "os.environ['A'] = '1'\n"
+        "os.environ.update(B='2')\n"
+        "os.environ.pop('A', None)\n"
+        "del os.environ['B']\n"
+        "os.environ.setdefault('C', '3')\n"
+        "os.environ.get('D')\n"
+    )
+    assert sorted(writes_environment(source)) == [2, 3, 4, 5, 6]

@@ -91,13 +91,6 @@ def endpoint() -> str | None:
     return os.environ.get(ENDPOINT_VARIABLE) or None
 
 
-def use_endpoint(configured: str) -> None:
-    """`storage.endpoint`, when set, becomes MLFLOW_S3_ENDPOINT_URL for this process, so
-    MLflow's own S3 access and the kit's agree."""
-    if configured:
-        os.environ[ENDPOINT_VARIABLE] = configured
-
-
 def ignore_tls() -> bool:
     """MLFLOW_S3_IGNORE_TLS=true (or 1): do not check the endpoint's certificate."""
     return os.environ.get(IGNORE_TLS_VARIABLE, "").strip().lower() in ("true", "1")

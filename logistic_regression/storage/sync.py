@@ -31,9 +31,9 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from logistic_regression import environment
 from logistic_regression.config import Config, validate_storage
 from logistic_regression.errors import first_line
-from logistic_regression.storage import s3
 from logistic_regression.storage.spool import (
     LOCK,
     RESULTS,
@@ -78,7 +78,7 @@ def sync(config: Config, every_store: bool = False) -> int:
     `every_store`); 0 when none was left behind, 1 otherwise."""
     storage = config.storage
     validate_storage(storage)
-    s3.use_endpoint(storage.endpoint)
+    environment.use_s3_endpoint(storage.endpoint)
     root = spool_root(storage)
     own_uri = store_uri(os.environ.get("MLFLOW_TRACKING_URI") or config.tracking.uri)
     own = store_key(own_uri)

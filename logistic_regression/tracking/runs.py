@@ -28,6 +28,7 @@ from mlflow.entities import Metric, Param, Run, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from logistic_regression import environment
 from logistic_regression.config import TrackingConfig, flatten_tree
 from logistic_regression.errors import Interrupted, StorageError, first_line
 from logistic_regression.provenance import GIT_DIRTY
@@ -48,8 +49,6 @@ TRUNCATION_MARK = "...[truncated]"
 
 # How long an error handler waits for a tracking server before giving up on it.
 ERROR_PATH_TIMEOUT_S = 10.0
-
-_HTTP_BOUND = ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")
 
 
 class StoreFailed(StorageError):
@@ -213,18 +212,8 @@ def check_artifact_location(actual: str, wanted: str | None, what: str) -> None:
 def bounded_store(timeout_s: float = ERROR_PATH_TIMEOUT_S) -> Iterator[None]:
     """For error handlers: calls to a tracking server inside give up after one try of at
     most `timeout_s` instead of MLflow's minutes of retries (the store may be what failed)."""
-    saved = {name: os.environ.get(name) for name in _HTTP_BOUND}
-    os.environ.update(
-        {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": f"{timeout_s:g}"}
-    )
-    try:
+    with environment.bounded_http(timeout_s):
         yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 @contextmanager
