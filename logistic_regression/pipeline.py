@@ -1,22 +1,22 @@
 """One run, start to end: the orchestration of the pure steps and the edges.
 
-    prepare   config checked, tracking store reachable (within tracking.timeout_s),
-              output and artifact stores usable, data loaded, model built, git read:
-              everything that can be refused is refused here, before a run exists
+    prepare   (preflight.py) config checked, tracking store reachable (within
+              tracking.timeout_s), output and artifact stores usable, data loaded, model
+              built, git read: everything that can be refused is refused there, before
+              a run exists
     record    inside one MLflow run: params and dataset, evaluation, the model saved in
               the background, metrics, predictions, report and files into the spool
     settle    wait (bounded) for the uploads, then the run's honest end
 
-`run` reads as that list; each step takes the typed `RunContext`.
+`run` reads as that list; each step takes the typed `RunContext`. What the run prints
+is console.py's.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import pickle
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,30 +27,24 @@ import pandas as pd
 from omegaconf import OmegaConf
 from sklearn.pipeline import Pipeline
 
-from logistic_regression import data, environment, evaluate, model, outputs, provenance, report
-from logistic_regression.background import Background
-from logistic_regression.config import (
-    PROJECT_DIR,
-    Config,
-    Penalty,
-    StorageKind,
-    experiment_artifact_location,
-    public_config,
-    validate,
-    validate_for_task,
+from logistic_regression import (
+    console,
+    data,
+    evaluate,
+    model,
+    outputs,
+    preflight,
+    provenance,
+    report,
 )
-from logistic_regression.errors import Interrupted, KitError, StorageError, first_line
-from logistic_regression.storage import s3, spool
+from logistic_regression.background import Background
+from logistic_regression.config import Config
+from logistic_regression.errors import Interrupted, KitError, first_line
+from logistic_regression.storage import spool
 from logistic_regression.storage.uploader import local_root
 from logistic_regression.storage.writer import ArtifactWriter, SpoolFull
-from logistic_regression.tracking import artifact_state, baselines, models, runs, store
-from logistic_regression.uris import (
-    absolute_tracking_uri,
-    add_secret,
-    has_userinfo,
-    redact,
-    redact_tree,
-)
+from logistic_regression.tracking import artifact_state, baselines, models, runs
+from logistic_regression.uris import redact
 
 log = logging.getLogger("logistic_regression")
 
@@ -63,38 +57,10 @@ class ArtifactsPending(KitError):
 
 
 @dataclass(frozen=True)
-class RunSummary:
-    """What the console prints when a run finished."""
-
-    run_id: str
-    run_name: str
-    headline: str
-    cv_mean: float
-    cv_std: float
-    test_value: float
-    report_uri: str
-    output_path: str
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """Everything known before the run exists."""
-
-    config: Config
-    dataset: data.Dataset
-    estimator: Pipeline
-    git: provenance.GitState | None
-    tags: dict[str, str]
-    name: str
-    tracking_uri: str
-    artifact_location: str | None
-
-
-@dataclass(frozen=True)
 class RunContext:
     """One open run: what was prepared, where it records, and its background helpers."""
 
-    prepared: Prepared
+    prepared: preflight.Prepared
     run_id: str
     run_root: str
     params: dict[str, str]
@@ -114,12 +80,13 @@ def run(
     config: Config,
     parent_run_id: str | None = None,
     on_open: Callable[[str], None] | None = None,
-) -> RunSummary:
+) -> console.RunSummary:
     """Train, evaluate, report and record one run; returns what the console prints.
     `parent_run_id`: record as a child of that run (a sweep's configuration).
     `on_open(run_id)`: told as soon as the run exists."""
-    with Background(report.warm_up) as background:  # first: the worker forks single-threaded
-        prepared = prepare(config)
+    # First: the worker forks while the process is single-threaded, and imports ahead.
+    with Background(report.warm_up, models.warm_up) as background:
+        prepared = preflight.prepare(config)
         with (
             kept_on_store_failure(config),
             runs.active_run(
@@ -136,14 +103,14 @@ def run(
             run_root = runs.artifact_uri(run_id)
             runs.check_artifact_location(run_root, prepared.artifact_location, f"run {run_id}")
             if parent_run_id is None:
-                warn_other_experiment(config, active.info.experiment_id)
+                console.warn_other_experiment(config, active.info.experiment_id)
             try:
                 with writing(prepared, run_id, run_root, background) as writer:
                     context = RunContext(
                         prepared=prepared,
                         run_id=run_id,
                         run_root=run_root,
-                        params=runs.config_params(recorded_config(config)),
+                        params=runs.config_params(preflight.recorded_config(config)),
                         background=background,
                         writer=writer,
                     )
@@ -179,7 +146,7 @@ def kept_on_store_failure(config: Config) -> Iterator[None]:
         raise
 
 
-def open_writer(prepared: Prepared, run_id: str, run_root: str) -> ArtifactWriter:
+def open_writer(prepared: preflight.Prepared, run_id: str, run_root: str) -> ArtifactWriter:
     """The run's asynchronous artifact writer; the run is `kit.artifacts=pending` from now."""
     storage, output = prepared.config.storage, prepared.config.data.output
     to_s3 = run_root.startswith("s3://") or outputs.is_s3(output)
@@ -196,7 +163,7 @@ def open_writer(prepared: Prepared, run_id: str, run_root: str) -> ArtifactWrite
 
 @contextmanager
 def writing(
-    prepared: Prepared, run_id: str, run_root: str, background: Background
+    prepared: preflight.Prepared, run_id: str, run_root: str, background: Background
 ) -> Iterator[ArtifactWriter]:
     """The run's writer for the block. If the run fails, tasks still writing into its
     spool folder finish first, the folder is kept when it holds anything not stored
@@ -233,125 +200,6 @@ def record_artifacts_left(run_id: str, writer: ArtifactWriter) -> None:
         log.warning("could not record kit.artifacts=%s: %s", state, redact(first_line(exc)))
 
 
-_warned_abandoned = False
-
-
-def warn_abandoned(config: Config, tracking_uri: str) -> None:
-    """Once per process: one line on stderr when runs of this tracking store lost their
-    process before their artifacts were settled (`sync` handles them)."""
-    global _warned_abandoned
-    if _warned_abandoned:
-        return
-    _warned_abandoned = True
-    line = spool.abandoned_notice(spool.spool_root(config.storage), tracking_uri)
-    if line:
-        print(line, file=sys.stderr)
-
-
-def warn_other_experiment(config: Config, experiment_id: str) -> None:
-    """One line when `mlflow run` put the run outside the kit's experiment without being
-    asked to (`mlflow run <git-url>` from another folder lands in "Default"): `best`,
-    `inspect` and baselines look in the kit's experiment."""
-    if not runs.run_id_from_mlflow_run():
-        return
-    if os.environ.get("MLFLOW_EXPERIMENT_NAME") or experiment_id != runs.DEFAULT_EXPERIMENT_ID:
-        return  # the user chose it (--experiment-name/-id 0 cannot be told apart; rare)
-    wanted = config.tracking.experiment_name
-    if runs.experiment_name(experiment_id) == wanted:
-        return
-    print(
-        f"note: mlflow run recorded this run in the experiment 'Default', not {wanted!r} "
-        f"where best, inspect and baselines look; add --experiment-name {wanted} "
-        "(or run from a checkout of the kit)",
-        file=sys.stderr,
-    )
-
-
-def prepare(config: Config) -> Prepared:
-    """Check and load everything a run needs; a problem is a KitError before any run."""
-    add_secret(config.notify.webhook_url)  # hidden in every message from now on
-    validate(config)
-    refuse_credentials_in_uris(config)
-    data.check_input(config.data.input)
-    raw_uri = runs.use_tracking_uri(config.tracking)
-    runs.check_store_layout(raw_uri)
-    tracking_uri = absolute_tracking_uri(raw_uri)
-    store.check(tracking_uri, config.tracking.timeout_s)
-    check_storage(config)
-    warn_abandoned(config, tracking_uri)
-    prep = config.preprocessing
-    dataset = data.load(
-        config.data.input,
-        config.data.target,
-        prep.drop_columns,
-        prep.numeric_columns,
-        prep.categorical_columns,
-    )
-    classes = data.target_classes(dataset.target, config.data.target)
-    validate_for_task(config, evaluate.task_of(classes), classes)
-    if evaluate.task_of(classes) == "binary":
-        evaluate.positive_label(classes, config.data.positive_label)
-    evaluate.check_feasible(dataset, config.evaluation)
-    git = provenance.git_state(PROJECT_DIR)
-    return Prepared(
-        config=config,
-        dataset=dataset,
-        estimator=model.build(config.model, config.seed, prep, dataset.features),
-        git=git,
-        tags=provenance.tags(PROJECT_DIR, git, config.tracking.note),
-        name=run_name(config),
-        tracking_uri=tracking_uri,
-        artifact_location=experiment_artifact_location(config),
-    )
-
-
-CREDENTIALS_ELSEWHERE = (
-    "the kit takes no credentials from a URI: S3 uses the AWS credential chain "
-    "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE)"
-)
-
-
-def refuse_credentials_in_uris(config: Config) -> None:
-    """A user name or password in the input or output URI is refused (shown redacted)."""
-    for name, uri in (("data.input", config.data.input), ("data.output", config.data.output)):
-        if has_userinfo(uri):
-            raise StorageError(
-                f"{name}={redact(uri)!r} carries credentials in the URI; {CREDENTIALS_ELSEWHERE}"
-            )
-
-
-def check_storage(config: Config) -> None:
-    """Everything about the stores that can be known before any work: a spool the run
-    can write (a folder, writable, with room), endpoint, bucket, credentials, and the
-    output destination."""
-    spool.check_spool(spool.spool_root(config.storage))
-    environment.use_s3_endpoint(config.storage.endpoint)
-    if has_userinfo(s3.endpoint() or ""):
-        raise StorageError(
-            f"the S3 endpoint {redact(s3.endpoint() or '')} carries credentials in the URL; "
-            f"{CREDENTIALS_ELSEWHERE}, and the endpoint is given without them"
-        )
-    if config.storage.kind == StorageKind.S3:
-        s3.check_bucket(f"s3://{config.storage.bucket}")
-    outputs.check_destination(config.data.output)
-
-
-def recorded_config(config: Config) -> dict:
-    """The resolved config as it is recorded (params, config.yaml, the report): secret
-    keys as `***` (`config.public`), every other value redacted (`uris.redact`)."""
-    return redact_tree(public_config(config))
-
-
-def run_name(config: Config) -> str:
-    if config.tracking.run_name:
-        return redact(config.tracking.run_name)
-    m = config.model
-    if m.penalty == Penalty.NONE:
-        return "logreg-nopenalty"
-    suffix = f"{m.penalty}{m.l1_ratio:g}" if m.penalty == Penalty.ELASTICNET else m.penalty
-    return f"logreg-C{m.C:g}-{suffix}"
-
-
 def metric_records(result: evaluate.Evaluation) -> list[tuple[str, float, int]]:
     """cv_<m>_mean/std, cv_<m> at step k for fold k (one chart per metric, the folds as
     its points), test_<m>. Per-fold values are not logged again as separate metrics:
@@ -366,7 +214,7 @@ def metric_records(result: evaluate.Evaluation) -> list[tuple[str, float, int]]:
     return records
 
 
-def record(context: RunContext) -> RunSummary:
+def record(context: RunContext) -> console.RunSummary:
     """The body of a run: everything logged, nothing waiting for the network.
 
     The final model is fitted first: its files, the predictions CSV and the charts need
@@ -455,7 +303,7 @@ def record(context: RunContext) -> RunSummary:
     writer.finalize_model_when_stored(model_id)
 
     headline = config.evaluation.headline_metric
-    return RunSummary(
+    return console.RunSummary(
         run_id=context.run_id,
         run_name=context.prepared.name,
         headline=headline,
@@ -531,7 +379,7 @@ def write_run_files(
     git = context.prepared.git
     files = {
         "features.txt": "\n".join(context.dataset.features.columns) + "\n",
-        "config.yaml": OmegaConf.to_yaml(recorded_config(context.config)),
+        "config.yaml": OmegaConf.to_yaml(preflight.recorded_config(context.config)),
         "environment.txt": provenance.environment_lock(packages),
         **({"uncommitted.patch": git.patch} if git is not None and git.dirty else {}),
         "report.html": html,
@@ -568,37 +416,3 @@ def settle(context: RunContext) -> None:
             f"{writer.folder} ({reason}); run `python -m logistic_regression sync` "
             "when the store is back"
         )
-
-
-def print_summary(summary: RunSummary, tracking_uri: str) -> None:
-    print(f"Run {summary.run_id} ({summary.run_name}) finished")
-    print(f"  CV {summary.headline}: {summary.cv_mean:.4f} ± {summary.cv_std:.4f}")
-    print(f"  test {summary.headline}: {summary.test_value:.4f}")
-    print(f"  report: {summary.report_uri}")
-    print(f"  predictions: {summary.output_path}")
-    print(f"  UI: {ui_hint(tracking_uri)}")
-
-
-def summary_line(summary: RunSummary) -> str:
-    """One line for a run among many (a sweep's configuration)."""
-    return (
-        f"{summary.run_name} ({summary.run_id}): CV {summary.headline} "
-        f"{summary.cv_mean:.4f} ± {summary.cv_std:.4f}, test {summary.test_value:.4f}, FINISHED"
-    )
-
-
-def ui_url(tracking_uri: str) -> str | None:
-    """The MLflow UI's address when the runs are on a tracking server (it serves the UI
-    too), else None: a local store has no UI until someone starts one."""
-    if tracking_uri.startswith(("http://", "https://")):
-        return redact(tracking_uri)
-    return None
-
-
-def ui_hint(tracking_uri: str) -> str:
-    """Where to look at the runs: the server's address, or the command that opens the UI on
-    a local store (the same however the run was started: the path is made absolute)."""
-    url = ui_url(tracking_uri)
-    if url is not None:
-        return url
-    return f"mlflow ui --backend-store-uri {redact(absolute_tracking_uri(tracking_uri))}"

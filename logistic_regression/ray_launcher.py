@@ -51,7 +51,7 @@ from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, setup_globals
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from logistic_regression import pipeline
+from logistic_regression import preflight
 from logistic_regression.config import Config, public_config, typed_config
 from logistic_regression.environment import PARENT_VARIABLE, parent_run_id, variables
 from logistic_regression.errors import ConfigError, Interrupted, first_line
@@ -259,7 +259,7 @@ def record_lost(parent: str, lost: list[tuple[DictConfig, str]]) -> None:
         unmatched: list[tuple[Config, str]] = []
         for job_config, reason in lost:
             config = kit_config(job_config)
-            name = pipeline.run_name(config)
+            name = preflight.run_name(config)
             if any(child.info.run_name == name for child in running):
                 reasons.setdefault(name, reason)
             else:
@@ -269,7 +269,7 @@ def record_lost(parent: str, lost: list[tuple[DictConfig, str]]) -> None:
             runs.fail_run(child.info.run_id, reason)
             print(f"{child.info.run_name}: FAILED: {reason}", file=sys.stderr)
         for config, reason in unmatched:
-            name = pipeline.run_name(config)
+            name = preflight.run_name(config)
             sweeps.record_failed_child(
                 parent, name, reason, runs.config_params(public_config(config))
             )

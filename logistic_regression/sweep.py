@@ -32,9 +32,11 @@ from omegaconf.errors import OmegaConfBaseException
 
 from logistic_regression import (
     background,
+    console,
     environment,
     notify,
     pipeline,
+    preflight,
     provenance,
     report,
     sweep_summary,
@@ -54,7 +56,7 @@ from logistic_regression.errors import ConfigError, Interrupted, KitError, first
 from logistic_regression.storage import spool
 from logistic_regression.storage.uploader import local_root
 from logistic_regression.storage.writer import ArtifactWriter
-from logistic_regression.tracking import artifact_state, runs, store, sweeps
+from logistic_regression.tracking import artifact_state, models, runs, store, sweeps
 from logistic_regression.uris import absolute_tracking_uri, add_secret, hide_secret_settings, redact
 
 SWEEP_TAG = "kit.sweep"
@@ -190,16 +192,16 @@ def run_child(config: Config, parent: str) -> float:
         reason = redact(
             str(exc) if isinstance(exc, KitError) else f"{type(exc).__name__}: {first_line(exc)}"
         )
-        print(f"{pipeline.run_name(config)}: FAILED: {reason}", file=sys.stderr)
+        print(f"{preflight.run_name(config)}: FAILED: {reason}", file=sys.stderr)
         if not opened:
             sweeps.record_failed_child(
                 parent,
-                pipeline.run_name(config),
+                preflight.run_name(config),
                 reason,
                 runs.config_params(public_config(config)),
             )
         return float("nan")
-    print(pipeline.summary_line(summary))  # the sweep's summary block comes once, at its end
+    print(console.summary_line(summary))  # the sweep's summary block comes once, at its end
     value = runs.metric_value(summary.run_id, config.sweep.metric)
     return float("nan") if value is None else value
 
@@ -211,7 +213,7 @@ def start_parent(config: Config, name: str = "") -> str:
     The background workers are forked first (serving every configuration run in this
     process), which lifts the thread limits before a launcher (joblib) starts processes
     that would inherit them."""
-    background.shared_pool(report.warm_up)
+    background.shared_pool(report.warm_up, models.warm_up)
     add_secret(config.notify.webhook_url)
     runs.use_tracking_uri(config.tracking)
     name = name or f"sweep-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -270,7 +272,7 @@ def finish(
         metric,
         direction,
         title=runs.run_name(parent_id),
-        ui_url=pipeline.ui_url(tracking_uri),
+        ui_url=console.ui_url(tracking_uri),
     )
     failed = sum(child.status != "FINISHED" for child in children)
     tags = {
@@ -311,7 +313,7 @@ def finish(
     if best is not None:
         print(f"  best report: {runs.artifact_uri(best.run_id)}/report.html")
     print(f"  summary: {root}/{sweep_summary.FILE_NAME}")
-    print(f"  UI: {pipeline.ui_hint(tracking_uri)}")
+    print(f"  UI: {console.ui_hint(tracking_uri)}")
     return best is not None
 
 

@@ -78,7 +78,7 @@ def without_secrets(command: Callable[[], int]) -> int:
 def execute(config: Config) -> int:
     """Run and print the summary; the webhook hears how the run ended."""
     validate(config)  # a mistake in the values is one line before the heavy imports below
-    from logistic_regression import notify, pipeline
+    from logistic_regression import console, notify, pipeline
 
     opened: list[str] = []
     try:
@@ -93,7 +93,7 @@ def execute(config: Config) -> int:
         reason = f"{type(exc).__name__}: {first_line(exc)}"
         notify.run_ended(config, opened[-1] if opened else "", "FAILED", reason)
         raise
-    pipeline.print_summary(summary, os.environ.get("MLFLOW_TRACKING_URI") or config.tracking.uri)
+    console.print_summary(summary, os.environ.get("MLFLOW_TRACKING_URI") or config.tracking.uri)
     notify.run_ended(config, summary.run_id, "FINISHED")
     return 0
 

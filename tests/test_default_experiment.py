@@ -9,7 +9,7 @@ import pytest
 from conftest import fake_checkout
 from mlflow.tracking import MlflowClient
 
-from logistic_regression import pipeline
+from logistic_regression import console
 from logistic_regression.tracking import runs
 
 
@@ -46,15 +46,15 @@ def test_an_explicit_experiment_wins(tmp_path, monkeypatch):
 def test_a_mlflow_run_in_default_says_where_best_looks(config, monkeypatch, capsys):
     with mlflow.start_run(experiment_id=runs.DEFAULT_EXPERIMENT_ID) as run:
         monkeypatch.setenv("MLFLOW_RUN_ID", run.info.run_id)
-        pipeline.warn_other_experiment(config, run.info.experiment_id)
+        console.warn_other_experiment(config, run.info.experiment_id)
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith("note: mlflow run recorded this run in the experiment 'Default'")
     assert "--experiment-name logistic-regression" in line
 
 
 def test_no_note_for_a_run_in_the_kit_experiment_or_outside_mlflow_run(config, monkeypatch, capsys):
-    pipeline.warn_other_experiment(config, runs.DEFAULT_EXPERIMENT_ID)  # no MLFLOW_RUN_ID
+    console.warn_other_experiment(config, runs.DEFAULT_EXPERIMENT_ID)  # no MLFLOW_RUN_ID
     kit = MlflowClient().create_experiment("logistic-regression")
     monkeypatch.setenv("MLFLOW_RUN_ID", "0" * 32)
-    pipeline.warn_other_experiment(config, kit)
+    console.warn_other_experiment(config, kit)
     assert capsys.readouterr().err == ""

@@ -1,0 +1,92 @@
+"""What a run prints on the terminal: its summary, one line among a sweep's, where to
+look at it, and the notes that come before it (runs left behind, another experiment).
+Everything is redacted: a tracking URI may hold a password."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from logistic_regression.config import Config
+from logistic_regression.storage import spool
+from logistic_regression.tracking import runs
+from logistic_regression.uris import absolute_tracking_uri, redact
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What the console prints when a run finished."""
+
+    run_id: str
+    run_name: str
+    headline: str
+    cv_mean: float
+    cv_std: float
+    test_value: float
+    report_uri: str
+    output_path: str
+
+
+@functools.cache
+def warn_abandoned(spool_folder: Path, tracking_uri: str) -> None:
+    """Once per process and store: one line on stderr when runs of this tracking store
+    lost their process before their artifacts were settled (`sync` handles them)."""
+    line = spool.abandoned_notice(spool_folder, tracking_uri)
+    if line:
+        print(line, file=sys.stderr)
+
+
+def warn_other_experiment(config: Config, experiment_id: str) -> None:
+    """One line when `mlflow run` put the run outside the kit's experiment without being
+    asked to (`mlflow run <git-url>` from another folder lands in "Default"): `best`,
+    `inspect` and baselines look in the kit's experiment."""
+    if not runs.run_id_from_mlflow_run():
+        return
+    if os.environ.get("MLFLOW_EXPERIMENT_NAME") or experiment_id != runs.DEFAULT_EXPERIMENT_ID:
+        return  # the user chose it (--experiment-name/-id 0 cannot be told apart; rare)
+    wanted = config.tracking.experiment_name
+    if runs.experiment_name(experiment_id) == wanted:
+        return
+    print(
+        f"note: mlflow run recorded this run in the experiment 'Default', not {wanted!r} "
+        f"where best, inspect and baselines look; add --experiment-name {wanted} "
+        "(or run from a checkout of the kit)",
+        file=sys.stderr,
+    )
+
+
+def print_summary(summary: RunSummary, tracking_uri: str) -> None:
+    print(f"Run {summary.run_id} ({summary.run_name}) finished")
+    print(f"  CV {summary.headline}: {summary.cv_mean:.4f} ± {summary.cv_std:.4f}")
+    print(f"  test {summary.headline}: {summary.test_value:.4f}")
+    print(f"  report: {summary.report_uri}")
+    print(f"  predictions: {summary.output_path}")
+    print(f"  UI: {ui_hint(tracking_uri)}")
+
+
+def summary_line(summary: RunSummary) -> str:
+    """One line for a run among many (a sweep's configuration)."""
+    return (
+        f"{summary.run_name} ({summary.run_id}): CV {summary.headline} "
+        f"{summary.cv_mean:.4f} ± {summary.cv_std:.4f}, test {summary.test_value:.4f}, FINISHED"
+    )
+
+
+def ui_url(tracking_uri: str) -> str | None:
+    """The MLflow UI's address when the runs are on a tracking server (it serves the UI
+    too), else None: a local store has no UI until someone starts one."""
+    if tracking_uri.startswith(("http://", "https://")):
+        return redact(tracking_uri)
+    return None
+
+
+def ui_hint(tracking_uri: str) -> str:
+    """Where to look at the runs: the server's address, or the command that opens the UI on
+    a local store (the same however the run was started: the path is made absolute)."""
+    url = ui_url(tracking_uri)
+    if url is not None:
+        return url
+    return f"mlflow ui --backend-store-uri {redact(absolute_tracking_uri(tracking_uri))}"
