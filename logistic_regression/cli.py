@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from types import FrameType
 
 from logistic_regression.errors import Interrupted, KitError, first_line
+from logistic_regression.status import Status
 from logistic_regression.uris import redact
 
 DEBUG_VARIABLE = "LOGREG_DEBUG"
@@ -199,16 +200,16 @@ def interrupted(exc: Interrupted) -> int:
     """A stop signal: one line, the pending `mlflow run` run KILLED, exit 128 + signal."""
     run = f"; run {exc.run_id} ended KILLED" if exc.run_id else ""
     kept = (
-        f"; its files not yet stored are kept in {exc.spool} "
+        f"; its files not yet stored are kept in {exc.kept} "
         "(`python -m logistic_regression sync` uploads them)"
-        if exc.spool
+        if exc.kept
         else f"; files it wrote but never logged are kept in {exc.unlogged} (delete the "
         "folder when you no longer need them)"
         if exc.unlogged
         else ""
     )
     print(f"error: {exc}{run}{kept}", file=sys.stderr)
-    fail_pending_mlflow_run(str(exc), "KILLED")
+    fail_pending_mlflow_run(str(exc), Status.KILLED)
     return 128 + exc.signum
 
 
@@ -220,7 +221,7 @@ def refuse(exc: KitError) -> int:
     return 2
 
 
-def fail_pending_mlflow_run(reason: str, status: str = "FAILED") -> None:
+def fail_pending_mlflow_run(reason: str, status: str = Status.FAILED) -> None:
     """`mlflow run` created a run before starting us; never leave it RUNNING."""
     if not os.environ.get("MLFLOW_RUN_ID"):  # no run to end: MLflow is not even imported
         return
@@ -231,7 +232,7 @@ def fail_pending_mlflow_run(reason: str, status: str = "FAILED") -> None:
         return
     try:
         with runs.bounded_store():
-            if runs.run_status(run_id) == "RUNNING":
+            if runs.run_status(run_id) == Status.RUNNING:
                 runs.fail_run(run_id, reason, status)
     except Exception as exc:  # the store is gone too: say so, do not mask the first error
         log.warning("could not mark run %s FAILED: %s", run_id, redact(first_line(exc)))

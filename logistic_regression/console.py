@@ -28,6 +28,7 @@ class RunSummary:
     test_value: float
     report_uri: str
     output_path: str
+    tracking_uri: str  # the store the run is in (where to look at it)
 
 
 @functools.cache
@@ -58,13 +59,13 @@ def warn_other_experiment(config: Config, experiment_id: str) -> None:
     )
 
 
-def print_summary(summary: RunSummary, tracking_uri: str) -> None:
+def print_summary(summary: RunSummary) -> None:
     print(f"Run {summary.run_id} ({summary.run_name}) finished")
     print(f"  CV {summary.headline}: {summary.cv_mean:.4f} ± {summary.cv_std:.4f}")
     print(f"  test {summary.headline}: {summary.test_value:.4f}")
     print(f"  report: {summary.report_uri}")
     print(f"  predictions: {summary.output_path}")
-    print(f"  UI: {ui_hint(tracking_uri)}")
+    print(f"  UI: {ui_hint(summary.tracking_uri)}")
 
 
 def summary_line(summary: RunSummary) -> str:

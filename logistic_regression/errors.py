@@ -1,5 +1,7 @@
 """Errors the user can act on. The CLI prints them as one line, never as a traceback."""
 
+from __future__ import annotations
+
 
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's message, or its type name when it has none."""
@@ -26,13 +28,18 @@ class StorageError(KitError):
 class Interrupted(BaseException):
     """A signal asked the process to stop: Ctrl-C (SIGINT), a scheduler or CI (SIGTERM), a
     closed terminal (SIGHUP). Not an Exception, so no `except Exception` swallows it; the
-    run ends KILLED and the process exits with 128 + the signal's number."""
+    run ends KILLED and the process exits with 128 + the signal's number.
 
-    def __init__(self, signum: int) -> None:
+    The owner of a run, once it has ended it, raises `ended(...)`: a new exception for the
+    same stop that also says which run ended KILLED (`run_id`) and which spool folder
+    keeps its files not yet stored (`kept`) or only files it never logged (`unlogged`)."""
+
+    def __init__(self, signum: int, run_id: str = "", kept: str = "", unlogged: str = "") -> None:
         import signal
 
-        self.signum = signum
-        self.run_id = ""  # the run it ended, once `tracking.runs.active_run` ended it
-        self.spool = ""  # the spool folder that keeps the run's files not yet stored
-        self.unlogged = ""  # or that keeps only files the run wrote but never logged
+        self.signum, self.run_id, self.kept, self.unlogged = signum, run_id, kept, unlogged
         super().__init__(f"interrupted by {signal.Signals(signum).name}")
+
+    def ended(self, run_id: str, kept: str = "", unlogged: str = "") -> Interrupted:
+        """This stop, reported by the owner of run `run_id`, which ended it KILLED."""
+        return Interrupted(self.signum, run_id, kept, unlogged).with_traceback(self.__traceback__)

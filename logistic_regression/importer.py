@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from logistic_regression.errors import DataError, first_line
+from logistic_regression.status import Status
 
 KINDS = ("parameter", "metric", "tag")
 DIGEST_TAG = "kit.import.digest"
@@ -233,7 +234,7 @@ def import_file(path: Path, experiment_name: str) -> tuple[int, int]:
             params=[Param(k, v) for k, v in row.params.items()],
             tags=[RunTag(k, v) for k, v in tags.items()],
         )
-        client.set_terminated(run.info.run_id, "FINISHED", end_time=now)
+        client.set_terminated(run.info.run_id, Status.FINISHED, end_time=now)
         seen.add(row.digest)
         imported += 1
     return imported, len(rows) - imported

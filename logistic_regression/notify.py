@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import urllib.request
 from collections.abc import Mapping
 
 from logistic_regression.config import KEY_METRICS, Config
 from logistic_regression.errors import first_line
+from logistic_regression.status import Status
 from logistic_regression.tracking import runs
 from logistic_regression.uris import add_secret, redact, redact_tree
 
@@ -51,7 +51,7 @@ def payload(
     key = {name: metrics[name] for name in KEY_METRICS if name in metrics}
     key.update({name: value for name, value in metrics.items() if name.startswith("best_")})
     shown = ", ".join(f"{name}={value:.4f}" for name, value in key.items())
-    verb = "finished" if status == "FINISHED" else status.lower()
+    verb = "finished" if status == Status.FINISHED else status.lower()
     text = f"Run {run_name} ({run_id[:8]}) {verb}" + (f": {shown}" if shown else "")
     if error:
         text += f". Error: {error}"
@@ -103,8 +103,9 @@ def send(url: str, body: dict, timeout: float) -> bool:
     return True
 
 
-def run_ended(config: Config, run_id: str, status: str, error: str = "") -> None:
-    """POST the ended run's summary to the webhook, if one is set (a failure is a warning)."""
+def run_ended(config: Config, tracking_uri: str, run_id: str, status: str, error: str = "") -> None:
+    """POST the ended run's summary to the webhook, if one is set (a failure is a warning).
+    `tracking_uri`: the store the run is in (the link to its page, on a tracking server)."""
     if not config.notify.webhook_url or not run_id:
         return
     add_secret(config.notify.webhook_url)
@@ -114,13 +115,12 @@ def run_ended(config: Config, run_id: str, status: str, error: str = "") -> None
     except Exception as exc:  # never hide the run's own outcome behind the webhook's
         log.warning("webhook not notified: reading run %s failed: %s", run_id, first_line(exc))
         return
-    tracking_uri = redact(os.environ.get("MLFLOW_TRACKING_URI") or config.tracking.uri)
     body = payload(
         run_id,
         info.run_name,
         status,
         metrics,
-        run_link(redact(config.notify.ui_url), tracking_uri, info.experiment_id, run_id),
+        run_link(redact(config.notify.ui_url), redact(tracking_uri), info.experiment_id, run_id),
         redact(error),
     )
     send(config.notify.webhook_url, body, config.notify.timeout_s)

@@ -17,8 +17,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import pickle
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from logistic_regression import (
     console,
     data,
     evaluate,
+    lifecycle,
     model,
     outputs,
     preflight,
@@ -39,10 +39,8 @@ from logistic_regression import (
 )
 from logistic_regression.background import Background
 from logistic_regression.config import Config
-from logistic_regression.errors import Interrupted, KitError, first_line
-from logistic_regression.storage import spool
-from logistic_regression.storage.uploader import local_root
-from logistic_regression.storage.writer import ArtifactWriter, SpoolFull
+from logistic_regression.errors import KitError
+from logistic_regression.storage.writer import ArtifactWriter
 from logistic_regression.tracking import artifact_state, baselines, models, runs
 from logistic_regression.uris import redact
 
@@ -83,121 +81,25 @@ def run(
 ) -> console.RunSummary:
     """Train, evaluate, report and record one run; returns what the console prints.
     `parent_run_id`: record as a child of that run (a sweep's configuration).
-    `on_open(run_id)`: told as soon as the run exists."""
+    `on_open(run_id)`: told as soon as the run exists (a sweep records a configuration
+    refused before that as a FAILED child of its own)."""
     # First: the worker forks while the process is single-threaded, and imports ahead.
     with Background(report.warm_up, models.warm_up) as background:
         prepared = preflight.prepare(config)
-        with (
-            kept_on_store_failure(config),
-            runs.active_run(
-                config.tracking,
-                prepared.name,
-                prepared.tags,
-                prepared.artifact_location,
-                parent_run_id,
-            ) as active,
-        ):
-            run_id = active.info.run_id
+        with lifecycle.open_run(prepared, background, parent_run_id) as opened:
             if on_open is not None:
-                on_open(run_id)
-            run_root = runs.artifact_uri(run_id)
-            runs.check_artifact_location(run_root, prepared.artifact_location, f"run {run_id}")
-            if parent_run_id is None:
-                console.warn_other_experiment(config, active.info.experiment_id)
-            try:
-                with writing(prepared, run_id, run_root, background) as writer:
-                    context = RunContext(
-                        prepared=prepared,
-                        run_id=run_id,
-                        run_root=run_root,
-                        params=runs.config_params(preflight.recorded_config(config)),
-                        background=background,
-                        writer=writer,
-                    )
-                    summary = record(context)
-                    settle(context)
-            except Interrupted as exc:  # the writer kept what it had not stored: say where
-                say_what_is_kept(exc, spool.spool_root(config.storage) / run_id)
-                raise
+                on_open(opened.run_id)
+            context = RunContext(
+                prepared=prepared,
+                run_id=opened.run_id,
+                run_root=opened.run_root,
+                params=runs.config_params(preflight.recorded_config(config)),
+                background=background,
+                writer=opened.writer,
+            )
+            summary = record(context)
+            settle(context)
     return summary
-
-
-def say_what_is_kept(exc: Interrupted, kept: Path) -> None:
-    """Files logged but not stored are for `sync`; files the run wrote but never logged
-    (it was stopped first) `sync` cannot attach to the run: the message must not promise it."""
-    if not kept.is_dir():
-        return
-    journal = spool.Journal.read(kept)
-    if journal.pending or journal.damaged:
-        exc.spool = str(kept)
-    elif spool.unlogged_files(kept, journal):
-        exc.unlogged = str(kept)
-
-
-@contextmanager
-def kept_on_store_failure(config: Config) -> Iterator[None]:
-    """A tracking store that failed during the run (`runs.StoreFailed`) says where the
-    run's files are kept."""
-    try:
-        yield
-    except runs.StoreFailed as exc:
-        kept = spool.spool_root(config.storage) / exc.run_id
-        exc.spool = str(kept) if kept.is_dir() else ""
-        raise
-
-
-def open_writer(prepared: preflight.Prepared, run_id: str, run_root: str) -> ArtifactWriter:
-    """The run's asynchronous artifact writer; the run is `kit.artifacts=pending` from now."""
-    storage, output = prepared.config.storage, prepared.config.data.output
-    to_s3 = run_root.startswith("s3://") or outputs.is_s3(output)
-    local_only = local_root(run_root) is not None and not outputs.is_s3(output)
-    journal_uri = redact(spool.store_uri(prepared.tracking_uri))
-    writer = ArtifactWriter(run_id, journal_uri, storage, warm_s3=to_s3, local_only=local_only)
-    try:
-        runs.log_tags(run_id, {artifact_state.ARTIFACTS_TAG: artifact_state.PENDING})
-    except BaseException:
-        writer.close()
-        raise
-    return writer
-
-
-@contextmanager
-def writing(
-    prepared: preflight.Prepared, run_id: str, run_root: str, background: Background
-) -> Iterator[ArtifactWriter]:
-    """The run's writer for the block. If the run fails, tasks still writing into its
-    spool folder finish first, the folder is kept when it holds anything not stored
-    (always on a full disk), and `kit.artifacts` says what became of its files. If the
-    tracking store failed, the folder is kept with the reason in its journal, and
-    `kit.artifacts` is left `pending`: `sync` records it all once the store is back."""
-    writer = open_writer(prepared, run_id, run_root)
-    try:
-        yield writer
-    except BaseException as exc:
-        background.drain()
-        failure = runs.store_failure(exc)
-        if failure:  # the folder stays for `sync`, which records what the store could not
-            writer.note_failure(f"the tracking store failed: {failure}")
-            writer.close(remove_if_complete=False)
-            raise
-        writer.close(remove_if_complete=not isinstance(exc, SpoolFull))
-        record_artifacts_left(run_id, writer)
-        raise
-    writer.close()
-
-
-def record_artifacts_left(run_id: str, writer: ArtifactWriter) -> None:
-    """A failed run's `kit.artifacts`: `pending` (with the list) when files wait in the
-    spool, else `complete`, `partial` or `none` (artifact_state). Bounded, and never
-    hides the run's own error."""
-    journal = writer.journal
-    pending = [e.destination for e in journal.pending] + writer.unspooled
-    state = artifact_state.state_of(len(pending), journal.sealed, len(journal.entries))
-    try:
-        with runs.bounded_store():
-            artifact_state.mark_artifacts(run_id, pending, state)
-    except Exception as exc:
-        log.warning("could not record kit.artifacts=%s: %s", state, redact(first_line(exc)))
 
 
 def metric_records(result: evaluate.Evaluation) -> list[tuple[str, float, int]]:
@@ -312,6 +214,7 @@ def record(context: RunContext) -> console.RunSummary:
         test_value=result.test[headline],
         report_uri=context.run_root + "/report.html",
         output_path=output_path,
+        tracking_uri=context.prepared.tracking_uri,
     )
 
 

@@ -55,6 +55,7 @@ from logistic_regression import preflight
 from logistic_regression.config import Config, public_config, typed_config
 from logistic_regression.environment import PARENT_VARIABLE, parent_run_id, variables
 from logistic_regression.errors import ConfigError, Interrupted, first_line
+from logistic_regression.status import Status
 from logistic_regression.tracking import runs, sweeps
 from logistic_regression.uris import absolute_tracking_uri, redact
 
@@ -216,8 +217,8 @@ def launch(
         if parent:
             with contextlib.suppress(Exception), runs.bounded_store():
                 for child in sweeps.child_runs(parent):
-                    if child.info.status == "RUNNING":
-                        runs.fail_run(child.info.run_id, str(stop), "KILLED")
+                    if child.info.status == Status.RUNNING:
+                        runs.fail_run(child.info.run_id, str(stop), Status.KILLED)
         raise stop from None
     parent = parent_run_id()
     if lost and parent:
@@ -254,7 +255,7 @@ def record_lost(parent: str, lost: list[tuple[DictConfig, str]]) -> None:
     FAILED with the reason of the lost task of its name (the first reason when no name
     matches). A lost task without such a child gets a FAILED child of its own."""
     with runs.bounded_store():
-        running = [c for c in sweeps.child_runs(parent) if c.info.status == "RUNNING"]
+        running = [c for c in sweeps.child_runs(parent) if c.info.status == Status.RUNNING]
         reasons: dict[str, str] = {}
         unmatched: list[tuple[Config, str]] = []
         for job_config, reason in lost:

@@ -41,6 +41,7 @@ from logistic_regression import data, provenance
 from logistic_regression.background import child_environment
 from logistic_regression.config import flatten_tree, hydra_quote
 from logistic_regression.errors import Interrupted, KitError, first_line
+from logistic_regression.status import Status
 from logistic_regression.storage import s3
 from logistic_regression.tracking import experiments, runs
 from logistic_regression.tracking.baselines import COMPARISON_PREFIX
@@ -387,10 +388,10 @@ def _ended_if_stopped(client: MlflowClient, run_id: str) -> Iterator[None]:
         interrupted = isinstance(exc, Interrupted)
         reason = str(exc) if interrupted else f"{type(exc).__name__}: {first_line(exc)}"
         with suppress(Exception), runs.bounded_store():
-            if client.get_run(run_id).info.status == "RUNNING":
-                runs.fail_run(run_id, reason, "KILLED" if interrupted else "FAILED")
+            if client.get_run(run_id).info.status == Status.RUNNING:
+                runs.fail_run(run_id, reason, Status.KILLED if interrupted else Status.FAILED)
         if isinstance(exc, Interrupted):
-            exc.run_id = run_id
+            raise exc.ended(run_id) from None
         raise
 
 
@@ -426,9 +427,9 @@ def _rerun_and_compare(
         text=True,
     )
     rerun = client.get_run(new_id)
-    if done.returncode != 0 or rerun.info.status != "FINISHED":
-        if rerun.info.status == "RUNNING":
-            client.set_terminated(new_id, "FAILED")
+    if done.returncode != 0 or rerun.info.status != Status.FINISHED:
+        if rerun.info.status == Status.RUNNING:
+            client.set_terminated(new_id, Status.FAILED)
         reason = redact((done.stderr.strip().splitlines() or ["no output"])[-1])
         runs.log_tags(new_id, {VERDICT_TAG: "failed", ERROR_TAG: reason})
         print(f"error: the rerun failed: {reason}", file=sys.stderr)

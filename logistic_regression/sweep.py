@@ -53,6 +53,7 @@ from logistic_regression.config import (
     validate,
 )
 from logistic_regression.errors import ConfigError, Interrupted, KitError, first_line
+from logistic_regression.status import Status
 from logistic_regression.storage import spool
 from logistic_regression.storage.uploader import local_root
 from logistic_regression.storage.writer import ArtifactWriter
@@ -84,7 +85,7 @@ def run_hydra(args: list[str], task: Callable[[], Any]) -> int:
         _end_interrupted(f"the sweep stopped: exit code {stop.code}")
         raise
     except Interrupted as exc:  # the configuration running is KILLED already
-        _end_interrupted(str(exc), "KILLED")
+        _end_interrupted(str(exc), Status.KILLED)
         raise
     except Exception as exc:  # a bug: the parent still ends (cli.guarded reports it)
         _end_interrupted(f"the sweep stopped: {type(exc).__name__}: {first_line(exc)}")
@@ -244,7 +245,7 @@ def sweep_name(task_overrides: list[str]) -> str:
 
 
 def finish(
-    config: Config, parent_id: str, aborted: str = "", aborted_status: str = "FAILED"
+    config: Config, parent_id: str, aborted: str = "", aborted_status: str = Status.FAILED
 ) -> bool:
     """Best child, counts and the HTML summary on the parent, then its honest end
     (`aborted_status` when `aborted` says why the sweep stopped early).
@@ -274,7 +275,7 @@ def finish(
         title=runs.run_name(parent_id),
         ui_url=console.ui_url(tracking_uri),
     )
-    failed = sum(child.status != "FINISHED" for child in children)
+    failed = sum(child.status != Status.FINISHED for child in children)
     tags = {
         SWEEP_TAG: "aborted" if aborted else "finished",
         "sweep.children": str(len(children)),
@@ -303,9 +304,9 @@ def finish(
         tags[runs.ERROR_TAG] = aborted
     elif best is None:
         tags[runs.ERROR_TAG] = f"all {len(children)} configurations failed"
-    status = aborted_status if aborted else "FINISHED" if best is not None else "FAILED"
+    status = aborted_status if aborted else Status.FINISHED if best is not None else Status.FAILED
     runs.end_run(parent_id, status, tags)
-    notify.run_ended(config, parent_id, status, tags.get(runs.ERROR_TAG, ""))
+    notify.run_ended(config, tracking_uri, parent_id, status, tags.get(runs.ERROR_TAG, ""))
     print(
         f"Sweep {parent_id}: {len(children)} configurations, {failed} failed"
         + (f"; best {metric} = {best.value:.4f} in run {best.run_id}" if best else "")
@@ -367,7 +368,7 @@ def redact_saved_config(config: DictConfig) -> None:
             saved.write_text(hidden)
 
 
-def _end_interrupted(reason: str, status: str = "FAILED") -> None:
+def _end_interrupted(reason: str, status: str = Status.FAILED) -> None:
     """A multirun that Hydra aborted (a bad override value) or a signal stopped still
     ends its parent."""
     parent = environment.take_parent()

@@ -13,6 +13,7 @@ from typing import Any
 from logistic_regression.config import Direction
 from logistic_regression.report import TEMPLATES
 from logistic_regression.report_charts import css_size, png_data_uri
+from logistic_regression.status import Status
 
 FILE_NAME = "sweep_summary.html"
 
@@ -48,7 +49,7 @@ def run_links(child: Child, ui_url: str | None) -> dict[str, str] | None:
 
 
 def best_child(children: list[Child], direction: str) -> Child | None:
-    scored = [(c.value, c) for c in children if c.status == "FINISHED" and c.value is not None]
+    scored = [(c.value, c) for c in children if c.status == Status.FINISHED and c.value is not None]
     if not scored:
         return None
     pick = max if direction == Direction.MAXIMIZE else min
@@ -109,7 +110,7 @@ def render_summary(
     parameters = swept_parameters(children)
     best = best_child(children, direction)
     _, test_name = companions(metric)
-    failed = sum(c.status != "FINISHED" for c in children)
+    failed = sum(c.status != Status.FINISHED for c in children)
     images = charts(children, parameters, metric)
     html = TEMPLATES.get_template("sweep.html.j2").render(
         parent_id=parent_id,

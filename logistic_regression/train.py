@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import os
 import sys
 import warnings
 from collections.abc import Callable
@@ -29,7 +28,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from logistic_regression import cli, environment
 from logistic_regression.config import PROJECT_DIR, SECRET_KEYS, Config, compose_config, validate
-from logistic_regression.errors import Interrupted, KitError, first_line
 from logistic_regression.uris import add_secret, hide_secret_settings, install
 
 # Hydra flags that print the config (or its help) instead of running.
@@ -76,25 +74,11 @@ def without_secrets(command: Callable[[], int]) -> int:
 
 
 def execute(config: Config) -> int:
-    """Run and print the summary; the webhook hears how the run ended."""
+    """Run and print the summary (the run's lifecycle tells the webhook how it ended)."""
     validate(config)  # a mistake in the values is one line before the heavy imports below
-    from logistic_regression import console, notify, pipeline
+    from logistic_regression import console, pipeline
 
-    opened: list[str] = []
-    try:
-        summary = pipeline.run(config, on_open=opened.append)
-    except Interrupted as exc:
-        notify.run_ended(config, opened[-1] if opened else "", "KILLED", str(exc))
-        raise
-    except KitError as exc:
-        notify.run_ended(config, opened[-1] if opened else "", "FAILED", str(exc))
-        raise
-    except Exception as exc:
-        reason = f"{type(exc).__name__}: {first_line(exc)}"
-        notify.run_ended(config, opened[-1] if opened else "", "FAILED", reason)
-        raise
-    console.print_summary(summary, os.environ.get("MLFLOW_TRACKING_URI") or config.tracking.uri)
-    notify.run_ended(config, summary.run_id, "FINISHED")
+    console.print_summary(pipeline.run(config))
     return 0
 
 

@@ -227,11 +227,10 @@ def test_a_stopped_run_says_what_sync_will_do_with_its_files(
     import signal
 
     from logistic_regression.errors import Interrupted
-    from logistic_regression.pipeline import say_what_is_kept
+    from logistic_regression.lifecycle import what_is_kept
 
     folder = spool_folder(tmp_path, logged=logged, unlogged=unlogged)
-    stopped = Interrupted(signal.SIGINT)
-    say_what_is_kept(stopped, folder)
+    stopped = Interrupted(signal.SIGINT).ended("", *what_is_kept(folder))
     assert cli.interrupted(stopped) == 128 + signal.SIGINT
     (line,) = capsys.readouterr().err.splitlines()
     if said is None:

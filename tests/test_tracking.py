@@ -155,7 +155,7 @@ def test_a_failed_tracking_store_is_told_from_other_errors(error, reason):
 
 def test_a_store_that_failed_mid_run_is_one_line_saying_what_to_do():
     failed = runs.StoreFailed("r1", "http://127.0.0.1:5000", "connection refused", ended=False)
-    failed.spool = "/spool/r1"
+    failed = failed.keeping("/spool/r1")
     text = str(failed)
     assert "\n" not in text
     assert text.startswith("the tracking store http://127.0.0.1:5000 failed during run r1: ")

@@ -26,6 +26,7 @@ from mlflow.entities import RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from logistic_regression.status import Status
 from logistic_regression.tracking.models import finalize_model
 from logistic_regression.tracking.runs import ERROR_TAG, clip, fail_run
 
@@ -117,20 +118,20 @@ def record_sync(
     run = client.get_run(run_id)
     status, error = run.info.status, run.data.tags.get(ERROR_TAG, "")
     reason = f"{LOST_PROCESS} (pid {pid}; killed?); {_settled(state, len(pending))}"
-    if status == "RUNNING":
+    if status == Status.RUNNING:
         if not owner_gone:
             return status  # its process still runs: it ends the run itself
         if failure:
             fail_run(run_id, f"{failure}; {_settled(state, len(pending))}")
-            return "FAILED"
-        fail_run(run_id, reason, "KILLED")
-        return "KILLED"
-    if status == "FAILED" and failure and not error:  # ended later, without the reason
+            return Status.FAILED
+        fail_run(run_id, reason, Status.KILLED)
+        return Status.KILLED
+    if status == Status.FAILED and failure and not error:  # ended later, without the reason
         client.set_tag(run_id, ERROR_TAG, clip(f"{failure}; {_settled(state, len(pending))}"))
-    elif status == "KILLED" and error.startswith(LOST_PROCESS):
+    elif status == Status.KILLED and error.startswith(LOST_PROCESS):
         client.set_tag(run_id, ERROR_TAG, clip(reason))  # what sync did since
-    elif status == "FAILED" and PENDING_ERROR in error and state == COMPLETE:
+    elif status == Status.FAILED and PENDING_ERROR in error and state == COMPLETE:
         client.delete_tag(run_id, ERROR_TAG)
-        client.set_terminated(run_id, "FINISHED")
-        return "FINISHED"
+        client.set_terminated(run_id, Status.FINISHED)
+        return Status.FINISHED
     return status

@@ -10,6 +10,7 @@ from mlflow.tracking import MlflowClient
 from logistic_regression.config import KEY_METRICS
 from logistic_regression.errors import KitError
 from logistic_regression.provenance import reproduction_of
+from logistic_regression.status import Status
 from logistic_regression.tracking.runs import log_metrics, log_tags
 
 BASELINE_TAG = "kit.baseline"
@@ -33,7 +34,7 @@ def mark_baseline(run_id: str, allow_reproduction: bool = False) -> str:
             f"run {run_id} is deleted; restore it with `mlflow runs restore --run-id {run_id}` "
             "against this tracking store, or mark another run"
         )
-    if run.info.status != "FINISHED":
+    if run.info.status != Status.FINISHED:
         raise KitError(f"run {run_id} is {run.info.status}; only a FINISHED run can be a baseline")
     original = reproduction_of(run.data.tags)
     if original and not allow_reproduction:

@@ -32,6 +32,7 @@ from logistic_regression import environment
 from logistic_regression.config import TrackingConfig, flatten_tree
 from logistic_regression.errors import Interrupted, StorageError, first_line
 from logistic_regression.provenance import GIT_DIRTY
+from logistic_regression.status import Status
 from logistic_regression.tracking.experiments import get_or_create_experiment
 from logistic_regression.uris import redact
 
@@ -53,13 +54,18 @@ ERROR_PATH_TIMEOUT_S = 10.0
 
 class StoreFailed(StorageError):
     """The tracking store failed in the middle of run `run_id`; `ended`: whether the run
-    could still be ended FAILED there. `spool`: the folder that keeps its files (set by
-    the pipeline). The message is one line, ending with what to do."""
+    could still be ended FAILED there. `spool`: the folder that keeps its files (the
+    run's owner knows it: `keeping`). The message is one line, ending with what to do."""
 
-    def __init__(self, run_id: str, store: str, reason: str, ended: bool) -> None:
+    def __init__(self, run_id: str, store: str, reason: str, ended: bool, spool: str = "") -> None:
         super().__init__(reason)
         self.run_id, self.store, self.reason, self.ended = run_id, store, reason, ended
-        self.spool = ""
+        self.spool = spool
+
+    def keeping(self, spool: str) -> StoreFailed:
+        """The same failure, saying which folder keeps the run's files."""
+        failed = StoreFailed(self.run_id, self.store, self.reason, self.ended, spool)
+        return failed.with_traceback(self.__traceback__)
 
     def __str__(self) -> str:
         ended = (
@@ -184,7 +190,7 @@ def config_params(resolved: dict) -> dict[str, str]:
     return {**flatten(nested), **flatten(top, "run.")}
 
 
-def fail_run(run_id: str, reason: str, status: str = "FAILED") -> None:
+def fail_run(run_id: str, reason: str, status: str = Status.FAILED) -> None:
     """Record why a run stopped and end it; used for runs this process did not open itself."""
     client = MlflowClient()
     client.set_tag(run_id, ERROR_TAG, clip(redact(reason)))
@@ -277,17 +283,17 @@ def active_run(
         yield run
     except (Interrupted, KeyboardInterrupt) as exc:
         reason = str(exc) if isinstance(exc, Interrupted) else "interrupted (KeyboardInterrupt)"
-        if _end_with(run.info.run_id, "KILLED", reason) and isinstance(exc, Interrupted):
-            exc.run_id = run.info.run_id
+        if _end_with(run.info.run_id, Status.KILLED, reason) and isinstance(exc, Interrupted):
+            raise exc.ended(run.info.run_id) from None
         raise
     except BaseException as exc:
         failure = store_failure(exc)
         if failure:  # the store failed: the one line says so, and whether the end went in
             reason = f"the tracking store failed: {failure}"
-            ended = _end_with(run.info.run_id, "FAILED", reason, quiet=True)
+            ended = _end_with(run.info.run_id, Status.FAILED, reason, quiet=True)
             store = redact(mlflow.get_tracking_uri())
             raise StoreFailed(run.info.run_id, store, failure, ended) from None
-        _end_with(run.info.run_id, "FAILED", f"{type(exc).__name__}: {first_line(exc)}")
+        _end_with(run.info.run_id, Status.FAILED, f"{type(exc).__name__}: {first_line(exc)}")
         raise
     else:
         mlflow.end_run(RunStatus.to_string(RunStatus.FINISHED))

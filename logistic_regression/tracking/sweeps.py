@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from mlflow.tracking import MlflowClient
 
 from logistic_regression.provenance import UI_TAGS
+from logistic_regression.status import Status
 from logistic_regression.tracking.runs import ERROR_TAG, PARENT_TAG, clip, log_params
 
 
@@ -27,7 +28,7 @@ def record_failed_child(parent: str, run_name: str, reason: str, params: Mapping
         tags={**shown, PARENT_TAG: parent, ERROR_TAG: clip(reason)},
     )
     log_params(run.info.run_id, params)
-    client.set_terminated(run.info.run_id, "FAILED")
+    client.set_terminated(run.info.run_id, Status.FAILED)
     return run.info.run_id
 
 
