@@ -15,8 +15,6 @@ from logistic_regression.config import (
     StorageKind,
     experiment_artifact_location,
     public_config,
-    validate,
-    validate_for_task,
 )
 from logistic_regression.errors import StorageError
 from logistic_regression.storage import s3, spool
@@ -28,6 +26,7 @@ from logistic_regression.uris import (
     redact,
     redact_tree,
 )
+from logistic_regression.validation import validate, validate_for_task
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,6 @@ from logistic_regression.config import (
     one_line,
     public_config,
     typed_config,
-    validate,
 )
 from logistic_regression.errors import ConfigError, Interrupted, KitError, first_line
 from logistic_regression.status import Status
@@ -59,6 +58,7 @@ from logistic_regression.storage.uploader import local_root
 from logistic_regression.storage.writer import ArtifactWriter
 from logistic_regression.tracking import artifact_state, models, runs, store, sweeps
 from logistic_regression.uris import absolute_tracking_uri, add_secret, hide_secret_settings, redact
+from logistic_regression.validation import validate
 
 SWEEP_TAG = "kit.sweep"
 # On the best configuration's run: found by `tags.kit.sweep_best = 'true'`.

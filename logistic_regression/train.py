@@ -27,8 +27,9 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from logistic_regression import cli, environment
-from logistic_regression.config import PROJECT_DIR, SECRET_KEYS, Config, compose_config, validate
+from logistic_regression.config import PROJECT_DIR, SECRET_KEYS, Config, compose_config
 from logistic_regression.uris import add_secret, hide_secret_settings, install
+from logistic_regression.validation import validate
 
 # Hydra flags that print the config (or its help) instead of running.
 PRINTING_FLAGS = ("--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help", "--resolve")

@@ -4,14 +4,9 @@ import dataclasses
 
 import pytest
 
-from logistic_regression.config import (
-    SEED_MAX,
-    SOLVER_PENALTIES,
-    Penalty,
-    compose_config,
-    validate,
-)
+from logistic_regression.config import SEED_MAX, SOLVER_PENALTIES, Penalty, compose_config
 from logistic_regression.errors import ConfigError
+from logistic_regression.validation import validate
 
 
 def test_defaults_compose_into_the_typed_config(base_config):

@@ -32,7 +32,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from logistic_regression import environment
-from logistic_regression.config import Config, validate_storage
+from logistic_regression.config import Config
 from logistic_regression.errors import first_line
 from logistic_regression.storage.spool import (
     LOCK,
@@ -50,6 +50,7 @@ from logistic_regression.storage.spool import (
 from logistic_regression.storage.uploader import Engine, Settings
 from logistic_regression.tracking import artifact_state, runs, store
 from logistic_regression.uris import absolute_tracking_uri, redact
+from logistic_regression.validation import validate_storage
 
 
 @dataclass(frozen=True)

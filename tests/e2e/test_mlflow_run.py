@@ -133,7 +133,7 @@ def test_dirty_tree_is_flagged_and_its_diff_logged(kit, tmp_path):
 @pytest.mark.parametrize(
     ("param", "message"),
     [
-        # the kit's validation of a well-typed value (config.validate)
+        # the kit's validation of a well-typed value (validation.validate)
         ("C=-1", "error: model.C=-1.0 is not allowed; C must be a number > 0"),
         # Hydra refuses the type while composing
         ("C=abc", "error: invalid value for model.C: 'abc' is not a number (such as 0.5)"),
