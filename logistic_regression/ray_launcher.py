@@ -47,8 +47,17 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
+from hydra.core import utils as hydra_utils
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, setup_globals
+from hydra.core.utils import (
+    JobReturn,
+    JobStatus,
+    configure_log,
+    filter_overrides,
+    setup_globals,
+)
+from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from logistic_regression import preflight
@@ -79,7 +88,8 @@ def check_early(overrides: list[str]) -> None:
     """Before the sweep's parent run exists: `hydra/launcher=ray` without the `ray` extra,
     or with a cluster address where nothing answers, is refused in one line."""
     try:
-        import hydra_plugins.hydra_ray_launcher._launcher_util  # noqa: F401  (imports ray)
+        import hydra_plugins.hydra_ray_launcher.ray_launcher  # noqa: F401  (the schema)
+        import ray  # noqa: F401
     except ImportError as exc:
         raise ConfigError(
             f"hydra/launcher=ray needs Ray and Hydra's Ray launcher ({first_line(exc)}): {EXTRA}"
@@ -137,11 +147,36 @@ def environment_of(values: Mapping[str, str], directory: str) -> Iterator[None]:
 
 
 def run_job(environment: Mapping[str, str], directory: str, *args: Any, **kwargs: Any) -> JobReturn:
-    """The Ray task: the plugin's job runner in the driver's environment."""
-    from hydra_plugins.hydra_ray_launcher._launcher_util import _run_job
-
+    """The Ray task: one configuration run by Hydra's `run_job` in its worker, with the
+    driver's environment and Hydra's state (as the Ray launcher plugin's own task does)."""
     with environment_of(environment, directory):
         return _run_job(*args, **kwargs)
+
+
+def _run_job(
+    hydra_context: HydraContext,
+    sweep_config: DictConfig,
+    task_function: TaskFunction,
+    singleton_state: dict[Any, Any],
+) -> JobReturn:
+    setup_globals()
+    Singleton.set_state(singleton_state)
+    HydraConfig.instance().set_config(sweep_config)
+    return hydra_utils.run_job(
+        hydra_context=hydra_context,
+        task_function=task_function,
+        config=sweep_config,
+        job_dir_key="hydra.sweep.dir",
+        job_subdir_key="hydra.sweep.subdir",
+    )
+
+
+def start_ray(init: DictConfig) -> None:
+    """Join (or start) the Ray cluster `hydra.launcher.ray.init` names, once per process."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(**cast(dict[str, Any], OmegaConf.to_container(init, resolve=True) or {}))
 
 
 def launch(
@@ -152,7 +187,6 @@ def launch(
     worker or node recorded as a FAILED child instead of ending the sweep with Ray's
     exception."""
     import ray
-    from hydra_plugins.hydra_ray_launcher._launcher_util import start_ray
 
     setup_globals()
     config, context, task_function = launcher.config, launcher.hydra_context, launcher.task_function

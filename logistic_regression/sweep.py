@@ -23,7 +23,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar
 
 from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
@@ -34,6 +34,7 @@ from logistic_regression import (
     background,
     console,
     environment,
+    hydra_flags,
     notify,
     pipeline,
     preflight,
@@ -102,16 +103,7 @@ def refuse_early(args: list[str]) -> None:
     become FAILED children. Sweeps that cannot be listed here (another sweeper such as
     Optuna, intervals, config group choices, `+key`/`~key`) are checked when each
     configuration runs."""
-    from hydra._internal.utils import get_args_parser
-
-    parser = get_args_parser()
-    parser.prog = "python -m logistic_regression.train"
-
-    def error(message: str) -> NoReturn:
-        raise ConfigError(f"{message} (see {parser.prog} --help)")
-
-    parser.error = error  # type: ignore[method-assign]
-    parsed = parser.parse_args(args)
+    parsed = hydra_flags.parse(args)
     modes = [parsed.run, parsed.multirun, parsed.cfg is not None, parsed.info is not None]
     if sum(modes) + parsed.shell_completion > 1:
         raise ConfigError(
