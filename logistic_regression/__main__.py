@@ -56,7 +56,8 @@ def _warn_abandoned() -> None:
     """One line on stderr when runs of this store lost their process (see spool.py)."""
     import mlflow
 
-    from logistic_regression.storage.spool import abandoned_notice, spool_root
+    from logistic_regression.storage.abandoned import abandoned_notice
+    from logistic_regression.storage.spool import spool_root
 
     line = abandoned_notice(spool_root(compose_config([]).storage), mlflow.get_tracking_uri())
     if line:

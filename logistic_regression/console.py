@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from logistic_regression.config import Config
-from logistic_regression.storage import spool
+from logistic_regression.storage import abandoned
 from logistic_regression.tracking import runs
 from logistic_regression.uris import absolute_tracking_uri, redact
 
@@ -35,7 +35,7 @@ class RunSummary:
 def warn_abandoned(spool_folder: Path, tracking_uri: str) -> None:
     """Once per process and store: one line on stderr when runs of this tracking store
     lost their process before their artifacts were settled (`sync` handles them)."""
-    line = spool.abandoned_notice(spool_folder, tracking_uri)
+    line = abandoned.abandoned_notice(spool_folder, tracking_uri)
     if line:
         print(line, file=sys.stderr)
 

@@ -50,7 +50,7 @@ def prepare(config: Config) -> Prepared:
     refuse_credentials_in_uris(config)
     data.check_input(config.data.input)
     raw_uri = runs.use_tracking_uri(config.tracking)
-    runs.check_store_layout(raw_uri)
+    store.check_store_layout(raw_uri)
     tracking_uri = absolute_tracking_uri(raw_uri)
     store.check(tracking_uri, config.tracking.timeout_s)
     check_storage(config)

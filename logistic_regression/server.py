@@ -22,13 +22,9 @@ Passwords never come from conf/ or the command line (which `ps` shows):
 from __future__ import annotations
 
 import argparse
-import configparser
 import contextlib
-import io
 import json
 import os
-import re
-import secrets
 import signal
 import socket
 import subprocess
@@ -45,7 +41,19 @@ from logistic_regression.background import child_environment
 from logistic_regression.config import PROJECT_DIR
 from logistic_regression.config import compose as compose_config_file
 from logistic_regression.errors import ConfigError, KitError
-from logistic_regression.uris import absolute_tracking_uri, add_secret, install, redact
+from logistic_regression.server_auth import (
+    ADMIN_PASSWORD,
+    ADMIN_PASSWORD_FILE,
+    AUTH_CONFIG,
+    SECRET_KEY,
+    auth_database_uri,
+    flask_secret_key,
+    in_project,
+    write_auth_config,
+    write_private,
+)
+from logistic_regression.server_log import cause_from_log
+from logistic_regression.uris import absolute_tracking_uri, install, redact
 
 
 @dataclass
@@ -97,10 +105,6 @@ def compose(overrides: list[str]) -> ServerConfig:
 
 # MLflow's permissions (mlflow/server/auth/permissions.py).
 PERMISSIONS = ("READ", "USE", "EDIT", "MANAGE", "NO_PERMISSIONS")
-ADMIN_PASSWORD_FILE = "LOGREG_SERVER_ADMIN_PASSWORD_FILE"
-ADMIN_PASSWORD = "MLFLOW_AUTH_ADMIN_PASSWORD"
-SECRET_KEY = "MLFLOW_FLASK_SERVER_SECRET_KEY"
-AUTH_CONFIG = "MLFLOW_AUTH_CONFIG_PATH"
 
 
 def _password_in(uri: str) -> bool:
@@ -112,11 +116,6 @@ def _password_in(uri: str) -> bool:
         return False
 
 
-def _in_project(path: str) -> Path:
-    candidate = Path(path).expanduser()
-    return candidate if candidate.is_absolute() else PROJECT_DIR / candidate
-
-
 def backend_uri(config: ServerConfig) -> str:
     """A relative SQLite path is relative to the project folder, not to where you are."""
     return absolute_tracking_uri(config.backend_store_uri, PROJECT_DIR)
@@ -126,7 +125,7 @@ def artifacts_destination(config: ServerConfig) -> str:
     destination = config.artifacts_destination
     if "://" in destination:
         return destination
-    return str(_in_project(destination))
+    return str(in_project(destination))
 
 
 def command(config: ServerConfig) -> list[str]:
@@ -174,12 +173,12 @@ def port_taken(config: ServerConfig) -> bool:
 
 
 def _state(config: ServerConfig) -> tuple[Path, Path]:
-    folder = _in_project(config.state_dir)
+    folder = in_project(config.state_dir)
     return folder / "server.pid", folder / "server.log"
 
 
 def _description_file(config: ServerConfig) -> Path:
-    return _in_project(config.state_dir) / "server.json"
+    return in_project(config.state_dir) / "server.json"
 
 
 def running_pid(config: ServerConfig) -> int | None:
@@ -206,99 +205,11 @@ def health_bound(config: ServerConfig) -> float:
     return config.health_timeout_s + config.workers * config.health_timeout_per_worker_s
 
 
-# -- authentication: the secrets the server needs, from outside the repository ----------
-
-
-def auth_database_uri(config: ServerConfig) -> str:
-    """Where the auth app keeps users and permissions: `auth_database_uri`, else a SQLite
-    file in `state_dir`."""
-    if config.auth_database_uri:
-        return absolute_tracking_uri(config.auth_database_uri, PROJECT_DIR)
-    return f"sqlite:///{_in_project(config.state_dir).resolve() / 'basic_auth.db'}"
-
-
-def admin_password() -> str:
-    """The admin's password: the file LOGREG_SERVER_ADMIN_PASSWORD_FILE names, else
-    MLFLOW_AUTH_ADMIN_PASSWORD; never conf/ or the command line."""
-    path = os.environ.get(ADMIN_PASSWORD_FILE, "")
-    if path:
-        try:
-            password = Path(path).expanduser().read_text().rstrip("\r\n")
-        except OSError as exc:
-            raise ConfigError(
-                f"{ADMIN_PASSWORD_FILE}={path}: cannot read the admin password file "
-                f"({exc.strerror or type(exc).__name__})"
-            ) from None
-        where = f"the file {ADMIN_PASSWORD_FILE} names"
-    else:
-        password = os.environ.get(ADMIN_PASSWORD, "")
-        where = ADMIN_PASSWORD
-    if not password:
-        raise ConfigError(
-            "auth=true needs the admin's password: put it in a file outside the repository "
-            f"and set {ADMIN_PASSWORD_FILE} to its path (or set {ADMIN_PASSWORD})"
-        )
-    if password != password.strip() or any(ord(c) < 32 for c in password):
-        raise ConfigError(
-            f"the admin password in {where} starts or ends with a space or holds a control "
-            "character; MLflow's auth config cannot carry it"
-        )
-    add_secret(password)  # hidden in whatever this process prints from now on
-    return password
-
-
-def _write_private(path: Path, text: str) -> None:
-    """`text` into `path`, readable by this user alone (0600) from its first byte."""
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        os.fchmod(handle.fileno(), 0o600)  # an older file may have had another mode
-        handle.write(text)
-
-
-def _escape(value: str) -> str:
-    """A value as MLflow's ConfigParser (BasicInterpolation) reads it back: `%` doubled."""
-    return value.replace("%", "%%")
-
-
-def write_auth_config(config: ServerConfig, folder: Path) -> Path:
-    """The ini MLflow's auth app reads (MLFLOW_AUTH_CONFIG_PATH), made at each start from
-    the config and the environment's admin password, mode 0600."""
-    parser = configparser.ConfigParser()
-    parser["mlflow"] = {
-        "default_permission": config.default_permission,
-        "database_uri": _escape(auth_database_uri(config)),
-        "admin_username": _escape(config.admin_username),
-        "admin_password": _escape(admin_password()),
-        "authorization_function": "mlflow.server.auth:authenticate_request_basic_auth",
-        "auth_cache_ttl_seconds": str(config.auth_cache_ttl_s),
-    }
-    text = io.StringIO()
-    parser.write(text)
-    path = folder / "basic_auth.ini"
-    _write_private(path, text.getvalue())
-    return path
-
-
-def flask_secret_key(folder: Path) -> str:
-    """MLFLOW_FLASK_SERVER_SECRET_KEY, else the key made at the first start (0600 file)."""
-    given = os.environ.get(SECRET_KEY, "")
-    if given:
-        return given
-    path = folder / "flask_secret_key"
-    with contextlib.suppress(OSError):
-        kept = path.read_text().strip()
-        if kept:
-            return kept
-    key = secrets.token_hex(32)
-    _write_private(path, key + "\n")
-    return key
-
-
 def server_environment(config: ServerConfig) -> dict[str, str]:
     """The server's environment: the user's (PGPASSWORD or PGPASSFILE for the database,
     the AWS chain for S3), with the auth app's config path and key; without the admin
     password, which only the 0600 ini carries."""
-    folder = _in_project(config.state_dir)
+    folder = in_project(config.state_dir)
     folder.mkdir(parents=True, exist_ok=True)
     environment = child_environment()
     environment.pop(ADMIN_PASSWORD, None)
@@ -331,7 +242,7 @@ def describe(config: ServerConfig) -> dict[str, str]:
 def start_foreground(config: ServerConfig) -> int:
     _refuse_taken_port(config)
     environment = server_environment(config)
-    _write_private(_description_file(config), json.dumps(describe(config), indent=1))
+    write_private(_description_file(config), json.dumps(describe(config), indent=1))
     print(f"MLflow tracking server on {url(config)} (Ctrl-C stops it)", flush=True)
     os.execve(sys.executable, command(config), environment)
     return 0  # not reached
@@ -356,7 +267,7 @@ def start_background(config: ServerConfig) -> int:
             start_new_session=True,  # its own process group: --stop ends the workers too
         )
     pid_file.write_text(f"{process.pid}\n")
-    _write_private(_description_file(config), json.dumps(describe(config), indent=1))
+    write_private(_description_file(config), json.dumps(describe(config), indent=1))
     bound = health_bound(config)
     deadline = time.monotonic() + bound
     while time.monotonic() < deadline:
@@ -385,37 +296,6 @@ def start_background(config: ServerConfig) -> int:
         else f"did not answer {url(config)}/health within {bound:g} s"
     )
     raise KitError(f"the server {what}: {cause[:300]} (log: {log_file})")
-
-
-# A Python exception's last line: `ValueError: ...`, `sqlalchemy.exc.OperationalError: ...`.
-_EXCEPTION_LINE = re.compile(
-    r"^(?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:Error|Exception|Exit|Failure|Refused)\b(?::|$)"
-)
-_ERROR_LINE = re.compile(r"\b(?:ERROR|CRITICAL|FATAL)\b|\bError\b|error:")
-
-
-_CHAINED = ("During handling of the above exception", "The above exception was the direct")
-
-
-def cause_from_log(text: str) -> str:
-    """The line of a server log that says why it did not start: the exception that ended
-    its first traceback (the last of a chain: the one MLflow raised about it), else its
-    first error line, else its last line. Never the shutdown lines that follow."""
-    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
-    start = next((i for i, line in enumerate(lines) if line.startswith("Traceback (")), None)
-    if start is not None:
-        cause = ""
-        for line in lines[start:]:
-            if _EXCEPTION_LINE.match(line):
-                cause = line
-            elif not (line.startswith((" ", "\t", "Traceback (")) or line.startswith(_CHAINED)):
-                break
-        if cause:
-            return cause
-    for line in lines:
-        if _ERROR_LINE.search(line):
-            return line
-    return lines[-1] if lines else "(nothing in the log)"
 
 
 def _stop_group(pid: int, timeout: float = 15.0) -> None:

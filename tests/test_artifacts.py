@@ -369,14 +369,14 @@ def test_a_signal_while_the_writer_opens_leaves_no_folder_and_no_lock(storage, m
     import signal
 
     from logistic_regression.errors import Interrupted
-    from logistic_regression.storage import writer as writer_module
+    from logistic_regression.storage import uploads
 
     def interrupted_start(*args, **kwargs):
         raise Interrupted(signal.SIGTERM)
 
     folder = spool_root(storage) / "run-opening"
     with monkeypatch.context() as patched:
-        patched.setattr(writer_module.subprocess, "Popen", interrupted_start)
+        patched.setattr(uploads.subprocess, "Popen", interrupted_start)
         with pytest.raises(Interrupted):
             ArtifactWriter("run-opening", "sqlite:///x.db", storage)
     assert not folder.exists()

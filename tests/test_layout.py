@@ -1,6 +1,6 @@
 """The house plan of docs/architecture.md, checked on the source: imports point one way
-(function-local imports count, imports under TYPE_CHECKING do not), and one module writes
-the process environment."""
+(function-local imports count, imports under TYPE_CHECKING do not), one module writes
+the process environment, and no module grows past 400 lines (one job each)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from conftest import PROJECT
 
 PACKAGE = PROJECT / "logistic_regression"
 ENVIRONMENT_WRITER = "logistic_regression.environment"
+MAX_LINES = 400
 
 
 def modules() -> dict[str, Path]:
@@ -139,3 +140,8 @@ def test_the_writer_check_finds_each_kind_of_write(tmp_path):
         "os.environ.get('D')\n"
     )
     assert sorted(writes_environment(source)) == [2, 3, 4, 5, 6]
+
+
+def test_no_module_is_over_the_size_limit():
+    sizes = {name: len(path.read_text().splitlines()) for name, path in modules().items()}
+    assert {name: n for name, n in sizes.items() if n > MAX_LINES} == {}

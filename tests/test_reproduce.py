@@ -17,13 +17,12 @@ from logistic_regression.reproduce import (
     MISMATCH_TAG,
     NotReproducible,
     Recorded,
-    compare,
     open_reproduction,
     parse_environment,
-    print_comparison,
     replay_overrides,
     reproduce,
 )
+from logistic_regression.verdict import compare, print_comparison
 
 
 def recorded_run(config, tags: dict[str, str], digest: str | None = None) -> str:

@@ -21,7 +21,7 @@ from conftest import new_store, recorded_run
 from mlflow.tracking import MlflowClient
 
 from logistic_regression.__main__ import main
-from logistic_regression.storage import spool
+from logistic_regression.storage import abandoned, spool
 from logistic_regression.storage.spool import Journal
 from logistic_regression.storage.writer import ArtifactWriter
 from logistic_regression.tracking import artifact_state, runs
@@ -340,17 +340,17 @@ def test_folders_of_live_processes_are_busy_and_only_dead_owners_are_abandoned(
     lock; a folder of this process, or held by a writer, is not."""
     run = spooled_run(storage, tmp_path, isolated_mlflow, "owned")
     root = spool.spool_root(storage)
-    assert spool.abandoned(root, isolated_mlflow) == [], "this test's own process is alive"
+    assert abandoned.abandoned(root, isolated_mlflow) == [], "this test's own process is alive"
 
     as_if_written_by_a_process_that_exited(run.folder)
-    (found,) = spool.abandoned(root, isolated_mlflow)
+    (found,) = abandoned.abandoned(root, isolated_mlflow)
     assert found.run_id == run.run_id
-    assert spool.abandoned(root, "sqlite:////elsewhere/mlflow.db") == []
-    notice = spool.abandoned_notice(root, isolated_mlflow)
+    assert abandoned.abandoned(root, "sqlite:////elsewhere/mlflow.db") == []
+    notice = abandoned.abandoned_notice(root, isolated_mlflow)
     assert notice.count("\n") == 0 and "python -m logistic_regression sync" in notice
 
     with ArtifactWriter(run.run_id, isolated_mlflow, storage):
-        assert spool.abandoned(root, isolated_mlflow) == [], "a writer holds it again"
+        assert abandoned.abandoned(root, isolated_mlflow) == [], "a writer holds it again"
         code, out, err = sync_cli(capsys)
         assert code == 0 and "busy" in out
 

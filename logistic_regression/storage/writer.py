@@ -45,8 +45,6 @@ import errno
 import json
 import os
 import shutil
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -56,7 +54,6 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from logistic_regression.background import child_environment
 from logistic_regression.config import StorageConfig
 from logistic_regression.errors import StorageError
 from logistic_regression.storage.spool import (
@@ -78,12 +75,8 @@ from logistic_regression.storage.spool import (
     tail,
     unlogged_files,
 )
-from logistic_regression.storage.uploader import QUIET_S, Engine, Settings, settings_argument
-
-# Wake the uploader at most this often while files are logged in a burst: it reads the
-# journal only after QUIET_S without a wake-up, so an entry written within this interval
-# of the previous wake-up is read with it (and it polls the journal twice a second anyway).
-WAKE_EVERY_S = QUIET_S / 4
+from logistic_regression.storage.uploader import Settings
+from logistic_regression.storage.uploads import UploadProcess, UploadThreads
 
 
 class SpoolFull(StorageError):
@@ -113,78 +106,6 @@ class FlushResult:
     @property
     def complete(self) -> bool:
         return not self.pending
-
-
-class UploadProcess:
-    """The upload engine in an uploader process of its own, following the journal."""
-
-    def __init__(self, folder: Path, settings: Settings) -> None:
-        self._process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "logistic_regression.storage.uploader",
-                str(folder),
-                settings_argument(settings),
-            ],
-            stdin=subprocess.PIPE,
-            env=child_environment(),
-            # Its own process group: Ctrl-C and a scheduler's SIGTERM to the run's group
-            # stop the run, which then ends the uploader by closing its stdin (a signal
-            # while it starts up would kill it with a traceback instead).
-            process_group=0,
-        )
-        assert self._process.stdin is not None  # stdin=PIPE
-        self._wake = self._process.stdin  # a new line: "look at the journal again"
-        self._woken = 0.0
-
-    def queued(self, entry: Entry) -> None:
-        """The journal has a new entry: wake the process (it reads the journal itself)."""
-        now = time.monotonic()
-        if now - self._woken < WAKE_EVERY_S:
-            return  # a wake-up this recent is still pending: the uploader reads this too
-        self._woken = now
-        with suppress(OSError):  # wake the uploader; if it is gone, `sync` will do it
-            self._wake.write(b"\n")
-            self._wake.flush()
-
-    def alive(self) -> bool:
-        return self._process.poll() is None
-
-    def stop(self) -> None:
-        """End of stdin: the process exits at once (what is unverified stays for `sync`)."""
-        with suppress(OSError):
-            self._wake.close()
-        with suppress(subprocess.TimeoutExpired):
-            self._process.wait(timeout=10)
-        self.kill()
-
-    def kill(self) -> None:
-        if self._process.poll() is None:
-            self._process.kill()
-            self._process.wait()
-
-
-class UploadThreads:
-    """The upload engine in this process's threads, for files bound for local folders."""
-
-    def __init__(self, folder: Path, settings: Settings, journal: Journal) -> None:
-        self._engine = Engine(folder, settings)
-        for entry in journal.pending:  # left by an earlier process
-            self._engine.submit(entry)
-
-    def queued(self, entry: Entry) -> None:
-        self._engine.submit(entry)
-
-    def alive(self) -> bool:
-        return not self._engine.results_error  # outcomes can no longer be recorded
-
-    def stop(self) -> None:
-        """Copies in flight finish (a local copy: bounded by the disk), the rest wait in
-        the spool for `sync`; no thread of the engine outlives the writer."""
-        self._engine.close(wait=True)
-
-    kill = stop
 
 
 class ArtifactWriter:

@@ -20,7 +20,6 @@ import time
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -118,46 +117,6 @@ def use_tracking_uri(tracking: TrackingConfig) -> str:
     uri = os.environ.get("MLFLOW_TRACKING_URI") or tracking.uri
     mlflow.set_tracking_uri(uri)
     return uri
-
-
-# Where MLflow keeps a local store's artifacts by default (the embedded default: ./mlruns).
-DEFAULT_ARTIFACT_FOLDER = "mlruns"
-
-
-def check_store_layout(uri: str) -> None:
-    """Refuse to mix MLflow's two local layouts in one folder: a file store (`mlruns/<id>/
-    meta.yaml`, what `MLFLOW_TRACKING_URI=./folder` makes) and the artifacts of a SQLite
-    store (the embedded default writes them to ./mlruns). Mixed, MLflow reports
-    "Malformed experiment" and refuses later runs in that folder."""
-    scheme = uri.split(":", 1)[0] if "://" in uri or uri.startswith("file:") else ""
-    if scheme == "sqlite":
-        folder = Path(DEFAULT_ARTIFACT_FOLDER)
-        if _is_file_store(folder):
-            raise StorageError(
-                f"./{DEFAULT_ARTIFACT_FOLDER} here is an MLflow file store, where the SQLite "
-                "store would write its artifacts; move it (or use it: "
-                f"MLFLOW_TRACKING_URI=./{DEFAULT_ARTIFACT_FOLDER})"
-            )
-    elif scheme in ("", "file"):
-        folder = Path(uri.removeprefix("file://").removeprefix("file:"))
-        if _holds_sqlite_artifacts(folder):
-            raise StorageError(
-                f"{redact(uri)} holds the artifacts of a SQLite store (mlflow.db), not a file "
-                "store; give the file store a folder of its own, e.g. "
-                "MLFLOW_TRACKING_URI=./mlruns-files"
-            )
-
-
-def _is_file_store(folder: Path) -> bool:
-    return folder.is_dir() and any(folder.glob("*/meta.yaml"))
-
-
-def _holds_sqlite_artifacts(folder: Path) -> bool:
-    """Experiment folders without the meta.yaml a file store writes for each."""
-    if not folder.is_dir():
-        return False
-    experiments = [p for p in folder.iterdir() if p.is_dir() and p.name.isdigit()]
-    return any(not (p / "meta.yaml").exists() for p in experiments)
 
 
 def use_uri(uri: str) -> None:

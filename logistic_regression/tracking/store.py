@@ -36,6 +36,9 @@ from logistic_regression.errors import StorageError, first_line
 from logistic_regression.tracking.runs import bounded_store
 from logistic_regression.uris import redact
 
+# Where MLflow keeps a local store's artifacts by default (the embedded default: ./mlruns).
+DEFAULT_ARTIFACT_FOLDER = "mlruns"
+
 WHERE = "MLFLOW_TRACKING_URI, else tracking.uri"
 
 
@@ -172,3 +175,39 @@ def _reason(exc: BaseException, timeout_s: float) -> str:
         return "unknown host name"
     line = first_line(exc)
     return line if len(line) <= 300 else line[:297] + "..."
+
+
+def check_store_layout(uri: str) -> None:
+    """Refuse to mix MLflow's two local layouts in one folder: a file store (`mlruns/<id>/
+    meta.yaml`, what `MLFLOW_TRACKING_URI=./folder` makes) and the artifacts of a SQLite
+    store (the embedded default writes them to ./mlruns). Mixed, MLflow reports
+    "Malformed experiment" and refuses later runs in that folder."""
+    scheme = uri.split(":", 1)[0] if "://" in uri or uri.startswith("file:") else ""
+    if scheme == "sqlite":
+        folder = Path(DEFAULT_ARTIFACT_FOLDER)
+        if _is_file_store(folder):
+            raise StorageError(
+                f"./{DEFAULT_ARTIFACT_FOLDER} here is an MLflow file store, where the SQLite "
+                "store would write its artifacts; move it (or use it: "
+                f"MLFLOW_TRACKING_URI=./{DEFAULT_ARTIFACT_FOLDER})"
+            )
+    elif scheme in ("", "file"):
+        folder = Path(uri.removeprefix("file://").removeprefix("file:"))
+        if _holds_sqlite_artifacts(folder):
+            raise StorageError(
+                f"{redact(uri)} holds the artifacts of a SQLite store (mlflow.db), not a file "
+                "store; give the file store a folder of its own, e.g. "
+                "MLFLOW_TRACKING_URI=./mlruns-files"
+            )
+
+
+def _is_file_store(folder: Path) -> bool:
+    return folder.is_dir() and any(folder.glob("*/meta.yaml"))
+
+
+def _holds_sqlite_artifacts(folder: Path) -> bool:
+    """Experiment folders without the meta.yaml a file store writes for each."""
+    if not folder.is_dir():
+        return False
+    experiments = [p for p in folder.iterdir() if p.is_dir() and p.name.isdigit()]
+    return any(not (p / "meta.yaml").exists() for p in experiments)

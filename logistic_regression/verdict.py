@@ -1,0 +1,105 @@
+"""A reproduction's verdict: the rerun's metrics, data digest and environment against
+what the original run recorded (`compare`), and the table `reproduce` prints.
+
+The verdict rests on what describes the run's own model and data: its CV and test
+metrics (exactly, or within a tolerance) and its input digest. Metrics that compare a
+run with other runs (`vs_baseline_*`) are context: listed, never deciding.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from logistic_regression.tracking.baselines import COMPARISON_PREFIX
+
+if TYPE_CHECKING:
+    from logistic_regression.reproduce import Recorded
+
+# Metrics that compare a run with other runs: shown as context, never deciding.
+CONTEXT_PREFIXES = (COMPARISON_PREFIX,)
+
+Row = tuple[str, float | None, float | None, bool]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    metrics: list[Row]  # the run's own metrics: these decide
+    digest_matches: bool
+    environment: list[tuple[str, str | None, str | None]]
+    context: list[Row] = field(default_factory=list)  # comparisons with other runs
+
+    @property
+    def reproduced(self) -> bool:
+        return self.digest_matches and all(match for *_, match in self.metrics)
+
+    @property
+    def mismatches(self) -> list[str]:
+        """What differs among what decides (metrics by name, then `input_digest`)."""
+        names = [name for name, *_, same in self.metrics if not same]
+        return names + ([] if self.digest_matches else ["input_digest"])
+
+
+def is_context(metric: str) -> bool:
+    """True for a metric that compares the run with another run (`vs_baseline_*`)."""
+    return metric.startswith(CONTEXT_PREFIXES)
+
+
+def compare(
+    recorded: Recorded,
+    new_metrics: dict[str, float],
+    new_digest: str,
+    new_environment: dict[str, str],
+    tolerance: float,
+) -> Comparison:
+    rows: list[Row] = []
+    context: list[Row] = []
+    for name in sorted(set(recorded.metrics) | set(new_metrics)):
+        old, new = recorded.metrics.get(name), new_metrics.get(name)
+        same = (
+            old is not None
+            and new is not None
+            and (old == new or math.isclose(old, new, rel_tol=0.0, abs_tol=tolerance))
+        )
+        (context if is_context(name) else rows).append((name, old, new, same))
+    packages = sorted(set(recorded.environment) | set(new_environment))
+    differing = [
+        (p, recorded.environment.get(p), new_environment.get(p))
+        for p in packages
+        if recorded.environment.get(p) != new_environment.get(p)
+    ]
+    return Comparison(rows, new_digest == recorded.input_digest, differing, context)
+
+
+def print_comparison(recorded: Recorded, new_run_id: str, result: Comparison, tolerance: float):
+    print(f"Reproduction of run {recorded.run_id} ({recorded.run_name}) as run {new_run_id}")
+    print(
+        f"  code: {recorded.repository} @ {recorded.commit[:12]}"
+        + (" + recorded uncommitted.patch" if recorded.patch else "")
+    )
+    rule = "exact" if tolerance == 0 else f"within {tolerance:g}"
+    print(f"  metrics ({rule}):")
+    width = max((len(name) for name, *_ in result.metrics + result.context), default=6)
+    print(f"    {'metric':<{width}}  {'original':>20}  {'rerun':>20}  match")
+    for name, old, new, same in result.metrics:
+        shown_old = "missing" if old is None else repr(old)
+        shown_new = "missing" if new is None else repr(new)
+        print(f"    {name:<{width}}  {shown_old:>20}  {shown_new:>20}  {'yes' if same else 'NO'}")
+    if result.context:
+        print("  context (compares with other runs, e.g. the baseline; not part of the verdict):")
+        for name, old, new, same in result.context:
+            shown_old = "missing" if old is None else repr(old)
+            shown_new = "missing" if new is None else repr(new)
+            print(
+                f"    {name:<{width}}  {shown_old:>20}  {shown_new:>20}  "
+                f"{'same' if same else 'differs'}"
+            )
+    print(f"  data digest: {'same' if result.digest_matches else 'DIFFERENT'}")
+    if result.environment:
+        print("  environment differences (original -> rerun):")
+        for package, before, after in result.environment:
+            print(f"    {package}: {before or 'absent'} -> {after or 'absent'}")
+    else:
+        print("  environment: same packages and versions")
+    print(f"  verdict: {'reproduced' if result.reproduced else 'NOT reproduced'}")
