@@ -26,6 +26,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
+import reaper
 
 from logistic_regression import background, environment
 from logistic_regression.config import Config, compose_config
@@ -93,7 +94,8 @@ def pytest_sessionfinish(session, exitstatus):
     if session.config.pluginmanager.hasplugin("dsession"):
         return  # pytest-xdist's controller: each worker checks the processes of its own
     background.stop()  # the kit's own workers, when the in-process runs forked them
-    left = [(pid, command) for pid, command in _descendants(os.getpid()) if command]
+    keep = reaper.pid()  # it ends with this process, after killing what a test left
+    left = [(pid, command) for pid, command in _descendants(os.getpid()) if command and pid != keep]
     for pid, _ in left:
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)

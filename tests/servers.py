@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import reaper
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -72,6 +74,7 @@ def git_daemon(base: Path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    reaper.track(process.pid)
     try:
         wait_for_port(port, process)
         yield GitServer(base, port)
@@ -181,6 +184,7 @@ class S3Server:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+        reaper.track(self.process.pid)
         wait_for_port(self.ports["s3.port"], self.process, timeout=60)
         self.wait_ready(buckets)
 
@@ -449,6 +453,7 @@ class PostgresServer:
                 user="postgres", group="postgres", stdout=log, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )  # fmt: skip
+        reaper.track(self.process.pid)
         wait_for_port(self.port, self.process, timeout=60)
         deadline = time.monotonic() + 30
         while True:  # the port opens before the cluster accepts connections
@@ -604,6 +609,7 @@ def _ray_start(name: str, args: list[str], env: dict[str, str], log: Path) -> Ra
             start_new_session=True,
         )
     node = RayNode(session=started.pid, name=name)
+    reaper.track(started.pid, reaper.SESSION)  # its daemons die with this process too
     try:
         code = started.wait(timeout=120)
     except subprocess.TimeoutExpired:

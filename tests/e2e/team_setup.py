@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import reaper
 from conftest import PROJECT, PYTHON
 from mlflow.tracking import MlflowClient
 from servers import PostgresServer, S3Server, free_port, postgres
@@ -116,6 +117,8 @@ def team_fixture(s3_server, tmp_path_factory):
         started = team.script("--background")
         try:
             assert started.returncode == 0, started.stdout + started.stderr
+            # The server's own process group (its workers too) dies with this process.
+            reaper.track(int((base / "state" / "server.pid").read_text().split()[0]), reaper.GROUP)
             with logged_in("admin", admin_password):
                 from mlflow.server import get_app_client
 
