@@ -83,8 +83,7 @@ def run(
     `parent_run_id`: record as a child of that run (a sweep's configuration).
     `on_open(run_id)`: told as soon as the run exists (a sweep records a configuration
     refused before that as a FAILED child of its own)."""
-    # First: the worker forks while the process is single-threaded, and imports ahead.
-    with Background(report.warm_up, models.warm_up) as background:
+    with Background(report.warm_up) as background:  # first: the worker forks single-threaded
         prepared = preflight.prepare(config)
         with lifecycle.open_run(prepared, background, parent_run_id) as opened:
             if on_open is not None:

@@ -51,14 +51,6 @@ def create_model(run_id: str, params: Mapping[str, str]) -> tuple[str, str]:
     return model.model_id, model.artifact_location
 
 
-def warm_up() -> None:
-    """Import what saving a model needs, ahead of it (in the background worker, while
-    the run prepares): skops lists every scikit-learn estimator as it loads, which alone
-    took half a second of the save."""
-    import mlflow.sklearn  # noqa: F401
-    import skops.io  # noqa: F401
-
-
 def save_model(
     estimator,
     input_example: pd.DataFrame,
