@@ -85,15 +85,8 @@ def test_reruns_give_identical_metrics(config):
     # And a run records exactly the pipeline's values (a per-fold series shows its last
     # step in a run's metrics); test_model_and_evaluate checks those, bit for bit, against
     # tests/breast_cancer_metrics.json on the kernels that recorded it.
-    prep = config.preprocessing
-    dataset = data.load(
-        config.data.input,
-        config.data.target,
-        prep.drop_columns,
-        prep.numeric_columns,
-        prep.categorical_columns,
-    )
-    estimator = model.build(config.model, config.seed, prep, dataset.features)
+    dataset = data.load(config.data.input, config.data.target)  # the default: no column lists
+    estimator = model.build(config.model, config.seed, config.preprocessing, dataset.features)
     result = evaluate.evaluate(dataset, estimator, config.evaluation, config.seed)
     latest: dict[str, tuple[int, float]] = {}
     for name, value, step in pipeline.metric_records(result):

@@ -19,6 +19,8 @@ from conftest import PROJECT, PYTHON
 from mlflow.tracking import MlflowClient
 from servers import PostgresServer, S3Server, free_port, postgres
 
+from logistic_regression import environment
+
 SCRIPT = PROJECT / "scripts" / "start_mlflow.sh"
 JOBS_OFF = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 WRITER, READER = "alice", "reader"
@@ -63,17 +65,9 @@ class Team:
 @contextlib.contextmanager
 def logged_in(username: str, password: str):
     """This process's MLflow calls as `username` (MLflow reads the environment per call)."""
-    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")}
-    os.environ["MLFLOW_TRACKING_USERNAME"] = username
-    os.environ["MLFLOW_TRACKING_PASSWORD"] = password
-    try:
+    login = {"MLFLOW_TRACKING_USERNAME": username, "MLFLOW_TRACKING_PASSWORD": password}
+    with environment.variables(login):
         yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 @pytest.fixture(scope="module", name="team")
