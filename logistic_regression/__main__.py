@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import shlex
 import sys
 from pathlib import Path
@@ -40,7 +39,7 @@ def _use_tracking_store(uri: str | None) -> None:
     from logistic_regression.tracking import runs, store
 
     tracking = compose_config([]).tracking
-    chosen = uri or os.environ.get("MLFLOW_TRACKING_URI") or tracking.uri
+    chosen = uri or environment.tracking_uri(tracking.uri)
     runs.use_uri(chosen)
     store.check(absolute_tracking_uri(chosen), tracking.timeout_s)
 

@@ -62,7 +62,12 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from logistic_regression import preflight
 from logistic_regression.config import Config, public_config, typed_config
-from logistic_regression.environment import PARENT_VARIABLE, parent_run_id, variables
+from logistic_regression.environment import (
+    PARENT_VARIABLE,
+    parent_run_id,
+    tracking_uri,
+    variables,
+)
 from logistic_regression.errors import ConfigError, Interrupted, first_line
 from logistic_regression.status import Status
 from logistic_regression.tracking import runs, sweeps
@@ -204,9 +209,7 @@ def launch(
             f"joined: {first_line(exc)}"
         ) from exc
 
-    tracking = absolute_tracking_uri(
-        os.environ.get("MLFLOW_TRACKING_URI") or str(config.tracking.uri)
-    )
+    tracking = absolute_tracking_uri(tracking_uri(str(config.tracking.uri)))
     environment = forwarded_environment(tracking)
     remote = cast(dict[str, Any], OmegaConf.to_container(launcher.ray_cfg.remote, resolve=True))
     task = ray.remote(**remote)(run_job) if remote else ray.remote(run_job)

@@ -101,7 +101,6 @@ class FlushResult:
     uploaded: int
     pending: list[str]
     errors: list[str]
-    seconds: float
 
     @property
     def complete(self) -> bool:
@@ -295,8 +294,7 @@ class ArtifactWriter:
             self.journal.sealed = True
             with suppress(OSError, SpoolFull):  # a full disk: `sync` then says partial
                 self._append(event="sealed")
-        started = time.monotonic()
-        deadline = started + bound
+        deadline = time.monotonic() + bound
         while True:
             self._read_results()
             unsettled = [e for e in self.journal.pending if e.id not in self._failed_now]
@@ -310,7 +308,6 @@ class ArtifactWriter:
             uploaded=len(self.journal.verified),
             pending=[e.destination for e in pending] + self.unspooled,
             errors=self.journal.errors_of(pending),
-            seconds=time.monotonic() - started,
         )
 
     def close(self, remove_if_complete: bool = True) -> None:

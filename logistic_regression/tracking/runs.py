@@ -114,7 +114,7 @@ def clip(text: str) -> str:
 
 def use_tracking_uri(tracking: TrackingConfig) -> str:
     """MLFLOW_TRACKING_URI wins over the config, as MLflow users expect."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or tracking.uri
+    uri = environment.tracking_uri(tracking.uri)
     mlflow.set_tracking_uri(uri)
     return uri
 
