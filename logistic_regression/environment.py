@@ -1,5 +1,5 @@
 """The process environment, where the kit must use it as a channel: the one module that
-writes `os.environ` (tests/test_lint.py keeps it so).
+writes `os.environ` (tests/test_layout.py keeps it so).
 
 Each variable below is written because what reads it offers no other public way in:
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 from typing import NoReturn
 
+import hydra
+
 from logistic_regression.errors import ConfigError
 
 PROG = "python -m logistic_regression.train"
@@ -28,7 +30,7 @@ def parser() -> argparse.ArgumentParser:
     flags = _Parser(prog=PROG, add_help=False, description="Hydra")
     flags.add_argument("--help", "-h", action="store_true")
     flags.add_argument("--hydra-help", action="store_true")
-    flags.add_argument("--version", action="store_true")
+    flags.add_argument("--version", action="version", version=f"Hydra {hydra.__version__}")
     flags.add_argument("overrides", nargs="*")
     flags.add_argument("--cfg", "-c", choices=["job", "hydra", "all"])
     flags.add_argument("--resolve", action="store_true")

@@ -17,7 +17,7 @@ Steps inside only record and raise; `cli` maps what comes out to a line and an e
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,10 +46,14 @@ class OpenRun:
 
 @contextmanager
 def open_run(
-    prepared: preflight.Prepared, background: Background, parent_run_id: str | None = None
+    prepared: preflight.Prepared,
+    background: Background,
+    parent_run_id: str | None = None,
+    on_open: Callable[[str], None] | None = None,
 ) -> Iterator[OpenRun]:
     """The run for the block, ended honestly however the block ends (module docstring).
-    `parent_run_id`: a child of that run (a sweep's configuration; no webhook of its own)."""
+    `parent_run_id`: a child of that run (a sweep's configuration; no webhook of its own).
+    `on_open(run_id)`: told as soon as the run exists, before anything else can fail."""
     config = prepared.config
     opened = ""
     try:
@@ -61,6 +65,8 @@ def open_run(
             parent_run_id,
         ) as active:
             opened = active.info.run_id
+            if on_open is not None:
+                on_open(opened)
             run_root = runs.artifact_uri(opened)
             runs.check_artifact_location(run_root, prepared.artifact_location, f"run {opened}")
             if parent_run_id is None:

@@ -65,11 +65,7 @@ def write_predictions(data: bytes, output: str, run_id: str, writer: ArtifactWri
     exact URI or path."""
     if is_s3(output):
         root = f"{output.rstrip('/')}/{run_id}"
-        with writer.room_for(len(data), PREDICTIONS):
-            folder = writer.scratch("outputs")
-            folder.mkdir()
-            (folder / PREDICTIONS).write_bytes(data)
-        writer.adopt_folder(folder, root)
+        writer.put_bytes({PREDICTIONS: data}, root, PREDICTIONS, "outputs")
         return f"{root}/{PREDICTIONS}"
     folder = local_path(output) / run_id
     folder.mkdir(parents=True, exist_ok=True)

@@ -79,15 +79,14 @@ def run(
     parent_run_id: str | None = None,
     on_open: Callable[[str], None] | None = None,
 ) -> console.RunSummary:
-    """Train, evaluate, report and record one run; returns what the console prints.
+    """Train, evaluate, report and record one run; returns what the console prints (a run
+    of its own prints its summary itself, before the webhook hears it finished).
     `parent_run_id`: record as a child of that run (a sweep's configuration).
     `on_open(run_id)`: told as soon as the run exists (a sweep records a configuration
     refused before that as a FAILED child of its own)."""
     with Background(report.warm_up) as background:  # first: the worker forks single-threaded
         prepared = preflight.prepare(config)
-        with lifecycle.open_run(prepared, background, parent_run_id) as opened:
-            if on_open is not None:
-                on_open(opened.run_id)
+        with lifecycle.open_run(prepared, background, parent_run_id, on_open) as opened:
             context = RunContext(
                 prepared=prepared,
                 run_id=opened.run_id,
@@ -98,6 +97,8 @@ def run(
             )
             summary = record(context)
             settle(context)
+            if parent_run_id is None:
+                console.print_summary(summary)
     return summary
 
 
@@ -138,13 +139,13 @@ def record(context: RunContext) -> console.RunSummary:
         """The final model is scored: its files, the predictions and the charts are made
         by the background worker while the folds are fitted."""
         known["model_size"] = estimated_model_size(fitted.model, n_features)
-        writer.ensure_space(known["model_size"], "the model")
+        known["model_folder"] = writer.model_folder(known["model_size"])
         known["report"] = report_input(context, fitted)
         started["model"] = context.background.submit(
             models.save_model,
             fitted.model,
             fitted.split.X_train.head(5),
-            str(model_folder),
+            str(known["model_folder"]),
             context.run_id,
             model_id,
             model_root,
@@ -155,7 +156,6 @@ def record(context: RunContext) -> console.RunSummary:
         started["charts"] = context.background.submit(report.plots, known["report"])
 
     model_id, model_root = models.create_model(context.run_id, context.params)
-    model_folder = writer.scratch("model")
     n_features = dataset.features.shape[1]
     result = evaluate.evaluate(
         dataset,
@@ -198,10 +198,9 @@ def record(context: RunContext) -> console.RunSummary:
     )
     html = redact(report.render(whole, started["charts"]()))
     write_run_files(context, predictions, packages, html)
-    with writer.room_for(known["model_size"], "the model", check=False):
-        started["model"]()
-    writer.adopt_folder(model_folder, model_root, model_id=model_id)
-    writer.finalize_model_when_stored(model_id)
+    writer.put_model(
+        known["model_folder"], model_root, model_id, started["model"], known["model_size"]
+    )
 
     headline = config.evaluation.headline_metric
     return console.RunSummary(
@@ -276,8 +275,7 @@ def estimated_model_size(estimator: Pipeline, n_features: int) -> int:
 def write_run_files(
     context: RunContext, predictions: bytes, packages: dict[str, str], html: str
 ) -> None:
-    """The run's own files, written straight into the spool (adopted without a copy),
-    once the spool's disk is known to have room for all of them."""
+    """The run's own files, written straight into the spool (queued without a copy)."""
     git = context.prepared.git
     files = {
         "features.txt": "\n".join(context.dataset.features.columns) + "\n",
@@ -288,12 +286,7 @@ def write_run_files(
     }
     contents = {"predictions.csv": predictions}
     contents.update({name: text.encode("utf-8") for name, text in files.items()})
-    with context.writer.room_for(sum(map(len, contents.values())), "the report and run files"):
-        staging = context.writer.scratch("artifacts")
-        staging.mkdir()
-        for name, content in contents.items():
-            (staging / name).write_bytes(content)
-    context.writer.adopt_folder(staging, context.run_root)
+    context.writer.put_bytes(contents, context.run_root, "the report and run files", "artifacts")
 
 
 def settle(context: RunContext) -> None:

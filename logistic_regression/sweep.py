@@ -66,7 +66,6 @@ SWEEP_TAG = "kit.sweep"
 BEST_TAG = "kit.sweep_best"
 
 
-# How the parent's id reaches each configuration, in this process or a launcher's.
 def run_hydra(args: list[str], task: Callable[[], Any]) -> int:
     """Hydra's full command line (--help, --cfg job, -m) through `task`, its decorated
     task function. After a multirun: exit code 1 when no configuration finished.
@@ -286,10 +285,8 @@ def finish(
     journal_uri = redact(spool.store_uri(tracking_uri))  # the form every journal records
     local_only = local_root(root) is not None
     with ArtifactWriter(parent_id, journal_uri, config.storage, local_only=local_only) as writer:
-        folder = writer.scratch("summary")
-        folder.mkdir()
-        (folder / sweep_summary.FILE_NAME).write_text(html, encoding="utf-8")
-        writer.adopt_folder(folder, root)
+        summary = {sweep_summary.FILE_NAME: html.encode("utf-8")}
+        writer.put_bytes(summary, root, "the sweep summary", "summary")
         stored = writer.flush()
     artifact_state.mark_artifacts(parent_id, stored.pending)
     if aborted:
@@ -373,3 +370,12 @@ def _end_interrupted(reason: str, status: str = Status.FAILED) -> None:
     except Exception as exc:  # the summary failed: the parent still must not stay RUNNING
         with contextlib.suppress(Exception), runs.bounded_store():
             runs.fail_run(parent, f"{reason}; summarising failed: {first_line(exc)}", status)
+
+
+if __name__ == "__main__":  # an older spelling: say the one that works, never run silently
+    print(
+        'error: use `python -m logistic_regression sweep "<overrides>"` '
+        "(or `python -m logistic_regression.train -m ...`) to run a sweep",
+        file=sys.stderr,
+    )
+    sys.exit(2)

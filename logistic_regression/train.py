@@ -75,11 +75,11 @@ def without_secrets(command: Callable[[], int]) -> int:
 
 
 def execute(config: Config) -> int:
-    """Run and print the summary (the run's lifecycle tells the webhook how it ended)."""
+    """Run (it prints its summary; its lifecycle tells the webhook how it ended)."""
     validate(config)  # a mistake in the values is one line before the heavy imports below
-    from logistic_regression import console, pipeline
+    from logistic_regression import pipeline
 
-    console.print_summary(pipeline.run(config))
+    pipeline.run(config)
     return 0
 
 

@@ -16,8 +16,7 @@ def shape(parser) -> dict[tuple[str, ...], tuple]:
             action.const,
         )
         for action in parser._actions
-        if action.dest != "version"  # Hydra's prints its version and exits
-    }
+    } | {("version",): tuple(a.version for a in parser._actions if a.dest == "version")}
 
 
 def test_the_flags_are_hydras_own():

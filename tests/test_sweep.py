@@ -179,3 +179,20 @@ def test_a_sweep_runs_whatever_experiment_the_process_had_active():
     assert sweep("model.C=0.1,1") == 0
     (parent,), children = runs_of("sweeps")
     assert [c.info.status for c in children] == ["FINISHED", "FINISHED"]
+
+
+def test_a_configuration_that_fails_once_its_run_exists_is_one_failed_child(monkeypatch):
+    """A failure right after the child run opened (its artifact writer, here) ends that
+    run FAILED; the sweep must not also record a second, made-up FAILED child for it."""
+    from logistic_regression import lifecycle
+    from logistic_regression.errors import StorageError
+
+    def no_writer(*args, **kwargs):
+        raise StorageError("the spool cannot be opened")
+
+    monkeypatch.setattr(lifecycle, "open_writer", no_writer)
+    assert sweep("model.C=0.5,1") == 1  # no configuration finished
+    (parent,), children = runs_of("sweeps")
+    assert len(children) == 2, [c.info.run_name for c in children]
+    assert all(c.info.status == "FAILED" for c in children)
+    assert all("the spool cannot be opened" in c.data.tags["kit.error"] for c in children)

@@ -1,11 +1,13 @@
-"""The upload engine, in its own process so uploads never take the GIL from training.
+"""The upload engine: a pool of threads that uploads every queued file, retries with
+backoff, verifies each object and appends the outcome to `results.jsonl`.
 
-`ArtifactWriter` starts `python -m logistic_regression.storage.uploader FOLDER SETTINGS`
-per run. The process follows the run's `journal.jsonl` (a new line on its stdin says
-"look again"), uploads every queued file with a pool of threads, retries with backoff,
-verifies each object, and appends the outcome to `results.jsonl`. End of stdin means the
-writer is done or dead: the process exits at once, and whatever is unverified is
-`sync`'s job. `sync` runs the same `Engine` in its own process.
+Where it runs is `uploads.py`'s choice: for S3 and a tracking server, in an uploader
+process of its own (`python -m logistic_regression.storage.uploader FOLDER SETTINGS`,
+`serve`), so uploads never take the GIL from training; it follows the run's
+`journal.jsonl` (a new line on its stdin says "look again"), and the end of stdin means
+the writer is done or dead: it exits at once, and whatever is unverified is `sync`'s
+job. For local folders only, in threads of the run's own process. `sync` runs the same
+`Engine` in its own process.
 
 Destinations: `s3://` roots through `s3.Transfers` (one TransferManager, checksums
 verified as described in `s3.py`); local roots (a path or `file://`) by copying, verified

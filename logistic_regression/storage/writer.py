@@ -1,42 +1,21 @@
 """Asynchronous artifact writing: logging returns at once, uploads run beside training,
 the run's end waits for them.
 
-`ArtifactWriter` appends each file it is given to the run's journal (`spool.py`) and
-hands it to the upload engine (`uploader.py`), which uploads, retries, verifies and
-records each outcome; the training thread never touches the network. Where the files
-go decides where the engine runs: into local folders only (the embedded default), in
-this process's threads (`UploadThreads`: a copy needs no network and releases the GIL,
-and no interpreter is started for it); to S3 or a tracking server, in an uploader
-process of its own (`UploadProcess`), so that requests, checksums and retries never
-take the GIL from training. `flush` waits, at most
-`storage.flush_timeout_s`, until every file is verified; files that are not stay in the
-spool with the journal, and `sync` uploads them later.
-
-What is stored for a file handed to `log_file` depends on `storage.snapshot`:
-
-- `reference` (default): nothing is copied. The file's inode, size, mtime and ctime are
-  recorded when it is logged and the uploader reads it from its own path. If it changes
-  before its upload is verified, the uploader copies it into the spool as it is then and
-  uploads that copy: the store holds one whole version of the file (the logged one, or a
-  later one), never a mix. A file deleted before its upload was verified is never counted
-  as stored: the run ends FAILED with it listed in `kit.artifacts_pending`, and the error
-  says it was deleted (`sync` cannot bring it back: log with `copy` if files may vanish).
-- `copy`: the bytes are copied into the spool now (a kernel copy), so later changes or
-  deletion never reach the store, at the cost of one copy in the training thread.
-
-The kit's own artifacts (report, model, predictions) are built in the spool (`scratch`)
-and queued as they are with `adopt_folder`: no copy, no check, they are the spool's.
+`ArtifactWriter` is the run's one artifact component: `put_bytes` (files the kit made),
+`model_folder`/`put_model` (the saved model), `log_file`/`log_folder` (files by path,
+snapshotted as `storage.snapshot` says: docs/artifacts.md), `flush(bound)` and `close`.
+It writes each file into the run's spool folder, checks the disk has room first (a full
+disk is `SpoolFull`: one line naming the folder and the space missing), appends it to
+the journal (`spool.py`) and hands it to the upload engine (`uploads.py`, `uploader.py`),
+which uploads, retries, verifies and records each outcome: the training thread never
+touches the network. `flush` waits, at most `storage.flush_timeout_s`, until every file
+is verified; files that are not stay in the spool with the journal for `sync`.
 
 The journal (`journal.jsonl`, append-only) survives a SIGKILL: at worst its last line is
 cut and ignored. A file lock per run folder makes `sync` safe to run twice or
-concurrently, and tells it whether the writing process is still alive.
-
-A full disk: writes of known size into the spool (`room_for`: the kit's own files, a
-`copy` snapshot) are checked against the free space first, and a write that still
-meets ENOSPC becomes `SpoolFull`, one line naming the folder and the space missing.
-`close` never removes a folder that holds a file not stored: a pending entry, or a
-file the run wrote but never logged (it failed first); that folder stays for `sync`
-or for a person to look at.
+concurrently, and tells it whether the writing process is still alive. `close` never
+removes a folder that holds a file not stored: a pending entry, or a file the run wrote
+but never logged (it failed first); that folder stays for `sync` or for a person.
 """
 
 from __future__ import annotations
@@ -47,7 +26,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -226,6 +205,34 @@ class ArtifactWriter:
         with self.room_for(0, f"the folder {SCRATCH}/{name}", check=False):
             path.parent.mkdir(parents=True, exist_ok=True)
         return path
+
+    def put_bytes(self, files: Mapping[str, bytes], root: str, what: str, name: str) -> None:
+        """Write `files` (file name -> content) into the spool folder `name` and queue them
+        under `root`, once the spool's disk is known to have room for all of them
+        (`SpoolFull` naming `what` if not, or if the disk fills anyway)."""
+        with self.room_for(sum(map(len, files.values())), what):
+            staging = self.scratch(name)
+            staging.mkdir()
+            for file_name, content in files.items():
+                (staging / file_name).write_bytes(content)
+        self.adopt_folder(staging, root)
+
+    def model_folder(self, needed: int) -> Path:
+        """The spool folder a model of about `needed` bytes is saved into (`put_model`);
+        `SpoolFull` now when the disk has no room for it."""
+        self.ensure_space(needed, "the model")
+        return self.scratch("model")
+
+    def put_model(
+        self, folder: Path, root: str, model_id: str, saved: Callable[[], object], needed: int
+    ) -> None:
+        """Queue the logged model `model_id` that `saved()` writes into `folder` (waited
+        for here: a full disk met while it wrote is `SpoolFull`); it is marked READY once
+        every file of it is stored (here, or by `sync`)."""
+        with self.room_for(needed, "the model", check=False):
+            saved()
+        self.adopt_folder(folder, root, model_id=model_id)
+        self.finalize_model_when_stored(model_id)
 
     def adopt_folder(
         self, folder: Path, root: str, artifact_path: str = "", model_id: str = ""
