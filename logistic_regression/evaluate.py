@@ -7,7 +7,6 @@ bit-identical metrics on a rerun (what `reproduce` relies on).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -181,42 +180,61 @@ def evaluate(
     evaluation: EvaluationConfig,
     seed: int,
     positive: str = "",
-    on_holdout: Callable[[Evaluation], None] | None = None,
 ) -> Evaluation:
-    """Fit on the training part and score on the test part; cross-validate on the
-    training part (stratified k-fold, each fold a fresh clone of `estimator`).
-    `positive`: data.positive_label (binary targets).
+    """Fit on the training part and score on the test part, then cross-validate on the
+    training part: `holdout`, then `cross_validate` (a run does the two itself, and
+    starts its outputs between them)."""
+    scored = holdout(dataset, estimator, evaluation, seed, positive)
+    return cross_validate(scored, estimator, evaluation, seed)
 
-    The final model is fitted first, on every core, and as soon as it is scored
-    `on_holdout` gets the result so far (`folds` still empty): a run then writes the
-    model, the predictions and the charts in its background worker while the folds are
-    fitted here, with the numeric libraries single-threaded so that the two share the
-    cores instead of fighting over them (multi-threaded BLAS mostly waits on itself when
-    the other core is busy). No fold's value depends on how many cores the machine has.
-    Fitting the folds in parallel threads was faster still, but held two folds' copies
-    of the data at once: 1.65x the plain script's memory on a 200,000-row table."""
+
+def holdout(
+    dataset: Dataset,
+    estimator: Pipeline,
+    evaluation: EvaluationConfig,
+    seed: int,
+    positive: str = "",
+) -> Evaluation:
+    """The stratified split, the final model fitted on the training part (on every core)
+    and scored on the test part; no folds yet. `positive`: data.positive_label (binary
+    targets). A run writes the model, the predictions and the charts in its background
+    worker from this while `cross_validate` fits the folds."""
     parts = split(dataset, evaluation.test_size, seed)
     classes = sorted(dataset.target.unique().tolist())
     pos = positive_label(classes, positive) if task_of(classes) == "binary" else None
-    kfold = StratifiedKFold(n_splits=evaluation.cv_folds, shuffle=True, random_state=seed)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        final = clone(estimator).fit(parts.X_train, parts.y_train)
+        result = _holdout(final, parts, classes, pos)
+    return replace(result, warnings=_messages(caught))
 
-    def fit(X: pd.DataFrame, y: pd.Series) -> Pipeline:
-        return clone(estimator).fit(X, y)
+
+def cross_validate(
+    scored: Evaluation, estimator: Pipeline, evaluation: EvaluationConfig, seed: int
+) -> Evaluation:
+    """`scored` (from `holdout`) with the folds: stratified k-fold on its training part,
+    each fold a fresh clone of `estimator`, fitted with the numeric libraries
+    single-threaded, so that they share the cores with the run's background worker
+    instead of fighting over them (multi-threaded BLAS mostly waits on itself when the
+    other core is busy). No fold's value depends on how many cores the machine has.
+    Fitting the folds in parallel threads was faster still, but held two folds' copies
+    of the data at once: 1.65x the plain script's memory on a 200,000-row table."""
+    parts, classes, pos = scored.split, scored.classes, scored.positive_label
+    kfold = StratifiedKFold(n_splits=evaluation.cv_folds, shuffle=True, random_state=seed)
 
     def fold(indices: tuple[np.ndarray, np.ndarray]) -> dict[str, float]:
         train_index, valid_index = indices
-        model = fit(parts.X_train.iloc[train_index], parts.y_train.iloc[train_index])
+        X, y = parts.X_train.iloc[train_index], parts.y_train.iloc[train_index]
+        model = clone(estimator).fit(X, y)
         X_valid, y_valid = parts.X_train.iloc[valid_index], parts.y_train.iloc[valid_index]
         return _score(model, X_valid, y_valid, classes, pos)[0]
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = _holdout(fit(parts.X_train, parts.y_train), parts, classes, pos)
-        if on_holdout is not None:
-            on_holdout(result)
         with threadpool_limits(limits=1):
             scores_by_fold = [fold(i) for i in kfold.split(parts.X_train, parts.y_train)]
-    return replace(result, folds=scores_by_fold, warnings=_messages(caught))
+    seen = sorted(set(scored.warnings) | set(_messages(caught)))
+    return replace(scored, folds=scores_by_fold, warnings=seen)
 
 
 def _holdout(final: Pipeline, parts: Split, classes: list, pos) -> Evaluation:

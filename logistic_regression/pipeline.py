@@ -20,7 +20,6 @@ import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 from omegaconf import OmegaConf
@@ -132,45 +131,34 @@ def record(context: RunContext) -> console.RunSummary:
         config.data.target,
         dataset.ref.digest,
     )
-    started: dict[str, Callable[[], Any]] = {}
-    known: dict[str, Any] = {}  # what start_outputs computed, reused after the folds
-
-    def start_outputs(fitted: evaluate.Evaluation) -> None:
-        """The final model is scored: its files, the predictions and the charts are made
-        by the background worker while the folds are fitted."""
-        known["model_size"] = estimated_model_size(fitted.model, n_features)
-        known["model_folder"] = writer.model_folder(known["model_size"])
-        known["report"] = report_input(context, fitted)
-        started["model"] = context.background.submit(
-            models.save_model,
-            fitted.model,
-            fitted.split.X_train.head(5),
-            str(known["model_folder"]),
-            context.run_id,
-            model_id,
-            model_root,
-        )
-        started["predictions"] = context.background.submit(
-            outputs.predictions_csv, evaluate.predictions_table(fitted)
-        )
-        started["charts"] = context.background.submit(report.plots, known["report"])
-
     model_id, model_root = models.create_model(context.run_id, context.params)
-    n_features = dataset.features.shape[1]
-    result = evaluate.evaluate(
-        dataset,
-        context.prepared.estimator,
-        config.evaluation,
-        config.seed,
-        config.data.positive_label,
-        on_holdout=start_outputs,
+    estimator = context.prepared.estimator
+    fitted = evaluate.holdout(
+        dataset, estimator, config.evaluation, config.seed, config.data.positive_label
     )
+    # The final model is scored: its files, the predictions and the charts are made by
+    # the background worker while the folds are fitted here.
+    model_size = estimated_model_size(fitted.model, dataset.features.shape[1])
+    model_folder = writer.model_folder(model_size)
+    shown = report_input(context, fitted)
+    saved = context.background.submit(
+        models.save_model,
+        fitted.model,
+        fitted.split.X_train.head(5),
+        str(model_folder),
+        context.run_id,
+        model_id,
+        model_root,
+    )
+    made = context.background.submit(outputs.predictions_csv, evaluate.predictions_table(fitted))
+    charts = context.background.submit(report.plots, shown)
+    result = evaluate.cross_validate(fitted, estimator, config.evaluation, config.seed)
     records = metric_records(result)
     runs.log_metrics(context.run_id, records)
     baseline = baselines.compare_with_baseline(
         context.run_id, {k: v for k, v, step in records if not step}
     )
-    predictions = started["predictions"]()
+    predictions = made()
     output_path = outputs.write_predictions(predictions, config.data.output, context.run_id, writer)
     data_params = data_provenance(dataset, output_path)
     data_params["task"] = result.task
@@ -185,7 +173,7 @@ def record(context: RunContext) -> console.RunSummary:
 
     packages = installed()
     whole = dataclasses.replace(
-        known["report"],
+        shown,
         folds=result.folds,
         provenance={
             **context.prepared.tags,
@@ -196,11 +184,9 @@ def record(context: RunContext) -> console.RunSummary:
         warnings=result.warnings,
         baseline=baseline,
     )
-    html = redact(report.render(whole, started["charts"]()))
+    html = redact(report.render(whole, charts()))
     write_run_files(context, predictions, packages, html)
-    writer.put_model(
-        known["model_folder"], model_root, model_id, started["model"], known["model_size"]
-    )
+    writer.put_model(model_folder, model_root, model_id, saved, model_size)
 
     headline = config.evaluation.headline_metric
     return console.RunSummary(

@@ -112,7 +112,7 @@ def test_a_run_that_fails_inside_posts_failed_with_the_reason(hook, monkeypatch)
     def broken(*args, **kwargs):
         raise DataError("the features went missing")
 
-    monkeypatch.setattr(evaluate, "evaluate", broken)
+    monkeypatch.setattr(evaluate, "cross_validate", broken)
     assert train.main(["tracking.experiment_name=notify"]) == 2
     (body,) = hook.bodies
     assert body["status"] == "FAILED" and body["error"] == "the features went missing"
@@ -128,7 +128,7 @@ def test_what_the_hook_is_sent_is_redacted(hook, monkeypatch, capsys):
     def broken(*args, **kwargs):
         raise DataError(f"cannot read s3://AKID:{password}@b/x.csv with session-{SECRET}")
 
-    monkeypatch.setattr(evaluate, "evaluate", broken)
+    monkeypatch.setattr(evaluate, "cross_validate", broken)
     assert train.main(["tracking.experiment_name=notify"]) == 2
     (body,) = hook.bodies
     assert body["error"] == "cannot read s3://***@b/x.csv with ***"
