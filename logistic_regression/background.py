@@ -38,7 +38,7 @@ import os
 import sys
 import threading
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
@@ -138,12 +138,6 @@ def release_thread_pools() -> None:
         from threadpoolctl import ThreadpoolController
 
         ThreadpoolController().select(internal_api=apis).limit(limits=cores())
-
-
-def child_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment for a process the kit starts (a reproduction, the uploader, the
-    tracking server): the user's, without the thread limits this process holds."""
-    return environment.for_child(dict(extra or {}))
 
 
 def _forget_pool_in_forked_child() -> None:

@@ -69,8 +69,9 @@ def release_thread_pools() -> list[str]:
 
 
 def for_child(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment for a process the kit starts: the user's, without the limits this
-    process holds, with `extra` added."""
+    """The environment for a process the kit starts (a reproduction, the uploader, the
+    tracking server): the user's, without the thread limits this process holds, with
+    `extra` added."""
     kept = {name: value for name, value in os.environ.items() if name not in _held}
     return {**kept, **(extra or {})}
 

@@ -37,8 +37,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from logistic_regression import data, provenance
-from logistic_regression.background import child_environment
 from logistic_regression.config import flatten_tree, hydra_quote
+from logistic_regression.environment import for_child
 from logistic_regression.errors import Interrupted, KitError, first_line
 from logistic_regression.status import Status
 from logistic_regression.storage import s3
@@ -319,7 +319,7 @@ def _rerun_and_compare(
     """Train the recorded configuration again as run `new_id`, then compare and tell."""
     # Without this process's own thread limits: the rerun's BLAS threads must be
     # what the original run had, whatever commit it runs.
-    env = child_environment(
+    env = for_child(
         {
             "MLFLOW_RUN_ID": new_id,
             "MLFLOW_TRACKING_URI": absolute_tracking_uri(mlflow.get_tracking_uri()),

@@ -37,9 +37,9 @@ from urllib.parse import urlsplit
 
 from hydra.core.config_store import ConfigStore
 
-from logistic_regression.background import child_environment
 from logistic_regression.config import PROJECT_DIR
 from logistic_regression.config import compose as compose_config_file
+from logistic_regression.environment import for_child
 from logistic_regression.errors import ConfigError, KitError
 from logistic_regression.server_auth import (
     ADMIN_PASSWORD,
@@ -211,7 +211,7 @@ def server_environment(config: ServerConfig) -> dict[str, str]:
     password, which only the 0600 ini carries."""
     folder = in_project(config.state_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    environment = child_environment()
+    environment = for_child()
     environment.pop(ADMIN_PASSWORD, None)
     environment.pop(ADMIN_PASSWORD_FILE, None)
     if config.auth:

@@ -153,8 +153,7 @@ def test_processes_the_kit_starts_never_inherit_its_own_thread_limits(tmp_path):
         "import json, os\n"
         "from logistic_regression import environment\n"
         "environment.hold_thread_pools()\n"
-        "from logistic_regression.background import child_environment\n"
-        "child = child_environment({'EXTRA': 'x'})\n"
+        "child = environment.for_child({'EXTRA': 'x'})\n"
         "print(json.dumps([os.environ.get('OMP_NUM_THREADS'),"
         " child.get('OMP_NUM_THREADS'), child.get('OPENBLAS_NUM_THREADS'), child['EXTRA']]))\n"
     )

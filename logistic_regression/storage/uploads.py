@@ -17,7 +17,7 @@ import time
 from contextlib import suppress
 from pathlib import Path
 
-from logistic_regression.background import child_environment
+from logistic_regression.environment import for_child
 from logistic_regression.storage.spool import Entry, Journal
 from logistic_regression.storage.uploader import QUIET_S, Engine, Settings, settings_argument
 
@@ -40,7 +40,7 @@ class UploadProcess:
                 settings_argument(settings),
             ],
             stdin=subprocess.PIPE,
-            env=child_environment(),
+            env=for_child(),
             # Its own process group: Ctrl-C and a scheduler's SIGTERM to the run's group
             # stop the run, which then ends the uploader by closing its stdin (a signal
             # while it starts up would kill it with a traceback instead).
