@@ -14,7 +14,6 @@ is console.py's.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import pickle
 from collections.abc import Callable
@@ -140,7 +139,7 @@ def record(context: RunContext) -> console.RunSummary:
     # the background worker while the folds are fitted here.
     model_size = estimated_model_size(fitted.model, dataset.features.shape[1])
     model_folder = writer.model_folder(model_size)
-    shown = report_input(context, fitted)
+    shown = charts_input(fitted)
     saved = context.background.submit(
         models.save_model,
         fitted.model,
@@ -172,18 +171,7 @@ def record(context: RunContext) -> console.RunSummary:
             log.warning(warning)
 
     packages = installed()
-    whole = dataclasses.replace(
-        shown,
-        folds=result.folds,
-        provenance={
-            **context.prepared.tags,
-            **data_params,
-            "python": provenance.python_version(),
-        },
-        packages={k: v for k, v in packages.items() if k in KEY_PACKAGES},
-        warnings=result.warnings,
-        baseline=baseline,
-    )
+    whole = report_input(context, shown, fitted, result, data_params, packages, baseline)
     html = redact(report.render(whole, charts()))
     write_run_files(context, predictions, packages, html)
     writer.put_model(model_folder, model_root, model_id, saved, model_size)
@@ -202,32 +190,48 @@ def record(context: RunContext) -> console.RunSummary:
     )
 
 
-def report_input(context: RunContext, result: evaluate.Evaluation) -> report.ReportInput:
-    """What the report shows of the fitted model and its test scores (all the charts
-    need); `record` adds the folds, provenance, packages and baseline once known."""
+def charts_input(fitted: evaluate.Evaluation) -> report.Charts:
+    """What the charts show: the held-out scores and the fitted model, known before the
+    folds are fitted (so the background worker draws them meanwhile)."""
+    return report.Charts(
+        test=fitted.test,
+        confusion=fitted.confusion,
+        labels=[str(label) for label in fitted.classes],
+        roc_curve=fitted.roc_curve,
+        pr_curve=fitted.pr_curve,
+        coefficients=model.coefficients(fitted.model),
+        intercept=model.intercepts(fitted.model),
+        positive_label=None if fitted.positive_label is None else str(fitted.positive_label),
+    )
+
+
+def report_input(
+    context: RunContext,
+    charts: report.Charts,
+    fitted: evaluate.Evaluation,
+    result: evaluate.Evaluation,
+    data_params: dict[str, str],
+    packages: dict[str, str],
+    baseline: dict | None,
+) -> report.ReportInput:
+    """Everything the report shows, once the whole run is known."""
     config = context.config
-    return report.ReportInput(
+    return report.ReportInput.of(
+        charts,
         run_id=context.run_id,
         run_name=context.prepared.name,
         note=config.tracking.note,
         params=context.params,
-        folds=[],
-        test=result.test,
-        confusion=result.confusion,
-        labels=[str(label) for label in result.classes],
-        roc_curve=result.roc_curve,
-        pr_curve=result.pr_curve,
-        coefficients=model.coefficients(result.model),
-        intercept=model.intercepts(result.model),
+        folds=result.folds,
         headline=config.evaluation.headline_metric,
         experiment=config.tracking.experiment_name,
-        train_rows=len(result.split.y_train),
-        class_counts=class_counts(result),
-        preprocessing=model.preprocessing_summary(result.model, context.dataset.features),
-        positive_label=None if result.positive_label is None else str(result.positive_label),
-        provenance={},
-        packages={},
+        train_rows=len(fitted.split.y_train),
+        class_counts=class_counts(fitted),
+        preprocessing=model.preprocessing_summary(fitted.model, context.dataset.features),
+        provenance={**context.prepared.tags, **data_params, "python": provenance.python_version()},
+        packages={k: v for k, v in packages.items() if k in KEY_PACKAGES},
         warnings=result.warnings,
+        baseline=baseline,
     )
 
 

@@ -9,7 +9,7 @@ cannot inject markup.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 
 import jinja2
@@ -17,6 +17,7 @@ import numpy as np
 
 from logistic_regression.provenance import GIT_COMMIT, GIT_DIRTY
 from logistic_regression.report_charts import (
+    Charts,
     average_precision,
     css_size,
     plots,
@@ -25,34 +26,27 @@ from logistic_regression.report_charts import (
     warm_up,
 )
 
-__all__ = ["ReportInput", "TEMPLATES", "plots", "png_data_uri", "render", "warm_up"]
+__all__ = ["Charts", "ReportInput", "TEMPLATES", "plots", "png_data_uri", "render", "warm_up"]
 
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-@dataclass
-class ReportInput:
+@dataclass(kw_only=True)
+class ReportInput(Charts):
+    """Everything the report shows: the charts' input and what the whole run adds."""
+
     run_id: str
     run_name: str
     note: str
     params: dict[str, str]
     folds: list[dict[str, float]]
-    test: dict[str, float]
-    confusion: list[list[int]]
-    labels: list[str]  # the target's classes, as the user wrote them (confusion order)
-    roc_curve: tuple[np.ndarray, np.ndarray] | None  # binary targets only
-    pr_curve: tuple[np.ndarray, np.ndarray] | None  # binary targets only
-    coefficients: list[tuple[str, float]]
     provenance: dict[str, str]
     packages: dict[str, str]
     warnings: list[str] = field(default_factory=list)
-    top_coefficients: int = 15
     baseline: dict | None = None  # {"run_id", "run_name", "rows": [{metric, value, ...}]}
     preprocessing: dict | None = None  # model.preprocessing_summary
-    positive_label: str | None = None  # binary targets: the positive class
-    intercept: list[tuple[str, float]] = field(default_factory=list)  # model.intercepts
     headline: str = "roc_auc"  # evaluation.headline_metric
     experiment: str = ""
     train_rows: int | None = None
@@ -60,6 +54,11 @@ class ReportInput:
     # The report is written before the run ends: its state then, never a guessed outcome.
     status: str = "trained and evaluated; its files still being stored"
     written: str = field(default_factory=_now)
+
+    @classmethod
+    def of(cls, charts: Charts, **rest) -> ReportInput:
+        """The report of a run whose charts are `charts` (drawn before the rest was known)."""
+        return cls(**{f.name: getattr(charts, f.name) for f in fields(Charts)}, **rest)
 
 
 TEMPLATES = jinja2.Environment(

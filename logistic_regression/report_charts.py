@@ -10,17 +10,31 @@ from __future__ import annotations
 import base64
 import io
 import struct
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from logistic_regression.report import ReportInput
 
 # 2x the 96 dpi a browser lays out at: crisp on phones and HiDPI laptops.
 DPI = 192
 CSS_DPI = 96
 POSITIVE_COLOUR, NEGATIVE_COLOUR = "#2471a3", "#c0392b"
+
+
+@dataclass(kw_only=True)
+class Charts:
+    """What the charts (and the report's test section) show: the held-out scores and the
+    fitted model. All of it is known before the folds are fitted, so the charts are drawn
+    in the background meanwhile; the report's `Charts` is this and the rest."""
+
+    test: dict[str, float]
+    confusion: list[list[int]]
+    labels: list[str]  # the target's classes, as the user wrote them (confusion order)
+    roc_curve: tuple[np.ndarray, np.ndarray] | None  # binary targets only
+    pr_curve: tuple[np.ndarray, np.ndarray] | None  # binary targets only
+    coefficients: list[tuple[str, float]]
+    intercept: list[tuple[str, float]] = field(default_factory=list)  # model.intercepts
+    positive_label: str | None = None  # binary targets: the positive class
+    top_coefficients: int = 15
 
 
 def png_data_uri(figure) -> str:
@@ -44,7 +58,7 @@ def average_precision(pr_curve: tuple[np.ndarray, np.ndarray]) -> float:
     return float(-np.sum(np.diff(recall) * np.asarray(precision)[:-1]))
 
 
-def prevalence(report: ReportInput) -> float | None:
+def prevalence(report: Charts) -> float | None:
     """The positive class's share of the test rows: the precision of guessing at random."""
     if report.positive_label is None or report.positive_label not in report.labels:
         return None
@@ -53,7 +67,7 @@ def prevalence(report: ReportInput) -> float | None:
     return sum(row) / total if total else None
 
 
-def plots(report: ReportInput) -> dict[str, str]:
+def plots(report: Charts) -> dict[str, str]:
     """ROC and precision-recall (binary targets) and coefficient charts as inline PNG
     data URIs."""
     import matplotlib
@@ -78,7 +92,7 @@ def _unit_axes(axes) -> None:
         line.set_clip_on(False)  # a curve along 1.0 is drawn whole
 
 
-def _curves(report: ReportInput, Figure) -> dict[str, str]:
+def _curves(report: Charts, Figure) -> dict[str, str]:
     assert report.roc_curve is not None and report.pr_curve is not None
     positive = report.positive_label
     images: dict[str, str] = {}
@@ -114,7 +128,7 @@ def _curves(report: ReportInput, Figure) -> dict[str, str]:
     return images
 
 
-def _coefficients(report: ReportInput, Figure) -> str:
+def _coefficients(report: Charts, Figure) -> str:
     top = report.coefficients[: report.top_coefficients][::-1]
     names = [_short(name) for name, _ in top]
     values = [value for _, value in top]
@@ -138,7 +152,7 @@ def _coefficients(report: ReportInput, Figure) -> str:
     return png_data_uri(figure)
 
 
-def direction_label(report: ReportInput) -> str:
+def direction_label(report: Charts) -> str:
     """Which way a coefficient pushes: towards the positive class (binary), towards the
     class in brackets (multiclass, one coefficient per feature and class)."""
     if report.positive_label is not None and len(report.labels) == 2:
