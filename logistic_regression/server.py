@@ -11,7 +11,8 @@ Passwords never come from conf/ or the command line (which `ps` shows):
 
 - the database's from libpq's own places: PGPASSWORD, PGPASSFILE or ~/.pgpass (a
   backend_store_uri or auth_database_uri with a password in it is refused);
-- with `auth: true` (MLflow's `basic-auth` app), the admin's from the file named by
+- with `auth: true` (MLflow's basic-auth app, with the kit's checks on top:
+  server_app.py), the admin's from the file named by
   LOGREG_SERVER_ADMIN_PASSWORD_FILE, else from MLFLOW_AUTH_ADMIN_PASSWORD. The server
   reads it from the ini MLflow's auth takes (MLFLOW_AUTH_CONFIG_PATH), written at each
   start into `state_dir` with mode 0600. The Flask secret key the auth app needs (one
@@ -37,6 +38,7 @@ from urllib.parse import urlsplit
 
 from hydra.core.config_store import ConfigStore
 
+from logistic_regression import server_app
 from logistic_regression.config import PROJECT_DIR
 from logistic_regression.config import compose as compose_config_file
 from logistic_regression.environment import for_child
@@ -53,7 +55,7 @@ from logistic_regression.server_auth import (
     write_private,
 )
 from logistic_regression.server_log import cause_from_log
-from logistic_regression.uris import absolute_tracking_uri, install, redact
+from logistic_regression.uris import absolute_tracking_uri, install, redact, secret_in_query
 
 
 @dataclass
@@ -95,8 +97,9 @@ def compose(overrides: list[str]) -> ServerConfig:
     for name in ("backend_store_uri", "auth_database_uri", "artifacts_destination"):
         value = getattr(config, name)
         if _password_in(value):
+            shown = redact(value.partition("?")[0]) + ("?..." if "?" in value else "")
             raise ConfigError(
-                f"{name}={redact(value)} carries a password; the command line shows it to "
+                f"{name}={shown} carries a password; the command line shows it to "
                 "every user (`ps`): give the database's in PGPASSWORD, PGPASSFILE or "
                 "~/.pgpass, S3's through the AWS credential chain"
             )
@@ -108,11 +111,15 @@ PERMISSIONS = ("READ", "USE", "EDIT", "MANAGE", "NO_PERMISSIONS")
 
 
 def _password_in(uri: str) -> bool:
+    """A password in the user-info or in the query (libpq takes `?password=` as readily;
+    a command line shows either to every local user)."""
     if "://" not in uri:
         return False
+    if secret_in_query(uri):
+        return True
     try:
         return bool(urlsplit(uri).password)
-    except ValueError:  # a port that is not a number: not this check's to judge
+    except ValueError:  # a malformed address: not this check's to judge
         return False
 
 
@@ -145,7 +152,7 @@ def command(config: ServerConfig) -> list[str]:
         artifacts_destination(config),
         "--workers",
         str(config.workers),
-        *(["--app-name", "basic-auth"] if config.auth else []),
+        *(["--app-name", server_app.ENTRY_POINT] if config.auth else []),
     ]
 
 
@@ -227,7 +234,7 @@ def describe(config: ServerConfig) -> dict[str, str]:
         "backend_store": redact(backend_uri(config)),
         "artifacts_destination": redact(artifacts_destination(config)),
         "auth": (
-            f"basic-auth (users in {redact(auth_database_uri(config))}, "
+            f"basic-auth with the kit's checks (users in {redact(auth_database_uri(config))}, "
             f"default permission {config.default_permission})"
             if config.auth
             else "none"

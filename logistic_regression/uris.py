@@ -34,7 +34,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 MARK = "***"
 MIN_SECRET_LENGTH = 8
@@ -80,6 +80,7 @@ SECRET_QUERY_PARAMETERS = (
     "secret",
     "client_secret",
     "password",
+    "sslpassword",  # libpq: the client key's passphrase
     "passwd",
     "pwd",
 )
@@ -93,6 +94,13 @@ _QUERY = re.compile(
     + r")=)(?P<value>[^&#\s'\"<>]+)",
     re.IGNORECASE,
 )
+
+
+def secret_in_query(uri: str) -> bool:
+    """Whether a query parameter of `uri` carries a secret (`?password=...`)."""
+    return _QUERY.search(unquote(uri)) is not None
+
+
 _AUTHORIZATION = re.compile(r"\b(?P<kind>Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}")
 
 _registered: set[str] = set()

@@ -24,6 +24,10 @@ def state(tmp_path):
     [
         "backend_store_uri=postgresql://mlflow:hunter22@db/mlflow",
         "auth_database_uri=postgresql://mlflow:hunter22@db/mlflow_auth",
+        # libpq takes the password from the query as readily as from the user-info.
+        "backend_store_uri='postgresql://mlflow@db/mlflow?password=hunter22'",
+        "auth_database_uri='postgresql://mlflow@db/auth?sslmode=require&PASSWORD=hunter22'",
+        "backend_store_uri='postgresql://mlflow@db/mlflow?sslpassword=hunter22'",
     ],
 )
 def test_a_password_in_a_store_uri_is_refused_without_showing_it(setting, state):
@@ -34,10 +38,9 @@ def test_a_password_in_a_store_uri_is_refused_without_showing_it(setting, state)
 
 
 def test_a_user_name_alone_is_fine(state):
-    config = server.compose(["backend_store_uri=postgresql://mlflow@db:5432/mlflow", *state])
-    assert server.command(config)[server.command(config).index("--backend-store-uri") + 1] == (
-        "postgresql://mlflow@db:5432/mlflow"
-    )
+    uri = "postgresql://mlflow@db:5432/mlflow?sslmode=require"
+    config = server.compose([f"backend_store_uri='{uri}'", *state])
+    assert server.command(config)[server.command(config).index("--backend-store-uri") + 1] == uri
 
 
 def test_the_auth_ini_is_private_and_mlflow_reads_the_password_back(state, tmp_path, monkeypatch):

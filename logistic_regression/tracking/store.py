@@ -98,8 +98,7 @@ def unauthenticated(uri: str) -> str:
     if not given:
         return (
             f"the tracking server {redact(uri)} requires a login and none was given; set "
-            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) "
-            "to a user of that server"
+            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to a user of that server"
         )
     return (
         f"the tracking server {redact(uri)} refused the credentials in {', '.join(given)} "

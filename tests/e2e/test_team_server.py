@@ -132,3 +132,129 @@ def test_status_names_the_stores_and_no_password_is_on_a_command_line(team):
     ]
     assert_no_secret(team, [*written, *team.outputs])
     assert not list((PROJECT / "conf").rglob("basic_auth.ini"))
+
+
+# -- the kit's checks on top of MLflow's permissions (logistic_regression/server_app.py) --
+
+
+def _rest(team, login, method: str, endpoint: str, **body):
+    import requests
+
+    call = requests.get if method == "GET" else requests.post
+    payload = {"params": body} if method == "GET" else {"json": body}
+    return call(f"{team.url}/api/2.0/mlflow/{endpoint}", auth=login, timeout=60, **payload)
+
+
+@pytest.fixture(scope="module")
+def intruder(team):
+    """A third user with nothing granted, and DENY on a private experiment of
+    alice's holding one run with a file: what the attacks below try to reach."""
+    import secrets
+
+    from mlflow.server import get_app_client
+
+    name, password = "mallory", "MALLORYCANARY" + secrets.token_hex(6)
+    team.passwords[name] = password
+    with logged_in("admin", team.admin_password):
+        get_app_client("basic-auth", tracking_uri=team.url).create_user(name, password)
+    with logged_in(WRITER, team.passwords[WRITER]):
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(team.url)
+        experiment = client.create_experiment("team-private")
+        run = client.create_run(experiment)
+        client.log_text(run.info.run_id, "private: alice's config\n", "config.yaml")
+        client.set_terminated(run.info.run_id)
+    with logged_in("admin", team.admin_password):
+        users = get_app_client("basic-auth", tracking_uri=team.url)
+        users.grant_user_permission(name, "experiment", experiment, "DENY")
+    return (name, password), experiment, run
+
+
+def test_a_model_version_cannot_read_what_its_creator_may_not(team, intruder):
+    login, experiment, run = intruder
+    run_id = run.info.run_id
+    assert _rest(team, login, "GET", "runs/get", run_id=run_id).status_code == 403
+    created = _rest(team, login, "POST", "registered-models/create", name="stolen")
+    assert created.status_code == 200, created.text
+    for source in (
+        f"s3://kit/team/{experiment}/{run_id}/artifacts",  # the run's own prefix
+        "s3://kit/team",  # anything the server's keys reach
+        f"file://{team.state}",  # the server's disk
+        f"runs:/{run_id}/",  # without run_id, MLflow itself checks nothing
+        f"mlflow-artifacts:/{experiment}/{run_id}/artifacts",
+        f"mlflow-artifacts:/0/../{experiment}/{run_id}/artifacts",
+    ):
+        refused = _rest(team, login, "POST", "model-versions/create", name="stolen", source=source)
+        assert refused.status_code == 403, (source, refused.status_code, refused.text)
+        assert "must be runs:/, models:/ or mlflow-artifacts:/" in refused.json()["message"]
+    versions = _rest(team, login, "GET", "registered-models/get", name="stolen").json()
+    assert not versions["registered_model"].get("latest_versions")
+
+    # A source of one's own passes: the kit's own `register=true` path (models:/<id>).
+    import mlflow
+
+    with logged_in(*login):
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(team.url)
+        own = client.create_experiment("team-mallory")
+        model = client.create_logged_model(own)
+        client.finalize_logged_model(model.model_id, "READY")
+        mlflow.set_tracking_uri(team.url)
+        try:
+            version = mlflow.register_model(f"models:/{model.model_id}", "stolen")
+        finally:
+            mlflow.set_tracking_uri(None)
+    assert str(version.version) == "1"
+
+
+def test_an_experiment_gets_the_servers_artifact_location_only(team, intruder):
+    login, experiment, run = intruder
+    planted = team.state / "planted"
+    for location in (
+        f"s3://kit/team/{experiment}/{run.info.run_id}/artifacts",  # into alice's run
+        f"file://{planted}",  # onto the server's disk
+    ):
+        refused = _rest(
+            team, login, "POST", "experiments/create",
+            name=f"team-planted-{len(location)}", artifact_location=location,
+        )  # fmt: skip
+        assert refused.status_code == 400, (location, refused.text)
+        assert "artifact_location is chosen by this server" in refused.json()["message"]
+    assert not planted.exists()
+    # So no report.html of someone else's can appear in alice's run (its script ran in
+    # the UI's frame when it could): her run lists only her own file.
+    with logged_in(WRITER, team.passwords[WRITER]):
+        from mlflow.tracking import MlflowClient
+
+        listed = [a.path for a in MlflowClient(team.url).list_artifacts(run.info.run_id)]
+    assert listed == ["config.yaml"]
+    allowed = _rest(team, login, "POST", "experiments/create", name="team-mallory-plain")
+    assert allowed.status_code == 200, allowed.text
+
+
+def test_only_admins_list_users_and_a_token_is_a_401_not_a_500(team, intruder):
+    import requests
+
+    login, _, _ = intruder
+    listed = _rest(team, login, "GET", "users/list")
+    assert listed.status_code == 403, listed.text
+    assert "mallory" not in listed.text and WRITER not in listed.text
+    as_admin = _rest(team, ("admin", team.admin_password), "GET", "users/list")
+    assert as_admin.status_code == 200 and "mallory" in as_admin.text
+
+    log = team.state / "server.log"
+    before = log.stat().st_size
+    for _ in range(3):
+        answer = requests.get(
+            f"{team.url}/api/2.0/mlflow/experiments/search",
+            params={"max_results": 1},
+            headers={"Authorization": "Bearer not-a-basic-login"},
+            timeout=60,
+        )
+        assert answer.status_code == 401, answer.text
+        assert "basic auth" in answer.json()["message"]
+    with log.open("rb") as handle:
+        handle.seek(before)
+        assert b"Traceback" not in handle.read()
