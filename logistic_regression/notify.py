@@ -9,7 +9,8 @@ printed, stored in params or tags, or written to the report or config.yaml: it i
 registered with `uris.add_secret`, so every message of the process hides it, and every
 string of the body sent is redacted (`uris.redact_tree`). Sending happens in a daemon
 thread that the run waits for at most `notify.timeout_s`: a webhook that fails or hangs
-costs a warning, never the run.
+costs a warning, never the run. A redirect is not followed (it could send the summary
+to any host): it is a warning too.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import urllib.error
 import urllib.request
 from collections.abc import Mapping
 
@@ -69,6 +71,18 @@ def payload(
     return body
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is an answer, not a place to go: urllib would follow a 302/303 to any
+    host (or `ftp://`), as a GET without the body, and call the hook's 200 a success.
+    Refused, the 3xx is reported as the failure it is for a webhook."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
 def _post(url: str, body: dict, timeout: float, outcome: list[str]) -> None:
     request = urllib.request.Request(
         url,
@@ -77,8 +91,11 @@ def _post(url: str, body: dict, timeout: float, outcome: list[str]) -> None:
         method="POST",
     )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with _OPENER.open(request, timeout=timeout) as response:
             outcome.append(f"HTTP {response.status}")
+    except urllib.error.HTTPError as exc:
+        moved = " (redirects are not followed)" if 300 <= exc.code < 400 else ""
+        outcome.append(f"failed: HTTP Error {exc.code}: {exc.reason}{moved}")
     except Exception as exc:  # any failure becomes the warning's reason
         outcome.append(f"failed: {type(exc).__name__}: {exc}")
 

@@ -36,7 +36,18 @@ class Hook:
                     hook.hanging += 1
                     hook.released.wait(300)
                     hook.hanging -= 1
+                if hook.mode.startswith("redirect"):  # "redirect 302 <where>"
+                    _, code, where = hook.mode.split(" ", 2)
+                    self.send_response(int(code))
+                    self.send_header("Location", where)
+                    self.end_headers()
+                    return
                 self.send_response(500 if hook.mode == "error" else 200)
+                self.end_headers()
+
+            def do_GET(self) -> None:  # where a followed 302/303 would arrive
+                hook.bodies.append({"GET": self.path})
+                self.send_response(200)
                 self.end_headers()
 
             def log_message(self, *args) -> None:
@@ -160,6 +171,30 @@ def test_a_webhook_that_hangs_or_fails_costs_a_warning_not_the_run(mode, caplog)
     else:
         assert "HTTP Error 500" in caplog.text
     assert SECRET not in caplog.text
+
+
+@pytest.mark.parametrize("code", [301, 302, 303, 307, 308])
+def test_a_webhook_redirect_is_not_followed_and_is_a_warning(code, caplog):
+    elsewhere = Hook()  # another host the redirect names: it must hear nothing
+    server = Hook(f"redirect {code} {elsewhere.url.replace(SECRET, 'stolen')}")
+    try:
+        delivered = returns_within(60, notify.send, server.url, {"text": "x"}, timeout=5.0)
+    finally:
+        server.stop()
+        elsewhere.stop()
+    assert delivered is False
+    assert len(server.bodies) == 1 and elsewhere.bodies == []
+    assert f"HTTP Error {code}" in caplog.text and "redirects are not followed" in caplog.text
+    assert SECRET not in caplog.text
+
+
+def test_a_webhook_redirect_to_another_scheme_is_not_followed(caplog):
+    server = Hook("redirect 302 ftp://127.0.0.1:9/hook")
+    try:
+        assert returns_within(60, notify.send, server.url, {"text": "x"}, timeout=5.0) is False
+    finally:
+        server.stop()
+    assert "HTTP Error 302" in caplog.text
 
 
 def test_a_webhook_timeout_does_not_fail_the_run(monkeypatch):
