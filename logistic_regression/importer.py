@@ -7,7 +7,8 @@ cell means "not recorded" (that run has no such value); in a metric column anyth
 else must be a finite number (`nan`, `inf`, text and formula errors such as `#DIV/0!`
 are refused, naming the row and column as the spreadsheet shows them). Names and
 values are checked against MLflow's limits too. Each row is tagged with a digest of its
-content: importing the same file again adds no duplicates.
+content: importing the same file again adds no duplicates. Credentials in a cell (a URI's
+user-info, a secret query parameter) are stored redacted.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 
 from logistic_regression.errors import DataError, first_line
 from logistic_regression.status import Status
+from logistic_regression.uris import redact
 
 KINDS = ("parameter", "metric", "tag")
 DIGEST_TAG = "kit.import.digest"
@@ -190,7 +192,9 @@ def parse(path: Path) -> list[Row]:
                     f"{path}: row {index + 1}, column {name!r}: the value has {len(value)} "
                     f"characters; a {kind} holds at most {MAX_VALUE_LENGTH[kind]} (MLflow's limit)"
                 )
-            (params if kind == "parameter" else tags)[name] = value
+            # A cell is free text: a credential in it (`s3://KEY:SECRET@...`, `?token=`)
+            # is stored hidden, as everything else the kit records.
+            (params if kind == "parameter" else tags)[name] = redact(value)
         content = "\x1f".join(
             f"{n}\x1e{k}\x1e{v}" for n, k, v in zip(names, kinds, values, strict=True)
         )

@@ -206,3 +206,24 @@ def test_names_the_kit_refuses_mlflow_refuses_too(name):
     run = client.create_run(client.create_experiment("names"))
     with pytest.raises(MlflowException):
         client.log_batch(run.info.run_id, params=[Param(name, "1")])
+
+
+def test_credentials_in_cells_are_stored_redacted(tmp_path):
+    canary = "IMPORTCANARY" + "9f2e"
+    sheet = [
+        ["data", "dashboard", "C", "accuracy"],
+        ["parameter", "tag", "parameter", "metric"],
+        [f"s3://AKIDEXAMPLE:{canary}@bucket/x.csv", f"https://dash.example/r?token={canary}",
+         "0.5", "0.9"],
+    ]  # fmt: skip
+    path = tmp_path / "past.csv"
+    write(path, sheet)
+    assert import_file(path, "imported-secrets") == (1, 0)
+    (run,) = runs("imported-secrets")
+    recorded = str(run.data.params) + str(run.data.tags)
+    assert canary not in recorded
+    assert run.data.params["data"] == "s3://***@bucket/x.csv"
+    assert run.data.tags["dashboard"] == "https://dash.example/r?token=***"
+    assert run.data.params["C"] == "0.5"
+    # The digest is of the file's own content: importing it again adds nothing.
+    assert import_file(path, "imported-secrets") == (0, 1)
