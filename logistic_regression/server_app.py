@@ -73,15 +73,18 @@ def refuse_other_logins():
     return None
 
 
-def _may_read(path: str, query: dict[str, str]) -> bool:
-    """Whether MLflow answers this GET for the caller: the permission check is MLflow's
-    own (its basic-auth app, with the caller's login), nothing decided here."""
+def _ask(path: str, query: dict[str, str]):
+    """MLflow's answer to this GET for the caller (its basic-auth app checks it with the
+    caller's own login): the permission decision stays MLflow's, nothing decided here."""
     from flask import current_app, request
 
     headers = {"Authorization": request.headers.get("Authorization", "")}
     with current_app.test_client() as client:
-        answer = client.get(f"/api/2.0/mlflow/{path}", query_string=query, headers=headers)
-    return answer.status_code == 200
+        return client.get(f"/api/2.0/mlflow/{path}", query_string=query, headers=headers)
+
+
+def _may_read(path: str, query: dict[str, str]) -> bool:
+    return _ask(path, query).status_code == 200
 
 
 def _source_readable(source: str) -> bool:
@@ -134,19 +137,25 @@ def check_request():
 
 
 def _only_admins():
-    from flask import request
-    from mlflow.server.auth import store
-
-    login = _basic_login(request.headers.get("Authorization"))
-    user = store.get_user(login[0]) if login else None
-    if user is None or not user.is_admin:
+    login = _basic_login(_authorization())
+    answer = _ask("users/get", {"username": login[0]}) if login else None
+    user = (answer.get_json(silent=True) or {}).get("user", {}) if answer else {}
+    if answer is None or answer.status_code != 200 or not user.get("is_admin"):
         return _error(403, "PERMISSION_DENIED", "only an admin may list the server's users")
     return None
 
 
+def _authorization() -> str | None:
+    from flask import request
+
+    return request.headers.get("Authorization")
+
+
 def create_app():
     """MLflow's basic-auth app with the kit's checks: the refusal of other logins runs
-    first, the rest after MLflow's own check (which answers 401/403 itself)."""
+    first, the rest after MLflow's own check (which answers 401/403 itself). Extending
+    `mlflow.server.app` this way is MLflow's documented plugin interface for a server
+    app (`--app-name`, the `mlflow.app` entry point; "Custom Authentication")."""
     from mlflow.server import app as flask_app
     from mlflow.server.auth import create_app as basic_auth_app
 

@@ -197,9 +197,32 @@ def reveal(shown: str, variable: str = "MLFLOW_TRACKING_URI") -> str:
 # -- covering what libraries print and log ------------------------------------------
 
 
+# What a terminal acts on instead of showing: C0 controls but tab and newline (a carriage
+# return rewrites the line it is on), DEL, C1, and the bidirectional overrides that
+# reorder what a line shows. Colour and weight (SGR, `ESC [ ... m`) pass; every other
+# escape sequence (clear-screen, cursor moves, OSC 8 links, OSC 52 clipboard writes) is
+# shown escaped, as is any of these in a run name, a param, a tag or a column header.
+_CONTROL = re.compile(
+    r"(\x1b\[[0-9;]{0,32}m)|([\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069])"
+)
+
+
+def _escaped(found: re.Match) -> str:
+    if found.group(1):
+        return found.group(1)
+    code = ord(found.group(2))
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str) -> str:
+    """`text` with every control character shown escaped (`\\x1b`, `\\u202e`)."""
+    return _CONTROL.sub(_escaped, text)
+
+
 class RedactingStream:
-    """A text stream that redacts each write and passes it on; everything else (isatty,
-    fileno, encoding, flush, ...) is the wrapped stream's."""
+    """A text stream that redacts each write, shows its control characters escaped
+    (`printable`) and passes it on; everything else (isatty, fileno, encoding, flush,
+    ...) is the wrapped stream's."""
 
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
@@ -209,7 +232,7 @@ class RedactingStream:
         return self._stream
 
     def write(self, text: str) -> int:
-        self._stream.write(redact(text) if isinstance(text, str) else text)
+        self._stream.write(printable(redact(text)) if isinstance(text, str) else text)
         return len(text)
 
     def writelines(self, lines) -> None:
@@ -227,11 +250,12 @@ def _redacting_factory(make_record):
             message = record.getMessage()
         except Exception:  # a malformed call: leave it to logging's own error report
             return record
-        record.msg, record.args = redact(message), None
+        record.msg, record.args = printable(redact(message)), None
         if record.exc_info and not record.exc_text:
-            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            shown = logging.Formatter().formatException(record.exc_info)
+            record.exc_text = printable(redact(shown))
         if record.stack_info:
-            record.stack_info = redact(record.stack_info)
+            record.stack_info = printable(redact(record.stack_info))
         return record
 
     factory.kit_redacts = True

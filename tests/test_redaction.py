@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import sys
 import time
 
@@ -239,3 +240,48 @@ def test_upload_errors_are_stored_redacted_and_uploads_connect_with_the_real_uri
     (error,) = Journal.read(folder).errors.values()
     assert "no: http://***@127.0.0.1" in error, error
     assert SECRET not in (folder / RESULTS).read_text()
+
+
+# What a terminal would act on: clear-screen, an OSC 8 link, an OSC 52 clipboard write,
+# a carriage return that rewrites the line, a right-to-left override.
+HOSTILE_NAME = (
+    "run\x1b[2J\x1b]8;;http://evil.example\x07link\x1b]8;;\x07\x1b]52;c;ZXZpbA==\x07\r\u202e"
+)
+
+
+def _acted_on(text: str) -> list[str]:
+    """Control characters a terminal acts on, colour codes (SGR) aside."""
+    without_colour = re.sub(r"\x1b\[[0-9;]*m", "", text)
+    return re.findall(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]", without_colour)
+
+
+def test_control_characters_in_recorded_text_are_shown_escaped(capsys):
+    """A run name, param, tag and metric experiment as someone else recorded them,
+    shown by `inspect`, `best` and a one-line error: nothing reaches the terminal raw."""
+    from conftest import recorded_run
+
+    from logistic_regression.__main__ import main as cli
+
+    run_id = recorded_run(
+        "hostile", HOSTILE_NAME, {"model.C": "0.5", "data.input": HOSTILE_NAME},
+        {"cv_roc_auc_mean": 0.9}, tags={"owner": HOSTILE_NAME},
+    )  # fmt: skip
+    cli(["inspect", run_id])
+    cli(["inspect", "--experiment", "hostile"])
+    cli(["best", "--experiment", "hostile"])
+    assert cli(["best", "--experiment", HOSTILE_NAME]) == 2
+    shown = capsys.readouterr()
+    for text in (shown.out, shown.err):
+        assert _acted_on(text) == [], text
+    assert "run\\x1b[2J" in shown.out and "\\u202e" in shown.out
+    assert "\\x1b]52;c;" in shown.out
+    (error,) = [line for line in shown.err.splitlines() if line.startswith("error:")]
+    assert "\\x1b[2J" in error
+
+
+def test_printable_keeps_text_newlines_tabs_and_colour():
+    assert (
+        uris.printable("a\tb\nc \x1b[1;31mred\x1b[0m é 日本")
+        == "a\tb\nc \x1b[1;31mred\x1b[0m é 日本"
+    )
+    assert uris.printable("x\x1b[2Jy\rz\x9b\u2067") == "x\\x1b[2Jy\\x0dz\\x9b\\u2067"

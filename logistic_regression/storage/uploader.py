@@ -58,7 +58,7 @@ from logistic_regression.storage.spool import (
     repair_tail,
     tail,
 )
-from logistic_regression.uris import redact, reveal
+from logistic_regression.uris import printable, redact, reveal
 
 MB = 1024 * 1024
 PROGRESS_MIN_BYTES = 8 * MB
@@ -309,8 +309,16 @@ class _progress_bar:
         if enabled and entry.size >= PROGRESS_MIN_BYTES:
             from tqdm import tqdm
 
+            # The bar redraws itself with carriage returns, which the kit's stderr shows
+            # escaped: it writes to the terminal itself, its one piece of text made safe.
+            terminal = getattr(sys.stderr, "wrapped", sys.stderr)
             self._bar = tqdm(
-                total=entry.size, unit="B", unit_scale=True, desc=entry.path, leave=False
+                total=entry.size,
+                unit="B",
+                unit_scale=True,
+                desc=printable(redact(entry.path)),
+                leave=False,
+                file=terminal,
             )
 
     def __enter__(self) -> Callable[[int], None]:
