@@ -79,6 +79,14 @@ def parser() -> argparse.ArgumentParser:
         help="allowed absolute difference per metric (default: exact)",
     )
     reproduce.add_argument("--tracking-uri", help="tracking store (default: MLFLOW_TRACKING_URI)")
+    reproduce.add_argument(
+        "--trust",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="a repository whose code you trust to run, besides this checkout's own and "
+        "its remotes (repeatable; a space-separated list is split)",
+    )
     sync = commands.add_parser("sync", help="upload artifacts left in the spool")
     sync.add_argument(
         "--all",
@@ -150,7 +158,8 @@ def command(args: argparse.Namespace) -> int:
     if args.command == "reproduce":
         from logistic_regression.reproduce import reproduce
 
-        return reproduce(args.run_id, args.tolerance)
+        trusted = tuple(url for given in args.trust for url in given.split())
+        return reproduce(args.run_id, args.tolerance, trusted)
     if args.command == "import":
         from logistic_regression.importer import import_file
 

@@ -76,6 +76,30 @@ def for_child(extra: dict[str, str] | None = None) -> dict[str, str]:
     return {**kept, **(extra or {})}
 
 
+# What a rerun of recorded code needs from the environment: the system's basics, the
+# Python it runs on, where it records (MLFLOW_*: the store and its login), where its data
+# is (AWS_*: the S3 credential chain), the kit's spool and webhook (a reproduction is a
+# run, and tells the hook it ended). Not whatever else the shell holds.
+RERUN_NAMES = frozenset(
+    "PATH HOME USER LOGNAME LANG LANGUAGE TZ TMPDIR TEMP TMP TERM SHELL VIRTUAL_ENV "
+    "SSL_CERT_FILE SSL_CERT_DIR REQUESTS_CA_BUNDLE CURL_CA_BUNDLE GIT_SSL_CAINFO "
+    "http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY "
+    "LOGREG_SPOOL_DIR LOGREG_WEBHOOK_URL LOGREG_UI_URL XDG_CACHE_HOME XDG_CONFIG_HOME".split()
+)
+RERUN_PREFIXES = ("LC_", "PYTHON", "CONDA", "PYENV", "MLFLOW_", "AWS_", "OPENBLAS_", "OMP_", "MKL_")
+
+
+def for_rerun(extra: dict[str, str]) -> dict[str, str]:
+    """The environment for recorded code the kit re-runs (`reproduce`): only what a
+    training run needs (RERUN_NAMES, RERUN_PREFIXES), with `extra`."""
+    kept = {
+        name: value
+        for name, value in for_child().items()
+        if name in RERUN_NAMES or name.startswith(RERUN_PREFIXES)
+    }
+    return {**kept, **extra}
+
+
 def tracking_uri(configured: str) -> str:
     """The tracking store every command uses: MLFLOW_TRACKING_URI when set (MLflow's own
     rule, and how `mlflow run` hands its store to the kit), else `tracking.uri`."""

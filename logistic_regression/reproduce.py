@@ -18,7 +18,10 @@ run `mlflow run` created (MLFLOW_RUN_ID) is the reproduction itself; otherwise a
 in the original's experiment.
 
 Refuses before any work when reproduction is impossible (unknown run, code or diff not
-recorded, repository unreachable, input data changed).
+recorded, input data changed, an experiment this user may only read) or not trusted:
+the run's repository must be this checkout's own or one the user named (`--trust`,
+trust.py), since reproducing runs that code with the user's credentials. The rerun gets
+only the environment a training run needs (`environment.for_rerun`).
 """
 
 from __future__ import annotations
@@ -36,9 +39,9 @@ import yaml
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from logistic_regression import data, provenance
+from logistic_regression import data, provenance, trust
 from logistic_regression.config import flatten_tree, hydra_quote
-from logistic_regression.environment import for_child
+from logistic_regression.environment import for_rerun
 from logistic_regression.errors import Interrupted, KitError, first_line
 from logistic_regression.status import Status
 from logistic_regression.storage import s3
@@ -272,18 +275,30 @@ def open_reproduction(client: MlflowClient, recorded: Recorded) -> tuple[str, st
     return created.info.run_id, recorded.experiment_id
 
 
-def reproduce(run_id: str, tolerance: float = 0.0) -> int:
-    """Re-run `run_id` and compare; 0 when it reproduced, 1 when not (refusals raise)."""
+def reproduce(run_id: str, tolerance: float = 0.0, trusted: tuple[str, ...] = ()) -> int:
+    """Re-run `run_id` and compare; 0 when it reproduced, 1 when not (refusals raise).
+    `trusted`: repositories the user trusts besides this checkout's own (trust.py).
+
+    Everything that can be refused is, before any clone: the run, its code's repository
+    (trusted?), its experiment (deleted? may this user record in it?), its data. The
+    reproduction run exists from the clone on, and ends FAILED if the clone does."""
     client = MlflowClient()
     with tempfile.TemporaryDirectory(prefix="logreg-reproduce-") as scratch_dir:
         scratch = Path(scratch_dir)
         recorded = read_recorded(client, run_id, scratch)
-        if not runs.run_id_from_mlflow_run():  # the reproduction goes in the original's
-            experiments.active(client.get_experiment(recorded.experiment_id))
+        trust.check(recorded.repository, run_id, trusted)
+        continued = runs.run_id_from_mlflow_run()
+        experiment = client.get_experiment(recorded.experiment_id)
+        if not continued:  # the reproduction goes in the original's experiment
+            experiments.active(experiment)
         check_data(recorded)
-        project = checkout(recorded, scratch)
-        new_id, experiment_id = open_reproduction(client, recorded)
+        # The repository answers (before a run exists); the clone itself waits until
+        # the run is open, which an experiment this user may only read refuses.
+        _git(scratch, "ls-remote", "--quiet", recorded.repository, "HEAD")
+        with runs.refusing_read_only(experiment.name):
+            new_id, experiment_id = open_reproduction(client, recorded)
         with _ended_if_stopped(client, new_id):
+            project = checkout(recorded, scratch)
             code = _rerun_and_compare(
                 client, recorded, new_id, experiment_id, project, scratch, tolerance
             )
@@ -319,7 +334,7 @@ def _rerun_and_compare(
     """Train the recorded configuration again as run `new_id`, then compare and tell."""
     # Without this process's own thread limits: the rerun's BLAS threads must be
     # what the original run had, whatever commit it runs.
-    env = for_child(
+    env = for_rerun(
         {
             "MLFLOW_RUN_ID": new_id,
             "MLFLOW_TRACKING_URI": absolute_tracking_uri(mlflow.get_tracking_uri()),

@@ -10,7 +10,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 from servers import free_port
 
-from logistic_regression import provenance
+from logistic_regression import provenance, trust
 from logistic_regression.config import compose_config
 from logistic_regression.data import read_table
 from logistic_regression.reproduce import (
@@ -22,6 +22,7 @@ from logistic_regression.reproduce import (
     replay_overrides,
     reproduce,
 )
+from logistic_regression.trust import UntrustedRepository
 from logistic_regression.verdict import compare, print_comparison
 
 
@@ -79,8 +80,8 @@ def test_unreachable_repository_is_refused_before_a_run_is_created(config):
         },
     )
     before = runs_in_store()
-    with pytest.raises(NotReproducible, match="git clone failed"):
-        reproduce(run_id)
+    with pytest.raises(NotReproducible, match="git ls-remote failed"):
+        reproduce(run_id, trusted=(url,))
     assert runs_in_store() == before
 
 
@@ -100,7 +101,7 @@ def test_a_run_whose_experiment_was_deleted_is_refused_before_any_work(config, t
     experiment = client.get_run(run_id).info.experiment_id
     client.delete_experiment(experiment)
     with pytest.raises(DeletedExperiment, match=f"restore --experiment-id {experiment}"):
-        reproduce(run_id)
+        reproduce(run_id, trusted=(url,))
     assert client.search_runs([experiment], run_view_type=3)[0].info.run_id == run_id
     assert len(client.search_runs([experiment], run_view_type=3)) == 1
 
@@ -114,8 +115,106 @@ def test_changed_input_digest_is_refused_before_a_run_is_created(config, tmp_pat
     run_id = recorded_run(config, tags, digest="0" * 64)
     before = runs_in_store()
     with pytest.raises(NotReproducible, match="input breast_cancer changed since run .*recorded"):
-        reproduce(run_id)
+        reproduce(run_id, trusted=(str(tmp_path),))
     assert runs_in_store() == before
+
+
+def test_a_run_tagged_with_a_strangers_repository_is_refused_before_any_clone(
+    config, git_server, tmp_path, capsys
+):
+    """Anyone with EDIT on an experiment can set a run's code tags. Here they name a
+    repository (served for real) whose MLproject would leave a mark if its code ran:
+    `reproduce` refuses in one line naming it and how to trust it; nothing is cloned,
+    run or recorded. Named with --trust, the same repository is cloned."""
+    from conftest import git
+
+    from logistic_regression.__main__ import main as cli
+
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    marker = tmp_path / "ran"
+    (evil / "MLproject").write_text("name: evil\nentry_points: {main: {command: 'true'}}\n")
+    (evil / "logistic_regression").mkdir()
+    (evil / "logistic_regression" / "train.py").write_text(f"open({str(marker)!r}, 'w')\n")
+    git(evil, "init", "-q", "-b", "main")
+    git(evil, "add", "-A")
+    git(evil, "commit", "-q", "-m", "looks harmless")
+    url = git_server.publish(evil, "helpful-fork")
+    commit = git(evil, "rev-parse", "HEAD")
+    tags = {
+        provenance.SOURCE_NAME: url,
+        provenance.GIT_REPO_URL: url,
+        provenance.GIT_COMMIT: commit,
+        provenance.GIT_DIRTY: "false",
+    }
+    run_id = recorded_run(config, tags)
+    before = runs_in_store()
+    assert cli(["reproduce", run_id]) == 2
+    (line,) = [x for x in capsys.readouterr().err.splitlines() if x.startswith("error:")]
+    assert url in line and f"--trust {url}" in line and "not this checkout's repository" in line
+    assert not marker.exists() and runs_in_store() == before
+    # Trusting another repository of the same server is no way around it either.
+    with pytest.raises(UntrustedRepository):
+        reproduce(run_id, trusted=(url.replace("helpful-fork", "kit"),))
+    assert not marker.exists() and runs_in_store() == before
+    # (Trusted by name, such a repository is cloned and run: tests/e2e/test_git_and_reproduce.py.)
+
+
+@pytest.mark.parametrize(
+    "recorded, trusted",
+    [
+        ("https://git.example/team/kit.git", "https://git.example/team/kit"),
+        ("https://***@git.example/team/kit.git", "ssh://git@git.example/team/kit.git"),
+        ("git@git.example:team/kit.git", "https://GIT.example/team/kit/"),
+        ("git://127.0.0.1:9418/kit.git", "git://127.0.0.1:9418/kit"),
+    ],
+)
+def test_one_repository_in_any_spelling_is_trusted(recorded, trusted):
+    assert trust.canonical(recorded) == trust.canonical(trusted)
+    trust.check(recorded, "r1", [trusted])
+
+
+@pytest.mark.parametrize(
+    "recorded, trusted",
+    [
+        ("https://git.example/team/kit.git", "https://git.example/team/kit-fork"),
+        ("https://git.example/team/kit.git", "https://evil.example/team/kit.git"),
+        ("git://127.0.0.1:9418/kit.git", "git://127.0.0.1:9419/kit.git"),
+        ("/home/me/kit", "/home/me/kit-old"),
+    ],
+)
+def test_another_repository_is_not_trusted(recorded, trusted):
+    with pytest.raises(UntrustedRepository, match="pass --trust"):
+        trust.check(recorded, "r1", [trusted])
+
+
+def test_this_checkouts_own_repository_and_remotes_are_trusted(tmp_path, monkeypatch):
+    from conftest import git
+
+    checkout = tmp_path / "work"
+    checkout.mkdir()
+    git(checkout, "init", "-q")
+    git(checkout, "remote", "add", "origin", "https://git.example/team/kit.git")
+    monkeypatch.chdir(checkout / ".")
+    trust.check(str(checkout), "r1", [])
+    trust.check("git@git.example:team/kit.git", "r1", [])
+    with pytest.raises(UntrustedRepository):
+        trust.check("https://git.example/someone/kit.git", "r1", [])
+
+
+def test_the_rerun_gets_only_what_a_training_run_needs(monkeypatch):
+    from logistic_regression.environment import for_rerun
+
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "p")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "k")
+    monkeypatch.setenv("GITHUB_TOKEN", "someone-elses-business")
+    monkeypatch.setenv("SSH_AUTH_SOCK", "/tmp/agent")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u:p@db/x")
+    env = for_rerun({"MLFLOW_RUN_ID": "r1"})
+    assert env["MLFLOW_RUN_ID"] == "r1" and env["MLFLOW_TRACKING_PASSWORD"] == "p"
+    assert env["AWS_SECRET_ACCESS_KEY"] == "k" and env["PATH"]
+    for name in ("GITHUB_TOKEN", "SSH_AUTH_SOCK", "DATABASE_URL"):
+        assert name not in env
 
 
 def test_replayed_overrides_recreate_the_recorded_config(config, tmp_path):

@@ -92,7 +92,7 @@ def test_git_url_versions_run_the_requested_code_and_reproduce(kit_repo, git_ser
         runs[extra] = run
 
     old_run = runs[("--version", old)]
-    done = kit_cli(tmp_path, "reproduce", old_run.info.run_id)
+    done = kit_cli(tmp_path, "reproduce", old_run.info.run_id, "--trust", url)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "verdict: reproduced" in done.stdout
     assert f"{url} @ {old[:12]}" in done.stdout
@@ -120,7 +120,7 @@ def test_git_url_with_subdirectory(kit_repo, git_server, tmp_path):
     assert run.data.tags["mlflow.source.name"] == f"{url}#kit"
     assert run.data.tags["mlflow.source.git.commit"] == git(mono, "rev-parse", "HEAD")
 
-    done = kit_cli(tmp_path, "reproduce", run.info.run_id)
+    done = kit_cli(tmp_path, "reproduce", run.info.run_id, "--trust", url)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "verdict: reproduced" in done.stdout
 
@@ -140,7 +140,7 @@ def test_dirty_run_is_reproduced_from_its_recorded_diff(kit_repo, tmp_path):
     git(kit_repo, "checkout", "--", ".")  # the user moves on; the change is gone from the tree
     head = git(kit_repo, "rev-parse", "HEAD")
 
-    done = kit_cli(tmp_path, "reproduce", original.info.run_id)
+    done = kit_cli(tmp_path, "reproduce", original.info.run_id, "--trust", str(kit_repo))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "+ recorded uncommitted.patch" in done.stdout
     assert "verdict: reproduced" in done.stdout
@@ -198,14 +198,14 @@ def test_changed_data_is_refused_and_changed_metrics_are_reported(kit_repo, tmp_
 
     # A metric that no longer matches (as if the code or data had silently changed).
     client.log_metric(original.info.run_id, "test_accuracy", 0.5)
-    done = kit_cli(tmp_path, "reproduce", original.info.run_id)
+    done = kit_cli(tmp_path, "reproduce", original.info.run_id, "--trust", str(kit_repo))
     assert done.returncode == 1
     assert "verdict: NOT reproduced" in done.stdout
     assert newest_run(client).data.tags["reproduce.mismatches"] == "test_accuracy"
 
     pd.concat([frame, frame.head(3)]).to_csv(table, index=False)
     before = len(client.search_runs([original.info.experiment_id]))
-    done = kit_cli(tmp_path, "reproduce", original.info.run_id)
+    done = kit_cli(tmp_path, "reproduce", original.info.run_id, "--trust", str(kit_repo))
     assert done.returncode == 2
     assert done.stderr.startswith(f"error: input {table} changed since run ")
     assert "recorded digest" in done.stderr and "Traceback" not in done.stderr
@@ -256,7 +256,7 @@ def test_a_run_on_versioned_s3_data_is_reproduced_from_its_version(kit_repo, s3_
     changed = pd.concat([frame, frame.head(5)]).to_csv(index=False)
     s3.put_object(Bucket=bucket, Key="cancer.csv", Body=changed)  # the key moves on
 
-    done = kit_cli(tmp_path, "reproduce", original.info.run_id)
+    done = kit_cli(tmp_path, "reproduce", original.info.run_id, "--trust", str(kit_repo))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "verdict: reproduced" in done.stdout
     rerun = newest_run(client)
@@ -292,7 +292,7 @@ def test_a_multiclass_run_on_text_labels_gaps_and_categories_reproduces(kit_repo
     assert original.data.params["task"] == "multiclass"
     assert original.data.params["classes"] == "bird, cat, dog"
 
-    done = kit_cli(tmp_path, "reproduce", original.info.run_id)
+    done = kit_cli(tmp_path, "reproduce", original.info.run_id, "--trust", str(kit_repo))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "verdict: reproduced" in done.stdout
     assert "cv_f1_macro[3]" in done.stdout  # compared fold by fold

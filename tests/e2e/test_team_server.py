@@ -258,3 +258,45 @@ def test_only_admins_list_users_and_a_token_is_a_401_not_a_500(team, intruder):
     with log.open("rb") as handle:
         handle.seek(before)
         assert b"Traceback" not in handle.read()
+
+
+def test_reproducing_where_one_may_only_read_is_one_line_before_the_clone(team, tmp_path):
+    """The reader may read alice's run but not record in its experiment: `reproduce`
+    says so in one line before cloning anything (it was a clone, then an "unexpected"
+    403), and leaves nothing behind."""
+    import subprocess
+
+    import yaml
+    from mlflow.tracking import MlflowClient
+
+    from logistic_regression import provenance
+    from logistic_regression.config import compose_config
+    from logistic_regression.data import read_table
+    from logistic_regression.preflight import recorded_config
+
+    head = subprocess.run(
+        ["git", "-C", str(PROJECT), "rev-parse", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    with logged_in(WRITER, team.passwords[WRITER]):
+        client = MlflowClient(team.url)
+        experiment = client.create_experiment("team-alice-readable")
+        run = client.create_run(experiment, tags={
+            provenance.SOURCE_NAME: f"file://{PROJECT}",
+            provenance.GIT_COMMIT: head,
+            provenance.GIT_DIRTY: "false",
+        })  # fmt: skip
+        _, ref = read_table("breast_cancer")
+        client.log_param(run.info.run_id, "input_path", "breast_cancer")
+        client.log_param(run.info.run_id, "input_digest", ref.digest)
+        config = yaml.safe_dump(recorded_config(compose_config([])))
+        client.log_text(run.info.run_id, config, "config.yaml")
+        client.set_terminated(run.info.run_id)
+
+    env = client_env(tmp_path, READER, team.passwords[READER])
+    env["MLFLOW_TRACKING_URI"] = team.url
+    done = kit(team, tmp_path, env, "reproduce", run.info.run_id)
+    assert done.returncode == 2, done.stdout + done.stderr
+    (line,) = error_lines(done.stderr)
+    assert "experiment 'team-alice-readable'" in line and "permission denied" in line
+    assert "Re-running" not in done.stdout
+    assert [r.info.run_id for r in runs_of(team, "team-alice-readable")] == [run.info.run_id]
