@@ -140,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return train.main(["-m", *[part for arg in args_list[1:] for part in shlex.split(arg)]])
     environment.quiet_mlflow_downloads()  # reproduce and inspect read a run's files
-    return cli.guarded(lambda: command(parser().parse_args(args_list)))
+    with environment.private_files():
+        return cli.guarded(lambda: command(parser().parse_args(args_list)))
 
 
 def command(args: argparse.Namespace) -> int:

@@ -24,7 +24,8 @@ Each variable below is written because what reads it offers no other public way 
   download a run's files: MLflow draws a bar for each around the kit's one-line output.
 
 Not the environment, but the same kind of channel: `sys.argv`, which `hydra.main` reads
-its command line from (`hydra_command_line`).
+its command line from (`hydra_command_line`), and the umask, which decides the mode of
+every file any library creates for the kit (`private_files`).
 """
 
 from __future__ import annotations
@@ -98,6 +99,20 @@ def for_rerun(extra: dict[str, str]) -> dict[str, str]:
         if name in RERUN_NAMES or name.startswith(RERUN_PREFIXES)
     }
     return {**kept, **extra}
+
+
+@contextmanager
+def private_files() -> Iterator[None]:
+    """Inside the block, what this process (and every child it starts) creates is its
+    user's alone: files 0600, folders 0700 (umask 077). The kit's files hold private data
+    or secrets: the spool (every artifact before upload), predictions, mlflow.db, a
+    sweep's multirun.yaml, the server's log; under the usual umask (022) each was
+    readable by every local user. The user's umask is back after the block."""
+    previous = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(previous)
 
 
 def tracking_uri(configured: str) -> str:

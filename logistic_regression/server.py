@@ -41,7 +41,7 @@ from hydra.core.config_store import ConfigStore
 from logistic_regression import server_app
 from logistic_regression.config import PROJECT_DIR
 from logistic_regression.config import compose as compose_config_file
-from logistic_regression.environment import for_child
+from logistic_regression.environment import for_child, private_files
 from logistic_regression.errors import ConfigError, KitError
 from logistic_regression.server_auth import (
     ADMIN_PASSWORD,
@@ -331,6 +331,9 @@ def stop(config: ServerConfig) -> int:
     _stop_group(pid)
     pid_file.unlink(missing_ok=True)
     _description_file(config).unlink(missing_ok=True)
+    # The admin's password is in the ini only while a server may read it (a start
+    # writes it again).
+    (in_project(config.state_dir) / "basic_auth.ini").unlink(missing_ok=True)
     print(f"stopped the tracking server (pid {pid})")
     return 0
 
@@ -368,6 +371,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", help="conf/server.yaml overrides, key=value")
     args = parser.parse_args(argv)
     install()  # what it prints (a backend store URI with a password, say) is redacted
+    with private_files():  # the log, the state folder, a SQLite store: this user's alone
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         overrides = list(args.overrides)
         if args.port is not None:

@@ -104,6 +104,11 @@ def main(argv: list[str] | None = None) -> int:
     environment.hold_thread_pools()  # before numpy loads: the worker forks single-threaded
     install()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    with environment.private_files():
+        return _main(args)
+
+
+def _main(args: list[str]) -> int:
     if any(arg.startswith("-") for arg in args):
         from logistic_regression import sweep
 

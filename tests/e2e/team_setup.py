@@ -125,6 +125,7 @@ def team_fixture(s3_server, tmp_path_factory):
         finally:
             stopped = team.script("--stop")
         assert stopped.returncode == 0 and "stopped" in stopped.stdout, stopped.stderr
+        assert not (base / "state" / "basic_auth.ini").exists(), "the admin password stayed"
 
 
 def client_env(tmp_path: Path, username: str | None, password: str | None) -> dict[str, str]:

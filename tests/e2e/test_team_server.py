@@ -124,6 +124,9 @@ def test_status_names_the_stores_and_no_password_is_on_a_command_line(team):
 
     ini = team.state / "basic_auth.ini"
     assert ini.stat().st_mode & 0o777 == 0o600
+    # The state folder and everything in it (the log, the description) are private.
+    assert team.state.stat().st_mode & 0o777 == 0o700
+    assert [p.name for p in team.state.iterdir() if p.stat().st_mode & 0o077] == []
     assert team.admin_password in ini.read_text()  # where MLflow reads it: there alone
     written = [
         path.read_text(errors="replace")
