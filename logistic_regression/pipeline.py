@@ -271,9 +271,12 @@ def write_run_files(
         "features.txt": "\n".join(context.dataset.features.columns) + "\n",
         "config.yaml": OmegaConf.to_yaml(preflight.recorded_config(context.config)),
         "environment.txt": provenance.environment_lock(packages),
-        **({"uncommitted.patch": git.patch} if git is not None and git.dirty else {}),
         "report.html": html,
     }
+    if git is not None and git.dirty:
+        files["uncommitted.patch"], hidden = provenance.redacted_patch(git.patch)
+        if hidden:
+            runs.log_tags(context.run_id, {provenance.PATCH_REDACTED: str(hidden)})
     contents = {"predictions.csv": predictions}
     contents.update({name: text.encode("utf-8") for name, text in files.items()})
     context.writer.put_bytes(contents, context.run_root, "the report and run files", "artifacts")

@@ -11,11 +11,12 @@ from __future__ import annotations
 import getpass
 import importlib.metadata
 import platform
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from logistic_regression.uris import redact
+from logistic_regression.uris import MARK, redact
 
 # MLflow's reserved tag names, as documented for MLflow Projects.
 SOURCE_NAME = "mlflow.source.name"
@@ -87,6 +88,21 @@ def uncommitted_patch(root: Path) -> str:
         diff = _git(root, "diff", "--no-index", "--binary", "--", "/dev/null", name, ok_codes=(1,))
         parts.append(diff or "")
     return "".join(parts)
+
+
+PATCH_REDACTED = "kit.patch_redacted"
+
+
+def redacted_patch(patch: str) -> tuple[str, int]:
+    """The patch with every known secret hidden (`uris.redact`: credential variables'
+    values, the webhook URL, user-info and secret parameters of URIs), and how many
+    were. Text files only: a binary file's base85 lines are left whole, since hiding a
+    piece of one would corrupt it. What was hidden stays `***` when `reproduce` applies
+    the patch; where that matters, the metrics say so."""
+    blocks = re.split(r"(?m)^(?=diff --git )", patch)
+    shown = [block if "\nGIT binary patch\n" in block else redact(block) for block in blocks]
+    text = "".join(shown)
+    return text, text.count(MARK) - patch.count(MARK)
 
 
 def source_name(project_dir: Path, state: GitState | None) -> str:

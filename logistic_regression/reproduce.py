@@ -214,7 +214,16 @@ def checkout(recorded: Recorded, workdir: Path) -> Path:
     _git(workdir, "clone", "--quiet", "--no-checkout", recorded.repository, str(source))
     _git(source, "-c", "advice.detachedHead=false", "checkout", "--quiet", recorded.commit)
     if recorded.patch is not None:
-        _git(source, "apply", "--whitespace=nowarn", str(recorded.patch))
+        try:
+            _git(source, "apply", "--whitespace=nowarn", str(recorded.patch))
+        except NotReproducible as exc:
+            hidden = recorded.tags.get(provenance.PATCH_REDACTED)
+            if not hidden:
+                raise
+            raise NotReproducible(
+                f"{exc}; {hidden} secret values in the recorded uncommitted.patch were "
+                "recorded as *** and a changed line around one no longer matches the commit"
+            ) from None
     project = source / recorded.subdirectory if recorded.subdirectory else source
     if not (project / "MLproject").is_file():
         raise NotReproducible(

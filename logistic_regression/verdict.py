@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from logistic_regression.provenance import PATCH_REDACTED
 from logistic_regression.tracking.baselines import COMPARISON_PREFIX
 
 if TYPE_CHECKING:
@@ -74,9 +75,11 @@ def compare(
 
 def print_comparison(recorded: Recorded, new_run_id: str, result: Comparison, tolerance: float):
     print(f"Reproduction of run {recorded.run_id} ({recorded.run_name}) as run {new_run_id}")
+    hidden = recorded.tags.get(PATCH_REDACTED)
     print(
         f"  code: {recorded.repository} @ {recorded.commit[:12]}"
         + (" + recorded uncommitted.patch" if recorded.patch else "")
+        + (f" ({hidden} secret values in it recorded as ***)" if hidden else "")
     )
     rule = "exact" if tolerance == 0 else f"within {tolerance:g}"
     print(f"  metrics ({rule}):")

@@ -89,3 +89,25 @@ def test_environment_lock_pins_installed_versions():
     assert lines[0].startswith(f"# python {provenance.python_version()}")
     assert f"mlflow=={mlflow.__version__}" in lines
     assert f"scikit-learn=={sklearn.__version__}" in lines
+
+
+def test_the_recorded_patch_hides_known_secrets_and_leaves_binary_files_whole(monkeypatch):
+    from logistic_regression.provenance import redacted_patch
+
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMIK7MDENGbPxRfiCYSECRET")
+    text = (
+        "diff --git a/deploy.sh b/deploy.sh\nnew file mode 100644\n--- /dev/null\n"
+        "+++ b/deploy.sh\n@@ -0,0 +1,2 @@\n"
+        "+export AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMIK7MDENGbPxRfiCYSECRET\n"
+        "+aws s3 cp s3://AKID:hunter2hunter2@bucket/x .\n"
+    )
+    binary = (
+        "diff --git a/blob.bin b/blob.bin\nnew file mode 100644\nindex 0000000..1111111\n"
+        "GIT binary patch\nliteral 12\nzcmZ?wbhEHbRA6A?key=;Tc0wO\n\nliteral 0\nHcmV?d00001\n\n"
+    )
+    shown, hidden = redacted_patch(text + binary)
+    assert hidden == 2
+    assert "wJalrXUtnFEMIK7MDENGbPxRfiCYSECRET" not in shown and "hunter2" not in shown
+    assert "+export AWS_SECRET_ACCESS_KEY=***\n" in shown and "s3://***@bucket/x" in shown
+    assert shown.endswith(binary), "a binary file's lines are left whole"
+    assert redacted_patch(binary) == (binary, 0)

@@ -130,11 +130,25 @@ def test_dirty_run_is_reproduced_from_its_recorded_diff(kit_repo, tmp_path):
     with the baseline are context, not part of the verdict), and `mlflow run -e
     reproduce` makes its own run the reproduction, left out of `best` unless asked."""
     set_default_c(kit_repo, "0.3")
-    done = run_command([PYTHON, "-m", "logistic_regression.train"], cwd=kit_repo)
+    # An untracked script beside the change holds two secrets the run knows: the
+    # recorded patch hides them (the rerun gets *** there, which training never reads).
+    secret_key, hook_token = "PATCHCANARYKEY" + "7d1e5a", "PATCHCANARYHOOK" + "2b9c"
+    hook = f"http://127.0.0.1:9/hooks/{hook_token}"  # nothing listens: a warning only
+    (kit_repo / "deploy.sh").write_text(
+        f"export AWS_SECRET_ACCESS_KEY={secret_key}\ncurl -X POST {hook}\n"
+    )
+    secrets = {"AWS_SECRET_ACCESS_KEY": secret_key, "LOGREG_WEBHOOK_URL": hook}
+    done = run_command([PYTHON, "-m", "logistic_regression.train"], cwd=kit_repo, env=secrets)
     assert done.returncode == 0, done.stderr
     client = MlflowClient()
     original = newest_run(client)
     assert original.data.tags["mlflow.source.git.dirty"] == "true"
+    patch = client.download_artifacts(original.info.run_id, "uncommitted.patch", str(tmp_path))
+    recorded_patch = Path(patch).read_text()
+    assert "+export AWS_SECRET_ACCESS_KEY=***" in recorded_patch and "deploy.sh" in recorded_patch
+    assert secret_key not in recorded_patch and hook_token not in recorded_patch
+    assert original.data.tags["kit.patch_redacted"] == "2"
+    (kit_repo / "deploy.sh").unlink()
     assert not any(name.startswith("vs_baseline_") for name in original.data.metrics)
     mark_baseline(original.info.run_id)  # the experiment gets its baseline after the run
     git(kit_repo, "checkout", "--", ".")  # the user moves on; the change is gone from the tree
@@ -142,7 +156,7 @@ def test_dirty_run_is_reproduced_from_its_recorded_diff(kit_repo, tmp_path):
 
     done = kit_cli(tmp_path, "reproduce", original.info.run_id, "--trust", str(kit_repo))
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "+ recorded uncommitted.patch" in done.stdout
+    assert "+ recorded uncommitted.patch (2 secret values in it recorded as ***)" in done.stdout
     assert "verdict: reproduced" in done.stdout
     assert "not part of the verdict" in done.stdout  # the vs_baseline_* rows, shown
     rerun = newest_run(client)

@@ -111,7 +111,17 @@ def test_no_secret_is_printed_raised_tagged_reported_stored_or_sent(
 
         # The finished run reproduced (a rerun through S3, which notifies too).
         code, out, err = finish(
-            kit(["logistic_regression", "reproduce", finished.info.run_id], tmp_path, env),
+            kit(
+                [
+                    "logistic_regression",
+                    "reproduce",
+                    finished.info.run_id,
+                    "--trust",
+                    str(kit_repo),
+                ],
+                tmp_path,
+                env,
+            ),  # fmt: skip
             outputs,
         )
         assert code == 0 and "verdict: reproduced" in out, out + err
