@@ -10,7 +10,10 @@ FINISHED, and a run left RUNNING by a process that is gone KILLED.
 The default spool is shared by every checkout of a user, so `sync` handles the folders
 of its own tracking store (MLFLOW_TRACKING_URI, else `tracking.uri`, compared as
 `spool.store_key` does) and says how many others it left alone; `--all` handles every
-folder, each against the store its journal names.
+folder, each against the store its journal names, except folders naming another
+tracking *server*: the login in the environment belongs to this command's store, and
+MLflow would send it to any server a journal names, so those are listed and skipped
+(name the server with MLFLOW_TRACKING_URI to sync them there).
 
 Each folder is handled on its own. One that cannot be synced (its run was deleted or is
 missing, its store is gone, its journal is empty or damaged, anything raised) is
@@ -91,6 +94,9 @@ def sync(config: Config, every_store: bool = False) -> int:
         if named and named != own and not every_store:
             foreign += 1
             continue
+        if named and named != own and not _local(named):
+            _skip_server(folder, named)
+            continue
         handled += 1
         try:
             outcome = sync_folder(folder, storage, own_uri if named == own else "")
@@ -107,6 +113,21 @@ def sync(config: Config, every_store: bool = False) -> int:
             "(`python -m logistic_regression sync --all` syncs them against their own stores)"
         )
     return 1 if left else 0
+
+
+def _local(key: str) -> bool:
+    """A store in this machine's files (SQLite, a file store): no login is sent to it."""
+    return key.startswith(("sqlite:///", "file:", "/"))
+
+
+def _skip_server(folder: Path, key: str) -> None:
+    """A folder naming another server is not synced with this command's login (MLflow
+    sends MLFLOW_TRACKING_USERNAME/PASSWORD to whatever server it is pointed at, and a
+    journal can name any): said, and left for a sync that names that server itself."""
+    print(
+        f"{folder.name}: its tracking store {key} is another server; not synced with this "
+        f"login (MLFLOW_TRACKING_URI={key} python -m logistic_regression sync syncs it there)"
+    )
 
 
 def refuse_locked_store(uri: str, timeout_s: float) -> None:

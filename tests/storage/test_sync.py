@@ -404,3 +404,52 @@ def test_a_locked_store_is_one_line_and_every_folder_kept(
     code, _, _ = sync_cli(capsys)
     assert code == 0
     assert_synced(run)
+
+
+def test_sync_all_never_sends_the_login_to_a_server_a_journal_names(
+    storage, tmp_path, isolated_mlflow, monkeypatch, capsys
+):
+    """A spool folder planted to name another server (here a real HTTP server that
+    records every request): `sync --all` with a login in the environment lists it and
+    sends that server nothing; this store's own folders are synced as ever."""
+    import http.server
+    import threading
+
+    seen: list[tuple[str, str | None]] = []
+
+    class Recorder(http.server.BaseHTTPRequestHandler):
+        def _record(self) -> None:
+            seen.append((self.path, self.headers.get("Authorization")))
+            self.send_response(500)
+            self.end_headers()
+
+        do_GET = do_POST = _record
+
+        def log_message(self, *args) -> None:
+            pass
+
+    listener = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=listener.serve_forever, args=(0.05,), daemon=True).start()
+    elsewhere = f"http://127.0.0.1:{listener.server_address[1]}"
+    try:
+        mine = spooled_run(storage, tmp_path, isolated_mlflow, "mine")
+        planted = spooled_run(storage, tmp_path, isolated_mlflow, "planted")
+        journal = planted.folder / "journal.jsonl"
+        lines = [json.loads(line) for line in journal.read_text().splitlines()]
+        for record in lines:
+            if "tracking_uri" in record:
+                record["tracking_uri"] = elsewhere
+        journal.write_text("".join(json.dumps(record) + "\n" for record in lines))
+        before = planted.contents()
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "alice")
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "alices-password-canary")
+
+        code, out, err = sync_cli(capsys, "--all")
+    finally:
+        listener.shutdown()
+        listener.server_close()
+    assert seen == [], "the other server heard from sync"
+    assert code == 0 and err == "", err
+    assert f"its tracking store {elsewhere} is another server; not synced" in out
+    assert planted.contents() == before
+    assert_synced(mine)
