@@ -15,6 +15,7 @@ import pandas as pd
 from logistic_regression.data import local_path
 from logistic_regression.errors import DataError, first_line
 from logistic_regression.storage import s3
+from logistic_regression.storage.beneath import write_beneath
 from logistic_regression.storage.writer import ArtifactWriter
 
 PREDICTIONS = "predictions.csv"
@@ -67,8 +68,10 @@ def write_predictions(data: bytes, output: str, run_id: str, writer: ArtifactWri
         root = f"{output.rstrip('/')}/{run_id}"
         writer.put_bytes({PREDICTIONS: data}, root, PREDICTIONS, "outputs")
         return f"{root}/{PREDICTIONS}"
-    folder = local_path(output) / run_id
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / PREDICTIONS
-    path.write_bytes(data)
-    return str(Path(path).resolve())
+    # Never through a link planted at <output>/<run id>/ or at the file (storage/beneath.py).
+    try:
+        path = write_beneath(local_path(output), f"{run_id}/{PREDICTIONS}", data)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise DataError(f"data.output={output!r}: predictions not written: {reason}") from None
+    return str(path.resolve())

@@ -48,6 +48,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from logistic_regression.errors import first_line
+from logistic_regression.storage.beneath import copy_beneath
 from logistic_regression.storage.spool import (
     FILES,
     JOURNAL,
@@ -144,9 +145,7 @@ class Destination:
         if entry.root.startswith("s3://"):
             self._transfers().upload(local, entry.destination, entry.size, progress)
         elif (folder := local_root(entry.root)) is not None:
-            target = folder / entry.path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(local, target)
+            target = copy_beneath(local, folder, entry.path)  # never through a planted link
             if target.stat().st_size != entry.size:
                 raise OSError(f"verify: {target} does not hold {entry.size} bytes")
             progress(entry.size)
