@@ -54,11 +54,6 @@ class StorageKind(StrEnum):
     S3 = "s3"
 
 
-class SnapshotMode(StrEnum):
-    REFERENCE = "reference"
-    COPY = "copy"
-
-
 class NumericImpute(StrEnum):
     MEAN = "mean"
     MEDIAN = "median"
@@ -202,7 +197,6 @@ class StorageConfig:
     flush_timeout_s: float = 600.0
     spool_dir: str = ""
     progress: bool = True
-    snapshot: str = "reference"
 
 
 @dataclass

@@ -21,7 +21,6 @@ from logistic_regression.config import (
     NumericImpute,
     Penalty,
     PreprocessingConfig,
-    SnapshotMode,
     Solver,
     StorageConfig,
     StorageKind,
@@ -137,7 +136,6 @@ def validate_for_task(cfg: Config, task: str, classes: list[str]) -> None:
 
 def validate_storage(s: StorageConfig) -> None:
     _allowed("storage.kind", s.kind, StorageKind)
-    _allowed("storage.snapshot", s.snapshot, SnapshotMode)
     if s.kind == "s3" and not s.bucket:
         raise ConfigError("storage.bucket is empty; storage=s3 needs the bucket for artifacts")
     if "/" in s.bucket or s.bucket.startswith("s3:"):

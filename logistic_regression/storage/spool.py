@@ -10,10 +10,10 @@ A run's spool folder `<spool root>/<run id>/` holds:
   (reason) when the run stopped because its tracking store failed (`sync` ends the run
   FAILED with it if it is still RUNNING), and `closed` when the writing process closed
   it itself (a SIGKILLed one never writes it);
-- `results.jsonl`, written only by uploaders (the run's, or `sync`): `verified`,
-  `failed` and `resnapshot` lines, and `recorded` once `sync` wrote the outcome on the run;
-- `files/<id>/<name>`: copies of logged files (`storage.snapshot=copy`, or a file that
-  changed before its upload finished); `scratch/`: files the kit built in the spool;
+- `results.jsonl`, written only by uploaders (the run's, or `sync`): `verified` and
+  `failed` lines, and `recorded` once `sync` wrote the outcome on the run;
+- `files/<id>/<name>`: copies of files logged by path (`ArtifactWriter.log_file`, copied
+  when logged); `scratch/`: files the kit built in the spool;
 - `.lock`: held by the writing process or by `sync` (a file lock).
 
 Both logs are append-only, one JSON object per line, and survive a SIGKILL: at worst the
@@ -151,23 +151,14 @@ def process_alive(pid: int) -> bool:
     return True
 
 
-def file_state(path: Path) -> list[int]:
-    """What says a file is unchanged: inode, size, mtime and ctime (nanoseconds). Any
-    write, truncation, replacement (rename over it) or metadata change moves one of them."""
-    st = path.stat()
-    return [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
-
-
 @dataclass(frozen=True)
 class Entry:
     """One file to upload and the artifact it becomes.
 
-    `source` is relative to the run's spool folder (a copy or a file built there), or an
-    absolute path to the user's own file (`storage.snapshot=reference`); then `state` is
-    that file's `file_state` when it was logged, and the uploader uploads it only while
-    it still matches. `run_id`/`model_id` say whose artifact it is, so a root that only
-    MLflow can write (`mlflow-artifacts:` through a tracking server) is written through
-    MLflow's client for that run or logged model."""
+    `source` is relative to the run's spool folder (a copy or a file built there; the
+    uploader refuses anything else). `run_id`/`model_id` say whose artifact it is, so a
+    root that only MLflow can write (`mlflow-artifacts:` through a tracking server) is
+    written through MLflow's client for that run or logged model."""
 
     id: int
     source: str
@@ -176,16 +167,10 @@ class Entry:
     size: int
     run_id: str = ""
     model_id: str = ""
-    state: list[int] | None = None
 
     @property
     def destination(self) -> str:
         return f"{self.root.rstrip('/')}/{self.path}"
-
-    @property
-    def referenced(self) -> bool:
-        """True when the source is the user's file, not a copy the spool owns."""
-        return self.state is not None
 
     @classmethod
     def from_record(cls, record: dict) -> Entry:
@@ -205,7 +190,6 @@ class Journal:
     verified: set[int] = field(default_factory=set)
     errors: dict[int, str] = field(default_factory=dict)
     models: list[str] = field(default_factory=list)
-    resnapshots: dict[int, dict] = field(default_factory=dict)
     sealed: bool = False  # every file the run meant to log is queued (its logging is over)
     closed: bool = False  # the writing process closed the folder itself
     recorded: bool = False  # `sync` wrote the outcome on the run
@@ -245,12 +229,8 @@ class Journal:
             self.failure = str(record["reason"])
         elif event == "queued":
             self.entries[record["id"]] = Entry.from_record(record)
-            self._resnapshot(record["id"])
             if self.version:  # logging goes on after a flush: not sealed until the next
                 self.sealed = False
-        elif event == "resnapshot":  # the results may be read before the journal
-            self.resnapshots[record["id"]] = record
-            self._resnapshot(record["id"])
         elif event == "verified":
             self.verified.add(record["id"])
             self.errors.pop(record["id"], None)
@@ -258,14 +238,6 @@ class Journal:
             self.errors[record["id"]] = record["error"]
         elif event == "model":
             self.models.append(record["model_id"])
-
-    def _resnapshot(self, entry_id: int) -> None:
-        """A file that changed before its upload finished is uploaded from its copy."""
-        if entry_id in self.entries and entry_id in self.resnapshots:
-            old, copy = self.entries[entry_id], self.resnapshots[entry_id]
-            self.entries[entry_id] = Entry(
-                old.id, copy["source"], old.root, old.path, copy["size"], old.run_id, old.model_id
-            )
 
     @classmethod
     def read(cls, folder: Path) -> Journal:
@@ -334,7 +306,7 @@ def unlogged_files(folder: Path, journal: Journal) -> list[Path]:
         parts = relative.parts
         if parts[0] == FILES and len(parts) > 2 and parts[1].isdigit():
             if int(parts[1]) in journal.entries:
-                continue  # a copy of a logged file (an older re-snapshot of it)
+                continue  # the copy of a logged file
         found.append(path)
     return found
 

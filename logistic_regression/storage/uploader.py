@@ -15,18 +15,10 @@ by size; any other MLflow artifact root (`mlflow-artifacts:` through a tracking 
 through MLflow's public client, `MlflowClient.log_artifact` for the entry's run or
 `log_model_artifact` for its logged model, verified by listing the stored size.
 
-A file logged by reference (`storage.snapshot=reference`) is uploaded from the user's
-path only while it is unchanged: its inode, size, mtime and ctime are compared with those
-recorded at logging, before the upload and again after it, before it is recorded as
-verified. A file that changed is copied into the spool (a `resnapshot` result) and that
-copy is uploaded instead, so what is stored is always one whole version of the file,
-never a mix, and a file rewritten during its upload ends up stored with its new bytes. A
-file deleted before its upload was verified is never counted as stored: the entry fails
-at once with an error saying so (no retries; whatever an interrupted upload wrote is not
-vouched for) and the run ends FAILED with it in `kit.artifacts_pending`. (Detection rests
-on the file's timestamps: a same-size rewrite within the filesystem's timestamp
-granularity of the moment it was logged, before its upload began, is stored as the new
-version without a `resnapshot` line; still one whole version.)
+Every source is a file of the run's own spool folder (the writer builds or copies each
+one there), named relative to it: a journal entry naming anything else (an absolute
+path, `..`, a link leading out) is refused, not uploaded (`spool_source`), so a planted
+spool folder cannot make `sync` read and upload someone's file.
 """
 
 from __future__ import annotations
@@ -35,7 +27,6 @@ import json
 import os
 import posixpath
 import random
-import shutil
 import signal
 import sys
 import threading
@@ -48,14 +39,12 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from logistic_regression.errors import first_line
-from logistic_regression.storage.beneath import copy_beneath
+from logistic_regression.storage.beneath import copy_beneath, parts
 from logistic_regression.storage.spool import (
-    FILES,
     JOURNAL,
     RESULTS,
     Entry,
     Journal,
-    file_state,
     repair_tail,
     tail,
 )
@@ -68,10 +57,6 @@ PROGRESS_MIN_BYTES = 8 * MB
 # uploader does not compete for the CPU with the training thread while it logs them.
 QUIET_S = 0.02
 BURST_S = 0.2
-
-
-class SourceGone(Exception):
-    """The user's file was deleted before its upload was verified: not retried."""
 
 
 @dataclass(frozen=True)
@@ -239,18 +224,13 @@ class Engine:
     def _upload(self, entry: Entry) -> None:
         s = self.settings
         attempt = 1
+        try:
+            source = spool_source(self.folder, entry.source)
+        except OSError as exc:  # not the spool's file: refused, never retried
+            self._record(event="failed", id=entry.id, error=f"{entry.path}: {exc}")
+            return
         while not self.stop.is_set():
-            try:
-                entry = self._current(entry)
-                error = self._put(entry)
-                if entry.referenced and (now := self._current(entry)) is not entry:
-                    entry = now  # it changed during the upload: upload the copy instead,
-                    continue  # and the store is not to blame (no attempt used)
-            except SourceGone as exc:  # nothing left to upload: not retried
-                self._record(event="failed", id=entry.id, error=f"{entry.path}: {exc}")
-                return
-            except OSError as exc:  # the copy into the spool failed
-                error = f"{entry.path}: {type(exc).__name__}: {first_line(exc)}"
+            error = self._put(entry, source)
             if error is None:
                 self._record(event="verified", id=entry.id, size=entry.size)
                 return
@@ -262,42 +242,25 @@ class Engine:
             if self.stop.wait(pause * (0.5 + random.random() / 2)):
                 return
 
-    def _put(self, entry: Entry) -> str | None:
+    def _put(self, entry: Entry, source: Path) -> str | None:
         """Upload and verify once; the error line, or None when the object is verified."""
         try:
             with _progress_bar(entry, self.settings.progress) as advance:
-                self.destination.put(entry, self.folder / entry.source, advance)
+                self.destination.put(entry, source, advance)
         except Exception as exc:  # every failure is retried, then recorded
             return f"{entry.path}: {type(exc).__name__}: {first_line(exc)}"
         return None
 
-    def _current(self, entry: Entry) -> Entry:
-        """The entry itself while its file is as logged; else a copy of the file as it is
-        now, taken into the spool and recorded (`resnapshot`)."""
-        if not entry.referenced:
-            return entry
-        original = Path(entry.source)
-        try:
-            if file_state(original) == entry.state:
-                return entry
-            copy = self.folder / FILES / str(entry.id) / original.name
-            copy.parent.mkdir(parents=True, exist_ok=True)
-            for _ in range(5):
-                before = file_state(original)
-                shutil.copyfile(original, copy)
-                if file_state(original) == before:
-                    break
-            else:
-                raise OSError("the file kept changing while it was copied")
-        except FileNotFoundError:
-            raise SourceGone(
-                f"{original} was deleted before its upload was verified; it is not stored"
-            ) from None
-        source = copy.relative_to(self.folder).as_posix()
-        self._record(event="resnapshot", id=entry.id, source=source, size=before[1])
-        return Entry(
-            entry.id, source, entry.root, entry.path, before[1], entry.run_id, entry.model_id
-        )
+
+def spool_source(folder: Path, source: str) -> Path:
+    """The file a journal entry names, which must be a regular file of its spool folder:
+    a relative path without `..` that no link leads out of."""
+    parts(source)  # refuses an absolute path or `..`
+    path = folder / source
+    resolved = path.resolve()
+    if path.is_symlink() or folder.resolve() not in resolved.parents:
+        raise OSError(f"{source!r} is not a file of its spool folder; not uploaded")
+    return resolved
 
 
 class _progress_bar:

@@ -3,7 +3,7 @@ the run's end waits for them.
 
 `ArtifactWriter` is the run's one artifact component: `put_bytes` (files the kit made),
 `model_folder`/`put_model` (the saved model), `log_file`/`log_folder` (files by path,
-snapshotted as `storage.snapshot` says: docs/artifacts.md), `flush(bound)` and `close`.
+copied into the spool when logged: docs/artifacts.md), `flush(bound)` and `close`.
 It writes each file into the run's spool folder, checks the disk has room first (a full
 disk is `SpoolFull`: one line naming the folder and the space missing), appends it to
 the journal (`spool.py`) and hands it to the upload engine (`uploads.py`, `uploader.py`),
@@ -45,7 +45,6 @@ from logistic_regression.storage.spool import (
     SCRATCH,
     Entry,
     Journal,
-    file_state,
     free_bytes,
     human_size,
     remove_folder,
@@ -166,18 +165,16 @@ class ArtifactWriter:
 
     def log_file(self, path: Path, root: str, artifact_path: str = "", model_id: str = "") -> None:
         """Queue `path` as `<root>/<artifact_path>/<name>`, an artifact of the run (or of
-        the logged model `model_id`), snapshotted as `storage.snapshot` says (see the
-        module docstring)."""
+        the logged model `model_id`). Its bytes are copied into the spool now (one kernel
+        copy): later changes to the file or its deletion never reach the store, and the
+        uploader only ever reads the spool's own files."""
         path = Path(os.path.abspath(path))
-        state = file_state(path)  # a missing file fails here, in the caller
+        size = path.stat().st_size  # a missing file fails here, in the caller
         entry_id = self._take_id()
         target = _join(artifact_path, path.name)
-        if self.storage.snapshot != "copy":
-            self._queue(Entry(entry_id, str(path), root, target, state[1], "", model_id, state))
-            return
         copy = self.folder / FILES / str(entry_id) / path.name
         try:
-            with self.room_for(state[1], str(path)):
+            with self.room_for(size, str(path)):
                 copy.parent.mkdir(parents=True)
                 shutil.copyfile(path, copy)  # sendfile: no Python buffer
         except (OSError, SpoolFull) as exc:  # the spool's disk is full or gone: say so at flush

@@ -76,21 +76,23 @@ def test_logging_returns_while_the_store_hangs_and_flush_is_bounded(storage, pri
     small = tmp_path / "small.txt"
     small.write_text("version 1")
     root = "s3://kit/async/run2/artifacts"
-    storage = dataclasses.replace(
-        storage, multipart_threshold_mb=8, multipart_chunksize_mb=5, snapshot="copy"
-    )
+    gone = tmp_path / "gone.txt"
+    gone.write_text("deleted after logging")
+    storage = dataclasses.replace(storage, multipart_threshold_mb=8, multipart_chunksize_mb=5)
 
     private_s3.freeze()
     try:
         writer = ArtifactWriter("run2", "sqlite:///unused.db", storage)
         writer.log_file(big, root)
-        writer.log_file(small, root)  # snapshotted now ...
+        writer.log_file(small, root)  # copied into the spool now ...
         small.write_text("version 2, written after logging")  # ... so this is not uploaded
+        writer.log_file(gone, root)
+        gone.unlink()  # nor does a deletion after logging lose the file
         # It returns while the store is still frozen (a generous bound turns a hang into a
-        # failure), having waited its own limit, with both files still pending.
+        # failure), having waited its own limit, with the files still pending.
         began = time.monotonic()
         bounded = returns_within(60, writer.flush, timeout=1.0)
-        assert not bounded.complete and len(bounded.pending) == 2
+        assert not bounded.complete and len(bounded.pending) == 3
         assert time.monotonic() - began >= 1.0, "it waited its bound first"
     finally:
         private_s3.thaw()
@@ -101,6 +103,7 @@ def test_logging_returns_while_the_store_hangs_and_flush_is_bounded(storage, pri
     assert result.complete, result.errors
     assert s3_bytes(private_s3, f"{root}/big.bin") == big.read_bytes()
     assert s3_bytes(private_s3, f"{root}/small.txt") == b"version 1"
+    assert s3_bytes(private_s3, f"{root}/gone.txt") == b"deleted after logging"
     head = private_s3.client().head_object(
         Bucket="kit", Key="async/run2/artifacts/big.bin", ChecksumMode="ENABLED"
     )
@@ -231,49 +234,6 @@ def results(folder: Path) -> list[dict]:
     return [json.loads(line) for line in (folder / "results.jsonl").read_text().splitlines()]
 
 
-def test_files_changed_or_deleted_before_their_upload(storage, private_s3, tmp_path):
-    """snapshot=reference: a file rewritten in place while its upload hangs is stored
-    whole with its new bytes (copied into the spool and uploaded again), never a mix; a
-    file deleted before its upload was verified is never counted as stored, and the
-    flush says why."""
-    assert storage.snapshot == "reference"
-    storage = dataclasses.replace(storage, multipart_threshold_mb=8, multipart_chunksize_mb=5)
-    rewritten, deleted, kept = tmp_path / "model.bin", tmp_path / "gone.txt", tmp_path / "a.txt"
-    old, new = os.urandom(12 * 1024 * 1024), os.urandom(12 * 1024 * 1024)
-    rewritten.write_bytes(old)
-    deleted.write_text("deleted before upload")
-    kept.write_text("unchanged")
-    inode = rewritten.stat().st_ino
-    root = "s3://kit/changed/run6/artifacts"
-
-    private_s3.freeze()
-    try:
-        writer = ArtifactWriter("run6", "sqlite:///unused.db", storage)
-        for path in (rewritten, deleted, kept):
-            writer.log_file(path, root)
-        assert not (writer.folder / "files").exists(), "reference mode copies nothing"
-        time.sleep(1.0)  # the uploads have begun reading and hang on the frozen store
-        with rewritten.open("r+b") as handle:  # in place: same inode, same size
-            handle.write(new)
-        deleted.unlink()
-    finally:
-        private_s3.thaw()
-    try:
-        result = writer.flush(timeout=120)
-        folder = writer.folder
-        outcomes = results(folder)
-    finally:
-        writer.close()
-    assert rewritten.stat().st_ino == inode
-    assert s3_bytes(private_s3, f"{root}/model.bin") == new
-    assert s3_bytes(private_s3, f"{root}/a.txt") == b"unchanged"
-    assert [r["source"] for r in outcomes if r["event"] == "resnapshot"] == ["files/0/model.bin"]
-    assert not result.complete and result.pending == [f"{root}/gone.txt"]
-    (error,) = result.errors
-    assert "gone.txt" in error and "deleted before its upload was verified" in error
-    assert [r["event"] for r in outcomes if r["id"] == 1] == ["failed"], "not retried"
-
-
 def test_mlflow_s3_settings_are_honoured(storage, s3_env, monkeypatch, tmp_path):
     """MLflow's S3 settings: content types guessed as MLflow does, extra upload args."""
     monkeypatch.setenv("MLFLOW_S3_UPLOAD_EXTRA_ARGS", json.dumps({"Metadata": {"team": "kit"}}))
@@ -360,7 +320,7 @@ def test_an_old_journal_is_still_read(tmp_path):
     (folder / "journal.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
     journal = Journal.read(folder)
     (entry,) = journal.pending
-    assert entry.destination == "s3://b/p/a" and not entry.referenced and entry.run_id == ""
+    assert entry.destination == "s3://b/p/a" and entry.run_id == ""
     assert journal.models == ["m-1"]
 
 

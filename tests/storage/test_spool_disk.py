@@ -119,12 +119,12 @@ def test_a_disk_that_fills_during_the_run_keeps_the_folder_and_says_what_is_miss
 
 
 def test_a_copy_that_does_not_fit_is_not_started(base_config, tmp_path):
-    """storage.snapshot=copy of a file of known size larger than the spool's free space:
+    """A file logged by path (copied into the spool) larger than the spool's free space:
     nothing is copied (no partial file), and the flush says what is missing."""
     big = tmp_path / "weights.bin"
     big.write_bytes(os.urandom(3 * MiB))
     with tmpfs(tmp_path / "disk", "2m") as disk:
-        storage = dataclasses.replace(base_config.storage, spool_dir=str(disk), snapshot="copy")
+        storage = dataclasses.replace(base_config.storage, spool_dir=str(disk))
         with ArtifactWriter("run-copy", "sqlite:///unused.db", storage) as writer:
             writer.log_file(big, str(tmp_path / "store"))
             assert not (writer.folder / "files").exists()

@@ -139,7 +139,7 @@ def _damage_journal(bad: Spooled, tmp_path: Path, isolated_mlflow: str) -> str:
 
 def _empty_journal(bad: Spooled, tmp_path: Path, isolated_mlflow: str) -> str:
     (bad.folder / "journal.jsonl").write_text("")
-    (bad.folder / "files" / "0").mkdir(parents=True)
+    (bad.folder / "files" / "0").mkdir(parents=True, exist_ok=True)  # the logged copy's
     (bad.folder / "files" / "0" / "kept.bin").write_bytes(b"bytes nobody logged")
     return "names no run (empty or damaged)"
 
@@ -453,3 +453,38 @@ def test_sync_all_never_sends_the_login_to_a_server_a_journal_names(
     assert f"its tracking store {elsewhere} is another server; not synced" in out
     assert planted.contents() == before
     assert_synced(mine)
+
+
+@pytest.mark.parametrize("planted", ["absolute", "dotdot", "link"])
+def test_sync_uploads_only_files_of_the_spool_folder_itself(
+    storage, tmp_path, isolated_mlflow, planted, capsys
+):
+    """A journal entry naming a file outside its folder (an absolute path, `..`, or a
+    link in the folder leading out) would make `sync` read someone's file and upload
+    it to wherever the entry says: refused, nothing read or copied, the folder kept."""
+    private = tmp_path / "private.txt"
+    private.write_text("someone's private file")
+    run = spooled_run(storage, tmp_path, isolated_mlflow, "planted")
+    journal = run.folder / "journal.jsonl"
+    records = [json.loads(line) for line in journal.read_text().splitlines()]
+    (queued,) = [r for r in records if r.get("event") == "queued"]
+    if planted == "absolute":
+        queued["source"] = str(private)
+    elif planted == "dotdot":
+        queued["source"] = "../" * len(run.folder.relative_to(tmp_path).parts) + "private.txt"
+    else:
+        (run.folder / queued["source"]).unlink()
+        (run.folder / queued["source"]).symlink_to(private)
+    queued["size"] = private.stat().st_size
+    journal.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+    code, out, err = sync_cli(capsys)
+
+    assert code == 1
+    assert "is not a file of its spool folder" in err or "not a path beneath" in err, err
+    assert not run.store.exists() or not any(run.store.rglob("private*")), "nothing copied"
+    stored = (
+        [p.read_text() for p in run.store.rglob("*") if p.is_file()] if run.store.exists() else []
+    )
+    assert "someone's private file" not in stored
+    assert run.folder.exists()
