@@ -74,6 +74,7 @@ def run_hydra(args: list[str], task: Callable[[], Any]) -> int:
     exists (`refuse_early`); Hydra's own errors after that are one line too (ConfigError)."""
     refuse_early(args)
     SweepCallback.outcomes.clear()
+    SweepCallback.sweep_dir = None
     try:
         # Hydra raises its errors (the kit prints them as one line)
         with environment.hydra_command_line(args), environment.hydra_raises_errors():
@@ -90,6 +91,9 @@ def run_hydra(args: list[str], task: Callable[[], Any]) -> int:
     except Exception as exc:  # a bug: the parent still ends (cli.guarded reports it)
         _end_interrupted(f"the sweep stopped: {type(exc).__name__}: {first_line(exc)}")
         raise
+    finally:  # however the sweep ended (a signal, an error): its saved config redacted
+        if SweepCallback.sweep_dir is not None:
+            redact_saved_config(SweepCallback.sweep_dir)
     outcomes = SweepCallback.outcomes
     return 1 if outcomes and not any(outcomes) else 0
 
@@ -323,16 +327,25 @@ class SweepCallback(Callback):
     outcomes: ClassVar[list[bool]] = []
     # The sweep's own config (its store, its storage), for ending it early.
     started: ClassVar[Config | None] = None
+    # Where Hydra saves the sweep's multirun.yaml (this process's sweep).
+    sweep_dir: ClassVar[str | None] = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         task = list(OmegaConf.select(config, "hydra.overrides.task", default=[]) or [])
         SweepCallback.started = typed_config(config)
+        SweepCallback.sweep_dir = str(config.hydra.sweep.dir)
         parent_id = start_parent(SweepCallback.started, sweep_name([str(o) for o in task]))
         environment.announce_parent(parent_id)
         runs.log_tags(parent_id, {SWEEP_TAG: "running"})
 
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # Hydra has just saved multirun.yaml (the sweeper does, before its first job):
+        # hidden now, not only at the end, which a SIGKILL never reaches.
+        with contextlib.suppress(Exception):  # a job on another machine: no such file
+            redact_saved_config(SweepCallback.sweep_dir or str(config.hydra.sweep.dir))
+
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        redact_saved_config(config)
+        redact_saved_config(str(config.hydra.sweep.dir))
         parent_id = environment.take_parent()
         if not parent_id:
             return
@@ -345,12 +358,14 @@ class SweepCallback(Callback):
             raise
 
 
-def redact_saved_config(config: DictConfig) -> None:
+def redact_saved_config(sweep_dir: str) -> None:
     """Hydra saves the sweep's config and command line as `<sweep dir>/multirun.yaml`,
     secrets included (a webhook URL from conf/local/default.yaml, a URI with a password
-    given as an override): the file is rewritten with them hidden when the sweep ends."""
+    or a `+...password=` given as an override): the file is rewritten with them hidden
+    as soon as the first configuration starts, and again when the sweep ends however it
+    ends. Idempotent."""
     with contextlib.suppress(Exception):  # Hydra's layout changed, or no file: nothing to hide
-        saved = Path(str(config.hydra.sweep.dir)) / "multirun.yaml"
+        saved = Path(sweep_dir) / "multirun.yaml"
         text = saved.read_text()
         hidden = hide_secret_settings(text, SECRET_KEYS)
         if hidden != text:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import re
 import sys
 import warnings
 from collections.abc import Callable
@@ -28,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from logistic_regression import cli, environment
 from logistic_regression.config import PROJECT_DIR, SECRET_KEYS, Config, compose_config
-from logistic_regression.uris import add_secret, hide_secret_settings, install
+from logistic_regression.uris import SECRET_SETTING, add_secret, hide_secret_settings, install
 from logistic_regression.validation import validate
 
 # Hydra flags that print the config (or its help) instead of running.
@@ -51,6 +52,11 @@ def register_secrets(args: list[str]) -> None:
     config these arguments compose (with the sweep's or flags' arguments left out when
     they do not compose) are hidden in every message (`uris.add_secret`)."""
     overrides = [arg for arg in args if "=" in arg and not arg.startswith("-")]
+    for override in overrides:  # `+tracking.password=...`: a setting named like a secret
+        key, _, value = override.partition("=")
+        if re.fullmatch(SECRET_SETTING, key.lstrip("+~").rsplit(".", 1)[-1], re.IGNORECASE):
+            for each in value.split(","):  # a sweep over several: each one
+                add_secret(each.strip().strip("'\""))
     for attempt in (overrides, []):
         try:
             config = compose_config(attempt)

@@ -87,7 +87,9 @@ SECRET_QUERY_PARAMETERS = (
 
 # `scheme://` then the user-info up to the last `@` before the host: a password with an
 # unencoded `@` in it is still hidden whole.
-_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/?#\s'\"<>]+)@")
+# Hydra writes a launch line's `:` escaped (`tracking.uri=http\://u\:pw@host`): the
+# scheme's colon may carry a backslash.
+_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*\\?://)(?P<userinfo>[^/?#\s'\"<>]+)@")
 _QUERY = re.compile(
     r"(?P<lead>[?&;](?:"
     + "|".join(re.escape(name) for name in SECRET_QUERY_PARAMETERS)
@@ -164,13 +166,19 @@ def redact_tree(value: Any) -> Any:
     return value
 
 
+# A setting whose name says it holds a secret (`+tracking.password=...`, `api_token: ...`).
+SECRET_SETTING = r"[\w-]*(?:password|passwd|secret|token|api_key|access_key|private_key)[\w-]*"
+
+
 def hide_secret_settings(text: str, keys: Iterable[str]) -> str:
     """Config text (YAML, or Hydra overrides) with the value of each of these keys
-    (`group.key`, matched by their last part) shown as '***', unless it is empty, null
-    or an interpolation (`${oc.env:...}`); then redacted as any text."""
-    names = "|".join(re.escape(key.rsplit(".", 1)[-1]) for key in keys)
+    (`group.key`, matched by their last part) and of any key named like a secret
+    (SECRET_SETTING) shown as '***', unless it is empty, null or an interpolation
+    (`${oc.env:...}`); then redacted as any text."""
+    names = "|".join([*(re.escape(key.rsplit(".", 1)[-1]) for key in keys), SECRET_SETTING])
     setting = re.compile(
-        rf"(?P<key>\b(?:{names})\s*[:=]\s*)(?!''|\"\"|null\s*$|\$\{{)(?P<value>\S.*)$", re.MULTILINE
+        rf"(?P<key>\b(?:{names})\s*[:=]\s*)(?!''|\"\"|null\s*$|\$\{{)(?P<value>\S.*)$",
+        re.MULTILINE | re.IGNORECASE,
     )
     return redact(setting.sub(rf"\g<key>'{MARK}'", text))
 

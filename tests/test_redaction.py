@@ -15,7 +15,6 @@ import time
 import pytest
 from conftest import git
 from mlflow.tracking import MlflowClient
-from omegaconf import OmegaConf
 
 from logistic_regression import provenance, train, uris
 from logistic_regression.reproduce import _repository
@@ -174,7 +173,7 @@ def test_a_sweeps_saved_config_is_rewritten_without_secrets(tmp_path):
         f"notify:\n  webhook_url: https://h/{SECRET}\nhydra:\n  overrides:\n"
         f"    task:\n    - data.input=s3://k:{SECRET}@b/x.csv\n"
     )
-    redact_saved_config(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
+    redact_saved_config(str(tmp_path))
     text = saved.read_text()
     assert SECRET not in text
     assert "webhook_url: '***'" in text and "data.input=s3://***@b/x.csv" in text

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 
 from conftest import PYTHON, run_command
 from test_sweep import runs_of
@@ -71,3 +72,67 @@ def test_mlflow_run_sweep_entry_point_nests_under_its_own_run(kit_repo, tmp_path
     assert len(children) == 2
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
     assert {c.data.tags["mlflow.note.content"] for c in children} == {"sweep note"}
+
+
+def _secret_sweep(tmp_path, configurations: str) -> tuple[list[str], dict[str, str], dict]:
+    """A sweep given three secrets: a setting named like one (`+tracking.password`), a
+    URI with a password inside free text (Hydra writes its `:` escaped in the launch
+    lines it logs), and the webhook URL."""
+    import secrets
+
+    token = secrets.token_hex(6)
+    canaries = {
+        "password setting": f"PWCANARY{token}",
+        "uri in text": f"URICANARY{token}",
+        "webhook": f"HOOKCANARY{token}",
+    }
+    work = tmp_path / "work"
+    work.mkdir()
+    command = [
+        PYTHON, "-m", "logistic_regression.train", "-m", f"model.C={configurations}",
+        f"+tracking.password={canaries['password setting']}",
+        f"tracking.note='see http://u:{canaries['uri in text']}@example.invalid/x'",
+        f"notify.webhook_url=http://127.0.0.1:9/hooks/{canaries['webhook']}",
+        "tracking.experiment_name=secret-sweep",
+    ]  # fmt: skip
+    env = {**os.environ, "LOGREG_SPOOL_DIR": str(work / "spool")}
+    return command, canaries, {"cwd": work, "env": env}
+
+
+def _assert_nothing_holds(canaries: dict[str, str], folder, printed: str) -> None:
+    for whose, value in canaries.items():
+        assert value not in printed, f"the {whose} was printed"
+        for path in folder.rglob("*"):
+            if path.is_file():
+                assert value.encode() not in path.read_bytes(), f"the {whose} is in {path}"
+
+
+def test_no_secret_of_a_sweep_is_printed_or_written(tmp_path):
+    command, canaries, where = _secret_sweep(tmp_path, "0.1,1")
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, **where)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "#0 : " in done.stdout + done.stderr, "Hydra's launch lines were shown"
+    assert list(where["cwd"].glob("multirun/*/multirun.yaml"))
+    _assert_nothing_holds(canaries, where["cwd"], done.stdout + done.stderr)
+
+
+def test_a_sweep_stopped_by_sigterm_leaves_no_secret_behind(tmp_path):
+    command, canaries, where = _secret_sweep(tmp_path, "0.1,1,10")
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True, **where,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 300
+        while not list(where["cwd"].glob("multirun/*/0")) and process.poll() is None:
+            assert time.monotonic() < deadline, "the sweep's first configuration never began"
+            time.sleep(0.05)
+        os.killpg(process.pid, signal.SIGTERM)
+        out, err = process.communicate(timeout=300)
+    except BaseException:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise
+    assert process.returncode != 0
+    assert list(where["cwd"].glob("multirun/*/multirun.yaml"))
+    _assert_nothing_holds(canaries, where["cwd"], out + err)
