@@ -31,14 +31,13 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from hydra.core.config_store import ConfigStore
 
-from logistic_regression import server_app
+from logistic_regression import server_app, server_network
 from logistic_regression.config import PROJECT_DIR
 from logistic_regression.config import compose as compose_config_file
 from logistic_regression.environment import for_child, private_files
@@ -55,6 +54,7 @@ from logistic_regression.server_auth import (
     write_private,
 )
 from logistic_regression.server_log import cause_from_log
+from logistic_regression.server_network import healthy, url
 from logistic_regression.uris import absolute_tracking_uri, install, redact, secret_in_query
 
 
@@ -73,6 +73,10 @@ class ServerConfig:
     admin_username: str = "admin"
     default_permission: str = "READ"
     auth_cache_ttl_s: int = 60
+    tls_certfile: str = ""
+    tls_keyfile: str = ""
+    allowed_hosts: str = ""
+    cors_allowed_origins: str = ""
 
 
 ConfigStore.instance().store(name="base_server", node=ServerConfig)
@@ -94,6 +98,7 @@ def compose(overrides: list[str]) -> ServerConfig:
             f"default_permission={config.default_permission} is not allowed; "
             f"it must be one of {', '.join(PERMISSIONS)}"
         )
+    server_network.check(config)
     for name in ("backend_store_uri", "auth_database_uri", "artifacts_destination"):
         value = getattr(config, name)
         if _password_in(value):
@@ -153,20 +158,8 @@ def command(config: ServerConfig) -> list[str]:
         "--workers",
         str(config.workers),
         *(["--app-name", server_app.ENTRY_POINT] if config.auth else []),
+        *server_network.flags(config),
     ]
-
-
-def url(config: ServerConfig) -> str:
-    host = "127.0.0.1" if config.host in ("0.0.0.0", "") else config.host
-    return f"http://{host}:{config.port}"
-
-
-def healthy(config: ServerConfig, timeout: float = 2.0) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url(config)}/health", timeout=timeout) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 def port_taken(config: ServerConfig) -> bool:

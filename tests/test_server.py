@@ -175,3 +175,42 @@ def test_a_denied_run_names_the_experiment_and_other_errors_pass():
     with pytest.raises(MlflowException):
         with refusing_read_only("shared"):
             raise MlflowException("gone", error_code=RESOURCE_DOES_NOT_EXIST)
+
+
+@pytest.mark.parametrize(
+    "settings, missing",
+    [
+        (["host=0.0.0.0"], "auth=true and tls_certfile and tls_keyfile"),
+        (["host=0.0.0.0", "auth=true"], "tls_certfile and tls_keyfile"),
+        (["host=10.1.2.3", "tls_certfile=CERT", "tls_keyfile=KEY"], "auth=true"),
+    ],
+)
+def test_a_server_beyond_loopback_needs_auth_and_tls(
+    settings, missing, state, tmp_path, monkeypatch
+):
+    (tmp_path / "c.pem").write_text("cert")
+    (tmp_path / "k.pem").write_text("key")
+    given = [s.replace("CERT", str(tmp_path / "c.pem")).replace("KEY", str(tmp_path / "k.pem"))
+             for s in settings]  # fmt: skip
+    with pytest.raises(ConfigError, match=f"is not allowed without {missing}:"):
+        server.compose([*given, *state])
+
+
+def test_tls_settings_reach_the_server_and_its_names_only(state, tmp_path):
+    (tmp_path / "c.pem").write_text("cert")
+    (tmp_path / "k.pem").write_text("key")
+    tls = [f"tls_certfile={tmp_path / 'c.pem'}", f"tls_keyfile={tmp_path / 'k.pem'}"]
+    config = server.compose(["host=0.0.0.0", "auth=true", "port=5443", *tls, *state])
+    command = server.command(config)
+    opts = command[command.index("--uvicorn-opts") + 1]
+    assert f"--ssl-certfile {tmp_path / 'c.pem'}" in opts and "--ssl-keyfile" in opts
+    assert server.url(config) == "https://127.0.0.1:5443"
+    hosts = command[command.index("--allowed-hosts") + 1].split(",")
+    assert "127.0.0.1:5443" in hosts and "localhost" in hosts
+    assert not any(h.startswith(("10.", "192.168", "*")) for h in hosts)
+    origins = command[command.index("--cors-allowed-origins") + 1]
+    assert origins == "https://127.0.0.1:5443,https://localhost:5443"
+    with pytest.raises(ConfigError, match="tls_certfile and tls_keyfile go together"):
+        server.compose([tls[0], *state])
+    with pytest.raises(ConfigError, match="no such file"):
+        server.compose(["tls_certfile=/nonexistent.pem", "tls_keyfile=/nonexistent.key", *state])
