@@ -23,6 +23,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from logistic_regression.config_keys import check_keys, refuse_deletions
 from logistic_regression.errors import ConfigError
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -307,10 +308,11 @@ def compose(config_name: str, overrides: list[str]) -> Any:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    refuse_deletions(overrides)
     try:
         with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
             composed = hydra_compose(config_name=config_name, overrides=overrides)
-        return OmegaConf.to_object(composed)
+        return to_object(composed)
     except (HydraException, OmegaConfBaseException, ValueError) as exc:
         raise ConfigError(one_line(exc)) from exc
 
@@ -357,7 +359,17 @@ def typed_config(config: DictConfig) -> Config:
     or a launcher's), which is left out: its per-job values may not exist yet."""
     kit_keys = [str(key) for key in config if key != "hydra"]
     kit = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.masked_copy(config, kit_keys))
-    return OmegaConf.to_object(kit)  # type: ignore[return-value]
+    assert isinstance(kit, DictConfig)
+    return to_object(kit)
+
+
+def to_object(composed: DictConfig) -> Any:
+    """A composed config as its typed object, once its keys are the schema's: a key the
+    schema does not have (`+model.c=0.01`, a typo of `model.C`; `+foo=1`) or a removed
+    section (`~model`) is refused in one line, since either would leave the run on
+    another value, silently."""
+    check_keys(composed)
+    return OmegaConf.to_object(composed)
 
 
 def hydra_quote(text: str) -> str:

@@ -50,8 +50,10 @@ from logistic_regression.config import (
     experiment_artifact_location,
     one_line,
     public_config,
+    to_object,
     typed_config,
 )
+from logistic_regression.config_keys import refuse_deletions
 from logistic_regression.errors import ConfigError, Interrupted, KitError, first_line
 from logistic_regression.status import Status
 from logistic_regression.storage import spool
@@ -107,6 +109,7 @@ def refuse_early(args: list[str]) -> None:
     Optuna, intervals, config group choices, `+key`/`~key`) are checked when each
     configuration runs."""
     parsed = hydra_flags.parse(args)
+    refuse_deletions(parsed.overrides)
     modes = [parsed.run, parsed.multirun, parsed.cfg is not None, parsed.info is not None]
     if sum(modes) + parsed.shell_completion > 1:
         raise ConfigError(
@@ -174,8 +177,8 @@ def sweep_configurations(overrides: list[str]) -> tuple[Config, list[Config]]:
                 OmegaConf.update(one, key, value, merge=False)
             except OmegaConfBaseException as exc:
                 raise ConfigError(f"{key}={value!r} in the sweep: {one_line(exc)}") from exc
-        configurations.append(OmegaConf.to_object(one))
-    return base, configurations  # type: ignore[return-value]
+        configurations.append(to_object(one))
+    return base, configurations
 
 
 def run_child(config: Config, parent: str) -> float:

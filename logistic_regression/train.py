@@ -25,10 +25,10 @@ import warnings
 from collections.abc import Callable
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from logistic_regression import cli, environment
-from logistic_regression.config import PROJECT_DIR, SECRET_KEYS, Config, compose_config
+from logistic_regression.config import PROJECT_DIR, SECRET_KEYS, Config, compose_config, to_object
 from logistic_regression.uris import SECRET_SETTING, add_secret, hide_secret_settings, install
 from logistic_regression.validation import validate
 
@@ -95,7 +95,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
     from logistic_regression import sweep
 
     install()  # also in a launcher's worker process (joblib), which starts here
-    config: Config = OmegaConf.to_object(cfg)  # type: ignore[assignment]
+    config: Config = to_object(cfg)
     parent = environment.parent_run_id()
     if parent:
         return sweep.run_child(config, parent)

@@ -121,6 +121,16 @@ CASES = [
     ("C-infinite", [*T, "model.C=1e400"], "model.C=inf is not allowed; C must be a finite"),
     ("C-text", [*T, "model.C=abc"], "model.C"),
     ("unknown-key", [*T, "model.bogus=1"], "bogus"),
+    # `+key=value` adds a key Hydra accepts and the kit would ignore: a typo, silently
+    ("added-typo", [*T, "+model.c=0.01"], "model.c is not a setting; did you mean model.C?"),
+    (
+        "added-nested-typo",
+        [*T, "+storage.retry.max_attempt=3"],
+        "did you mean storage.retry.max_attempts?",
+    ),
+    ("added-key", [*T, "+foo=1"], "foo is not a setting"),
+    ("removed-section", [*T, "~model"], "~model: removing a setting is not allowed"),
+    ("removed-key", [*T, "~model.C"], "~model.C: removing a setting is not allowed"),
     ("not-an-override", [*T, "model.C"], "model.C"),
     ("solver-penalty", [*T, "model.penalty=l1"], "cannot fit"),
     ("folds", [*T, "evaluation.cv_folds=1"], "evaluation.cv_folds=1"),
@@ -189,6 +199,8 @@ CASES = [
     ("sweep-type", ["sweep", "model.C=abc"], "model.C"),
     ("sweep-fixed", ["sweep", "model.C=1,2 seed=-1"], "seed=-1"),
     ("sweep-unknown", ["sweep", "model.C=1,2 model.bogus=3,4"], "bogus"),
+    ("sweep-added-typo", ["sweep", "model.C=1,2 +model.c=0.01"], "did you mean model.C?"),
+    ("sweep-removed", ["sweep", "model.C=1,2 ~model.penalty"], "removing a setting"),
     ("sweep-cfg", ["sweep", "model.C=1,2", "--cfg", "job"], "only one of"),
     # the other subcommands
     ("no-command", [], "required"),
