@@ -177,10 +177,31 @@ def best_runs(
     return "\n".join(lines + _table(header, rows))
 
 
+# Runs asked for per search: MLflow returns at most this many at a time (and 1,000 when
+# not told), so the table pages through all of them.
+PAGE = 1000
+
+
+def every_run(client: MlflowClient, experiment_id: str) -> list:
+    """Every run of the experiment, newest first, however many pages it takes."""
+    found, token = [], None
+    while True:
+        page = client.search_runs(
+            [experiment_id],
+            order_by=["attributes.start_time DESC"],
+            max_results=PAGE,
+            page_token=token,
+        )
+        found.extend(page)
+        token = page.token
+        if not token:
+            return found
+
+
 def experiment_table(name: str, client: MlflowClient | None = None) -> str:
     client = client or MlflowClient()
     experiment = _experiment(name, client)
-    runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"])
+    runs = every_run(client, experiment.experiment_id)
     header = ["run_id", "name", "status", *KEY_METRICS]
     rows = [
         [

@@ -79,3 +79,20 @@ def test_output_piped_into_a_reader_that_stops_early_ends_quietly(monkeypatch, c
         with contextlib.suppress(OSError):  # the command pointed the pipe at /dev/null
             closed.close()
     assert capsys.readouterr().err == ""
+
+
+def test_an_experiment_of_more_runs_than_one_search_returns_is_listed_whole(monkeypatch, capsys):
+    """MLflow returns at most a page of runs per search (1,000 by default, which the
+    table once took for all): here the store's page is made 3 runs long, and the table
+    pages through all 7, its count the real one."""
+    real = MlflowClient.search_runs
+
+    def small_pages(self, *args, max_results=1000, **kwargs):
+        return real(self, *args, max_results=min(max_results, 3), **kwargs)
+
+    monkeypatch.setattr(MlflowClient, "search_runs", small_pages)
+    made = {recorded_run("paged", f"run-{i}", {}, {"cv_roc_auc_mean": 0.9}) for i in range(7)}
+    assert cli(["inspect", "--experiment", "paged"]) == 0
+    out = capsys.readouterr().out
+    assert ": 7 runs" in out.splitlines()[0]
+    assert {line.split()[0] for line in out.splitlines()[2:]} == made
