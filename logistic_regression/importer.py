@@ -7,12 +7,14 @@ cell means "not recorded" (that run has no such value); in a metric column anyth
 else must be a finite number (`nan`, `inf`, text and formula errors such as `#DIV/0!`
 are refused, naming the row and column as the spreadsheet shows them). Names and
 values are checked against MLflow's limits too. Each row is tagged with a digest of its
-content: importing the same file again adds no duplicates. Credentials in a cell (a URI's
-user-info, a secret query parameter) are stored redacted.
+content: importing the same file again adds no duplicates. A row an interruption cut
+short (a signal, a store error) is ended KILLED, and imported again next time.
+Credentials in a cell (a URI's user-info, a secret query parameter) are stored redacted.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import itertools
@@ -215,30 +217,39 @@ def import_file(path: Path, experiment_name: str) -> tuple[int, int]:
     rows = parse(path)
     client = MlflowClient()
     experiment_id = get_or_create_experiment(client, experiment_name).experiment_id
-    existing = client.search_runs(
-        [experiment_id], filter_string=f"tags.`{DIGEST_TAG}` != ''", max_results=50000
-    )
+    # Only a row whose run was finished counts as imported: one an interruption cut
+    # short (ended KILLED below) is imported again.
+    done = f"tags.`{DIGEST_TAG}` != '' and attributes.status = '{Status.FINISHED}'"
+    existing = client.search_runs([experiment_id], filter_string=done, max_results=50000)
     seen = {run.data.tags.get(DIGEST_TAG) for run in existing}
     now = int(time.time() * 1000)
     imported = 0
-    for row in rows:
-        if row.digest in seen:
-            continue
-        tags = {
-            **row.tags,
-            DIGEST_TAG: row.digest,
-            SOURCE_TAG: path.name,
-            ROW_TAG: str(row.number),
-        }
-        name = row.tags.get("mlflow.runName") or f"{path.stem}-row{row.number}"
-        run = client.create_run(experiment_id, run_name=name, start_time=now)
-        client.log_batch(
-            run.info.run_id,
-            metrics=[Metric(k, v, now, 0) for k, v in row.metrics.items()],
-            params=[Param(k, v) for k, v in row.params.items()],
-            tags=[RunTag(k, v) for k, v in tags.items()],
-        )
-        client.set_terminated(run.info.run_id, Status.FINISHED, end_time=now)
-        seen.add(row.digest)
-        imported += 1
+    current = ""
+    try:
+        for row in rows:
+            if row.digest in seen:
+                continue
+            tags = {
+                **row.tags,
+                DIGEST_TAG: row.digest,
+                SOURCE_TAG: path.name,
+                ROW_TAG: str(row.number),
+            }
+            name = row.tags.get("mlflow.runName") or f"{path.stem}-row{row.number}"
+            current = client.create_run(experiment_id, run_name=name, start_time=now).info.run_id
+            client.log_batch(
+                current,
+                metrics=[Metric(k, v, now, 0) for k, v in row.metrics.items()],
+                params=[Param(k, v) for k, v in row.params.items()],
+                tags=[RunTag(k, v) for k, v in tags.items()],
+            )
+            client.set_terminated(current, Status.FINISHED, end_time=now)
+            current = ""
+            seen.add(row.digest)
+            imported += 1
+    except BaseException:  # a signal or a store error mid-row: that row's run is not left RUNNING
+        if current:
+            with contextlib.suppress(Exception):
+                client.set_terminated(current, Status.KILLED)
+        raise
     return imported, len(rows) - imported

@@ -227,3 +227,28 @@ def test_credentials_in_cells_are_stored_redacted(tmp_path):
     assert run.data.params["C"] == "0.5"
     # The digest is of the file's own content: importing it again adds nothing.
     assert import_file(path, "imported-secrets") == (0, 1)
+
+
+def test_a_row_cut_short_is_ended_and_imported_again(tmp_path, monkeypatch):
+    """A stop in the middle of a row (here, deterministically, while its values are
+    written; tests/e2e/test_import_signals.py sends a real SIGTERM): that row's run is
+    ended KILLED, not left RUNNING, and the next import imports it."""
+    path = tmp_path / "past.csv"
+    write(path, SHEET)
+    real = MlflowClient.log_batch
+    calls = []
+
+    def stopped_on_the_second_row(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(MlflowClient, "log_batch", stopped_on_the_second_row)
+    with pytest.raises(KeyboardInterrupt):
+        import_file(path, "cut")
+    monkeypatch.setattr(MlflowClient, "log_batch", real)
+    assert sorted(run.info.status for run in runs("cut")) == ["FINISHED", "KILLED"]
+    assert import_file(path, "cut") == (2, 1)
+    finished = [run for run in runs("cut") if run.info.status == "FINISHED"]
+    assert len({run.data.tags["kit.import.digest"] for run in finished}) == 3 == len(finished)
