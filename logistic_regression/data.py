@@ -41,6 +41,7 @@ class Dataset:
     features: pd.DataFrame
     target: pd.Series
     ref: DataRef
+    warnings: tuple[str, ...] = ()  # what the run records and prints about the data
 
     @property
     def frame(self) -> pd.DataFrame:
@@ -279,4 +280,20 @@ def load(
 ) -> Dataset:
     frame, ref = read_table(uri)
     features, labels = split_target(frame, target, uri, drop, numeric, categorical)
-    return Dataset(features=features, target=labels, ref=ref)
+    return Dataset(features, labels, ref, tuple(lookalike_labels(labels, target)))
+
+
+def lookalike_labels(y: pd.Series, target: str) -> list[str]:
+    """Labels that are different classes but differ only by surrounding spaces or case
+    (`yes` and `yes `, `No` and `no`): almost always one class written two ways, which
+    makes a binary task multiclass. Said, not changed: the data is the user's."""
+    groups: dict[str, list] = {}
+    for label in sorted(y.unique().tolist(), key=str):
+        groups.setdefault(str(label).strip().casefold(), []).append(label)
+    return [
+        f"data.target={target!r}: the labels {', '.join(repr(str(v)) for v in same)} differ "
+        "only by surrounding spaces or case and count as different classes; clean them if "
+        "they mean one"
+        for same in groups.values()
+        if len(same) > 1
+    ]

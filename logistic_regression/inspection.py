@@ -184,7 +184,8 @@ PAGE = 1000
 
 def every_run(client: MlflowClient, experiment_id: str) -> list:
     """Every run of the experiment, newest first, however many pages it takes."""
-    found, token = [], None
+    found: list = []
+    token: str | None = None
     while True:
         page = client.search_runs(
             [experiment_id],

@@ -14,6 +14,7 @@ is console.py's.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import pickle
 from collections.abc import Callable
@@ -165,6 +166,7 @@ def record(context: RunContext) -> console.RunSummary:
     if result.positive_label is not None:
         data_params["positive_label"] = str(result.positive_label)
     runs.log_params(context.run_id, data_params)
+    result = dataclasses.replace(result, warnings=[*dataset.warnings, *result.warnings])
     if result.warnings:
         runs.log_tags(context.run_id, {runs.WARNINGS_TAG: " | ".join(result.warnings)})
         for warning in result.warnings:

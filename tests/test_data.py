@@ -234,3 +234,37 @@ def test_a_table_without_rows_says_so(tmp_path, suffix):
         frame.to_parquet(path, index=False)
     with pytest.raises(DataError, match=r"has no rows \(only a header\)"):
         load(str(path), "label")
+
+
+def test_labels_that_differ_only_by_spaces_or_case_are_said_and_recorded(tmp_path, caplog):
+    """`yes`/`yes `/`no`/`No` read as four classes (a binary task turned multiclass):
+    the run goes on as the data says, and says so on the console, in kit.warnings and
+    in the report."""
+    from mlflow.tracking import MlflowClient
+
+    from logistic_regression import train
+
+    rng = np.random.default_rng(3)
+    path = tmp_path / "answers.csv"
+    pd.DataFrame(
+        {
+            "x1": rng.normal(size=80),
+            "x2": rng.normal(size=80),
+            "answer": np.tile(["yes", "yes ", "no", "No"], 20),
+        }
+    ).to_csv(path, index=False)
+    dataset = load(str(path), "answer")
+    (warning,) = [w for w in dataset.warnings if "'no'" in w]
+    assert "'No', 'no'" in warning and "differ only by surrounding spaces or case" in warning
+    assert len(dataset.warnings) == 2
+    assert load("breast_cancer", "target").warnings == ()
+
+    code = train.main([f"data.input={path}", "data.target=answer", "tracking.experiment_name=ws"])
+    assert code == 0
+    client = MlflowClient()
+    (run,) = client.search_runs([client.get_experiment_by_name("ws").experiment_id])
+    assert "'yes', 'yes '" in run.data.tags["kit.warnings"]
+    assert "differ only by surrounding spaces or case" in caplog.text
+    report = client.download_artifacts(run.info.run_id, "report.html", str(tmp_path))
+    with open(report, encoding="utf-8") as shown:
+        assert "differ only by surrounding spaces or case" in shown.read()
