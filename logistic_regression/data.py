@@ -50,10 +50,16 @@ class Dataset:
 
 
 def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+        return sha256_handle(handle)
+
+
+def sha256_handle(handle) -> str:
+    """The digest of everything in an open file, read again from its start."""
+    handle.seek(0)
+    digest = hashlib.sha256()
+    for block in iter(lambda: handle.read(1 << 20), b""):
+        digest.update(block)
     return digest.hexdigest()
 
 
@@ -83,7 +89,7 @@ def _parse(source, suffix: str, uri: str) -> pd.DataFrame:
 
 def _csv_header(source) -> list[str]:
     """The header as written: pandas renames a repeated name (`a`, `a.1`)."""
-    if isinstance(source, io.BytesIO):
+    if hasattr(source, "seek"):  # an open file or bytes: read again from the start
         source.seek(0)
     first = pd.read_csv(source, header=None, nrows=1, dtype=str, keep_default_na=False)
     return [] if first.empty else list(first.iloc[0])
@@ -153,8 +159,16 @@ def read_table(uri: str) -> tuple[pd.DataFrame, DataRef]:
     if uri.startswith("s3://"):
         return _read_s3(uri)
     path = local_path(uri)
-    frame = _parse(path, path.suffix.lower(), str(path))
-    ref = DataRef(str(path.resolve()), sha256_file(path), "file", *frame.shape)
+    # One open file for the table and its digest: a file replaced meanwhile (a rename
+    # over it) cannot make the run record another file's digest than it trained on.
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise DataError(f"data.input={str(path)!r} could not be read: {first_line(exc)}") from exc
+    with handle:
+        frame = _parse(handle, path.suffix.lower(), str(path))
+        digest = sha256_handle(handle)
+    ref = DataRef(str(path.resolve()), digest, "file", *frame.shape)
     return frame, ref
 
 

@@ -268,3 +268,33 @@ def test_labels_that_differ_only_by_spaces_or_case_are_said_and_recorded(tmp_pat
     report = client.download_artifacts(run.info.run_id, "report.html", str(tmp_path))
     with open(report, encoding="utf-8") as shown:
         assert "differ only by surrounding spaces or case" in shown.read()
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_the_digest_is_of_the_bytes_trained_on_even_if_the_file_is_replaced(
+    tmp_path, monkeypatch, suffix
+):
+    """The file is replaced (an atomic rename, as editors and sync tools write) just
+    after pandas parsed it: the recorded digest is still that of the bytes parsed."""
+    import hashlib
+    import os
+
+    path = tmp_path / f"t{suffix}"
+    write_table(path, kind=np.tile([0, 1], 20))
+    parsed_bytes = path.read_bytes()
+    newer = tmp_path / f"newer{suffix}"
+    write_table(newer, kind=np.tile([1, 0], 20))
+    reader = "read_csv" if suffix == ".csv" else "read_parquet"
+    real = getattr(pd, reader)
+
+    def parse_then_replace(*args, **kwargs):
+        frame = real(*args, **kwargs)
+        if newer.exists():
+            os.replace(newer, path)
+        return frame
+
+    monkeypatch.setattr(pd, reader, parse_then_replace)
+    dataset = load(str(path), "kind")
+    assert dataset.ref.digest == hashlib.sha256(parsed_bytes).hexdigest()
+    assert dataset.target.tolist()[:2] == [0, 1], "trained on the bytes parsed"
+    assert hashlib.sha256(path.read_bytes()).hexdigest() != dataset.ref.digest
