@@ -29,7 +29,7 @@ from logistic_regression.status import Status
 from logistic_regression.storage import spool
 from logistic_regression.storage.uploader import local_root
 from logistic_regression.storage.writer import ArtifactWriter, SpoolFull
-from logistic_regression.tracking import artifact_state, runs
+from logistic_regression.tracking import artifact_state, models, runs
 from logistic_regression.uris import redact
 
 log = logging.getLogger("logistic_regression")
@@ -150,8 +150,19 @@ def writing(
             raise
         writer.close(remove_if_complete=not isinstance(exc, SpoolFull))
         record_artifacts_left(run_id, writer)
+        fail_unsaved_models(run_id, writer)
         raise
     writer.close()
+
+
+def fail_unsaved_models(run_id: str, writer: ArtifactWriter) -> None:
+    """No logged model of a failed run is left PENDING for ever (`models.fail_unsaved`).
+    Bounded, and never hides the run's own error."""
+    try:
+        with runs.bounded_store():
+            models.fail_unsaved(run_id, set(writer.journal.models))
+    except Exception as exc:
+        log.warning("could not end the run's logged models: %s", redact(first_line(exc)))
 
 
 def record_artifacts_left(run_id: str, writer: ArtifactWriter) -> None:

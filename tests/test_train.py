@@ -125,3 +125,21 @@ def test_cli_bad_value_is_one_line_exit_2(capsys, override, says):
 def test_register_without_a_name_is_refused_before_the_run(capsys):
     assert train.main(["registry.register=true", "registry.model_name="]) == 2
     assert "registry.model_name is empty" in capsys.readouterr().err
+
+
+def test_a_run_that_fails_after_its_model_was_created_leaves_no_model_pending(monkeypatch):
+    """The logged model exists from the start of the run; a failure before its files
+    were handed over (here the folds' fit) ends it FAILED with the run, not PENDING for
+    ever."""
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the folds could not be fitted")
+
+    monkeypatch.setattr(evaluate, "cross_validate", broken)
+    assert train.main(["tracking.experiment_name=model-left"]) == 1  # unexpected: a bug
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name("model-left").experiment_id
+    (run,) = client.search_runs([experiment])
+    assert run.info.status == "FAILED"
+    (model,) = client.search_logged_models(experiment_ids=[experiment])
+    assert str(model.status) == "FAILED"

@@ -89,3 +89,17 @@ def register_model(model_id: str, name: str) -> str:
     """A new version of `name` in the Model Registry from the logged model; its number."""
     version = mlflow.register_model(f"models:/{model_id}", name)
     return str(version.version)
+
+
+def fail_unsaved(run_id: str, handed_over: set[str]) -> None:
+    """The run failed: its logged models still PENDING whose files were never handed to
+    the writer (it failed first) can never become READY, so they end FAILED. A model
+    handed over stays PENDING: its files wait in the spool, and `sync` marks it READY."""
+    client = MlflowClient()
+    experiment = client.get_run(run_id).info.experiment_id
+    found = client.search_logged_models(
+        experiment_ids=[experiment], filter_string=f"source_run_id = '{run_id}'"
+    )
+    for model in found:
+        if model.model_id not in handed_over and str(model.status) == "PENDING":
+            client.finalize_logged_model(model.model_id, "FAILED")
