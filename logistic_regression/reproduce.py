@@ -48,6 +48,7 @@ from logistic_regression.storage import s3
 from logistic_regression.tracking import experiments, runs
 from logistic_regression.tracking.runs import ERROR_TAG
 from logistic_regression.uris import absolute_tracking_uri, redact, without_redacted_userinfo
+from logistic_regression.validation import NOTE_LIMIT
 from logistic_regression.verdict import compare, print_comparison
 
 # The tags that say which code a run ran: the reproduction carries the original's.
@@ -252,7 +253,7 @@ def replay_overrides(recorded: Recorded, output: Path) -> list[str]:
     overrides.append(_override("data.input", input_uri(recorded)))
     overrides.append(_override("data.output", str(output)))
     note = f"Reproduction of run {recorded.run_id}. " + str(flat.get("tracking.note", ""))
-    overrides.append(_override("tracking.note", note.strip()))
+    overrides.append(_override("tracking.note", note.strip()[:NOTE_LIMIT]))
     return overrides
 
 

@@ -35,6 +35,11 @@ def _allowed(name: str, value: Any, allowed: Iterable[str]) -> None:
         raise ConfigError(f"{name}={value!r} is not allowed; choose one of: {', '.join(choices)}")
 
 
+# The longest note (`mlflow.note.content`, a tag) every MLflow store takes: its SQL
+# stores' tag values are VARCHAR(8000); SQLite alone would keep more.
+NOTE_LIMIT = 8000
+
+
 def validate(cfg: Config) -> None:
     """Check what the types cannot; raise ConfigError naming the value and what is allowed."""
     m, e = cfg.model, cfg.evaluation
@@ -92,6 +97,11 @@ def validate(cfg: Config) -> None:
         )
     if not cfg.tracking.experiment_name:
         raise ConfigError("tracking.experiment_name is empty; give the experiment a name")
+    if len(cfg.tracking.note) > NOTE_LIMIT:
+        raise ConfigError(
+            f"tracking.note has {len(cfg.tracking.note)} characters; a note holds at most "
+            f"{NOTE_LIMIT} (what every MLflow store keeps in a tag: PostgreSQL refuses more)"
+        )
 
 
 def validate_preprocessing(p: PreprocessingConfig) -> None:

@@ -139,6 +139,7 @@ CASES = [
     ("timeout-zero", [*T, "tracking.timeout_s=0"], "tracking.timeout_s=0"),
     ("timeout-inf", [*T, "tracking.timeout_s=inf"], "tracking.timeout_s=inf"),
     ("empty-experiment", [*T, "tracking.experiment_name="], "experiment_name"),
+    ("note-too-long", [*T, "tracking.note=" + "n" * 8001], "tracking.note has 8001 characters"),
     ("storage-kind", [*T, "storage.kind=ftp"], "storage.kind"),
     ("webhook", [*T, "notify.webhook_url=ftp://hook"], "webhook_url"),
     # data files

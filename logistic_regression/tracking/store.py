@@ -141,6 +141,11 @@ def check_sqlite(uri: str, path: Path, timeout_s: float) -> None:
         try:
             connection.execute("PRAGMA schema_version")  # reads the header
             connection.execute("BEGIN IMMEDIATE")  # the write lock a run needs
+            # A write, rolled back: a file on a read-only disk (or in a folder where its
+            # journal cannot be made) takes the lock but refuses the first real write,
+            # which MLflow would meet only mid-run.
+            (version,) = connection.execute("PRAGMA user_version").fetchone()
+            connection.execute(f"PRAGMA user_version = {int(version)}")
             connection.execute("ROLLBACK")
         finally:
             connection.close()

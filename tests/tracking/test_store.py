@@ -132,3 +132,25 @@ def test_a_file_that_is_not_a_database_is_named(tmp_path):
     path.write_text("just some text, long enough to be read as a header" * 4)
     with pytest.raises(StorageError, match="not a database"):
         store.check(f"sqlite:///{path}", timeout_s=5)
+
+
+def test_a_store_on_a_read_only_disk_is_one_line_before_the_run(
+    tmp_path, isolated_mlflow, monkeypatch, capsys
+):
+    """A migrated store on a disk that became read-only (root ignores file modes, so a
+    real read-only mount): SQLite still takes its lock, and MLflow's first write failed
+    mid-run as "a bug in the kit". Now it is one line, exit 2, before any run."""
+    import shutil
+    import subprocess
+
+    from servers import tmpfs
+
+    with tmpfs(tmp_path / "disk", "64m") as disk:
+        shutil.copy(isolated_mlflow.removeprefix("sqlite:///"), disk / "mlflow.db")
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{disk / 'mlflow.db'}")
+        code = returns_within(BOUND, train.main, ["tracking.experiment_name=read-only"])
+        err = capsys.readouterr().err
+    assert code == 2, err
+    (line,) = [x for x in err.splitlines() if x.startswith("error:")]
+    assert "attempt to write a readonly database" in line and "unexpected" not in line
