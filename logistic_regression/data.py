@@ -104,12 +104,12 @@ def _refuse_repeated_names(names: list[str], uri: str) -> None:
         )
 
 
-def _read_s3(uri: str) -> tuple[pd.DataFrame, DataRef]:
+def _read_s3(uri: str, timeout_s: float) -> tuple[pd.DataFrame, DataRef]:
     from logistic_regression.storage import s3
 
     _, key, _ = s3.parse_uri(uri)
     suffix = Path(key).suffix.lower()
-    found = s3.get_object(uri)
+    found = s3.get_object(uri, timeout_s)
     frame = _parse(io.BytesIO(found.body), suffix, uri)
     digest = hashlib.sha256(found.body).hexdigest()
     rows, columns = frame.shape
@@ -149,15 +149,16 @@ def check_input(uri: str) -> None:
         raise DataError(f"data.input={uri!r}: no such file; use {ALLOWED_INPUTS}")
 
 
-def read_table(uri: str) -> tuple[pd.DataFrame, DataRef]:
-    """Read a built-in dataset or a CSV/Parquet file into a table and its reference."""
+def read_table(uri: str, timeout_s: float = 60.0) -> tuple[pd.DataFrame, DataRef]:
+    """Read a built-in dataset or a CSV/Parquet file into a table and its reference
+    (from S3, each read given up after `timeout_s`)."""
     check_input(uri)
     if uri in BUILTIN_DATASETS:
         frame = _load_builtin(uri)
         ref = DataRef(uri, sha256_frame(frame), "builtin", *frame.shape)
         return frame, ref
     if uri.startswith("s3://"):
-        return _read_s3(uri)
+        return _read_s3(uri, timeout_s)
     path = local_path(uri)
     # One open file for the table and its digest: a file replaced meanwhile (a rename
     # over it) cannot make the run record another file's digest than it trained on.
@@ -291,8 +292,9 @@ def load(
     drop: Sequence[str] = (),
     numeric: Sequence[str] = (),
     categorical: Sequence[str] = (),
+    timeout_s: float = 60.0,
 ) -> Dataset:
-    frame, ref = read_table(uri)
+    frame, ref = read_table(uri, timeout_s)
     features, labels = split_target(frame, target, uri, drop, numeric, categorical)
     return Dataset(features, labels, ref, tuple(lookalike_labels(labels, target)))
 

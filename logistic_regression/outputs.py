@@ -25,10 +25,11 @@ def is_s3(output: str) -> bool:
     return output.startswith("s3://")
 
 
-def check_destination(output: str) -> None:
-    """Refuse, before a run exists, an output the kit cannot write to."""
+def check_destination(output: str, timeout_s: float = 60.0) -> None:
+    """Refuse, before a run exists, an output the kit cannot write to (an S3 bucket that
+    does not answer within `timeout_s` included)."""
     if is_s3(output):
-        s3.check_bucket(output)
+        s3.check_bucket(output, timeout_s)
         return
     if "://" in output and not output.startswith("file://"):
         raise DataError(

@@ -62,6 +62,7 @@ def prepare(config: Config) -> Prepared:
         prep.drop_columns,
         prep.numeric_columns,
         prep.categorical_columns,
+        config.tracking.timeout_s,
     )
     classes = data.target_classes(dataset.target, config.data.target)
     validate_for_task(config, evaluate.task_of(classes), classes)
@@ -108,8 +109,8 @@ def check_storage(config: Config) -> None:
             f"{CREDENTIALS_ELSEWHERE}, and the endpoint is given without them"
         )
     if config.storage.kind == StorageKind.S3:
-        s3.check_bucket(f"s3://{config.storage.bucket}")
-    outputs.check_destination(config.data.output)
+        s3.check_bucket(f"s3://{config.storage.bucket}", config.tracking.timeout_s)
+    outputs.check_destination(config.data.output, config.tracking.timeout_s)
 
 
 def recorded_config(config: Config) -> dict:

@@ -120,8 +120,10 @@ def upload_args(name: str) -> dict:
     return args
 
 
-def client(max_attempts: int = 3, pool_size: int = 10):
-    """An S3 client for the configured endpoint, honouring MLflow's S3 settings."""
+def client(max_attempts: int = 3, pool_size: int = 10, read_timeout: float = 60.0):
+    """An S3 client for the configured endpoint, honouring MLflow's S3 settings; each
+    socket read waits at most `read_timeout` s (the pre-run checks bound it by the
+    configured wait, tracking.timeout_s)."""
     import boto3
     from botocore.config import Config
 
@@ -132,8 +134,8 @@ def client(max_attempts: int = 3, pool_size: int = 10):
         endpoint_url=endpoint(),
         verify=False if ignore_tls() else None,
         config=Config(
-            connect_timeout=5,
-            read_timeout=60,
+            connect_timeout=min(5.0, read_timeout),
+            read_timeout=read_timeout,
             retries={"max_attempts": max_attempts, "mode": "standard"},
             max_pool_connections=pool_size,
             s3={"addressing_style": os.environ.get(ADDRESSING_VARIABLE) or "auto"},
@@ -245,14 +247,16 @@ def _explain(uri: str, exc: Exception, error: type[KitError] = DataError) -> Kit
     return error(f"{uri}: {first_line(exc)}")
 
 
-def get_object(uri: str) -> S3Object:
-    """Read a whole object (tables the kit trains on fit in memory) with its ETag/version."""
+def get_object(uri: str, timeout_s: float = 60.0) -> S3Object:
+    """Read a whole object (tables the kit trains on fit in memory) with its ETag/version;
+    an endpoint that stops answering is given up after `timeout_s` per read, twice."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     bucket, key, version = parse_uri(uri)
     try:
         extra = {"VersionId": version} if version else {}
-        response = client().get_object(Bucket=bucket, Key=key, **extra, **bucket_owner())
+        reader = client(max_attempts=2, read_timeout=timeout_s)
+        response = reader.get_object(Bucket=bucket, Key=key, **extra, **bucket_owner())
         body = response["Body"].read()
     except (BotoCoreError, ClientError) as exc:
         raise _explain(uri, exc) from None
@@ -265,16 +269,17 @@ def get_object(uri: str) -> S3Object:
     )
 
 
-def check_bucket(uri: str) -> None:
+def check_bucket(uri: str, timeout_s: float = 60.0) -> None:
     """Refuse, before any work, a bucket that is missing or that these credentials cannot
-    write: a cheap HEAD on the bucket, with one retry."""
+    write: a cheap HEAD on the bucket, given up after `timeout_s` (an endpoint that
+    accepts connections and never answers cost minutes of boto3's retries)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     bucket = uri.removeprefix("s3://").partition("/")[0]
     if not bucket:
         raise StorageError(f"{uri!r} names no bucket; use s3://bucket/prefix/")
     try:
-        client(max_attempts=2).head_bucket(Bucket=bucket)
+        client(max_attempts=1, read_timeout=timeout_s).head_bucket(Bucket=bucket)
     except (BotoCoreError, ClientError) as exc:
         explained = _explain(f"s3://{bucket}", exc, StorageError)
         if isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") == "404":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import mlflow
 import pytest
+from conftest import returns_within
 from mlflow.tracking import MlflowClient
 from servers import s3_bytes
 from sklearn.datasets import load_breast_cancer
@@ -97,4 +98,30 @@ def test_an_experiment_stored_locally_is_not_silently_used_for_s3(s3_env, capsys
     assert "stores artifacts at" in err and "not under s3://kit/mlflow/s3-runs" in err
     assert not MlflowClient().search_runs(
         [MlflowClient().get_experiment_by_name("s3-runs").experiment_id]
+    )
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [S3_RUN, ["data.input=s3://kit/data/cancer.csv", "data.target=target"]],
+    ids=["bucket", "input"],
+)
+def test_a_hung_s3_endpoint_is_one_line_within_the_configured_wait(private_s3, overrides, capsys):
+    """An endpoint that accepts connections and never answers (SeaweedFS frozen with
+    SIGSTOP) took boto3's retries, minutes, before the line: now the pre-run checks give
+    up after tracking.timeout_s. (60 s only turns a hang into a failure.)"""
+    body = load_breast_cancer(as_frame=True).frame.to_csv(index=False).encode()
+    private_s3.client().put_object(Bucket="kit", Key="data/cancer.csv", Body=body)
+    private_s3.freeze()
+    try:
+        code = returns_within(60, train.main, [*overrides, "tracking.timeout_s=2"])
+    finally:
+        private_s3.thaw()
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1 and err.startswith("error: "), err
+    assert "timeout" in err.lower() or "timed out" in err.lower(), err
+    assert (
+        MlflowClient().search_runs([e.experiment_id for e in MlflowClient().search_experiments()])
+        == []
     )
