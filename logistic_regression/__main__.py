@@ -21,7 +21,9 @@ prints or logs goes through the kit's one redaction (`uris.install`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -141,7 +143,21 @@ def main(argv: list[str] | None = None) -> int:
         return train.main(["-m", *[part for arg in args_list[1:] for part in shlex.split(arg)]])
     environment.quiet_mlflow_downloads()  # reproduce and inspect read a run's files
     with environment.private_files():
-        return cli.guarded(lambda: command(parser().parse_args(args_list)))
+        code = cli.guarded(lambda: command(parser().parse_args(args_list)))
+    if code > 128 and argv is None:
+        stop_now(code)
+    return code
+
+
+def stop_now(code: int) -> NoReturn:
+    """A command stopped by a signal has said so and recorded what it could; threads still
+    blocked in the network (an upload to a store that stopped answering, which boto3
+    would wait minutes for) must not keep the process alive. What they were doing is not
+    recorded as done, so its files stay in the spool for the next `sync`."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # a reader that went away (SIGPIPE)
+            stream.flush()
+    os._exit(code)
 
 
 def command(args: argparse.Namespace) -> int:

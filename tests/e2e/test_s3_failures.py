@@ -181,3 +181,48 @@ def test_sigkill_during_upload_is_recovered_by_concurrent_syncs(private_s3, tmp_
     again = sync(tmp_path)
     out, _ = again.communicate(timeout=120)
     assert again.returncode == 0 and "nothing to sync" in out
+
+
+def test_sigterm_stops_a_sync_whose_upload_hangs_and_keeps_the_files(private_s3, tmp_path):
+    """`sync` uploading to a store that stopped answering (frozen): a SIGTERM ends it
+    within a bound (it waited for boto3's read timeouts, minutes), files kept; the next
+    `sync` stores them all once the store is back."""
+    from filelock import FileLock, Timeout
+
+    spool = tmp_path / "spool"
+    process = start_training(tmp_path)
+    try:
+        wait_for_journal(spool, process, "run")
+        private_s3.freeze()
+        folder = wait_for_journal(spool, process, "sealed")
+        process.send_signal(signal.SIGKILL)
+        process.communicate(timeout=60)
+        kept = snapshots(folder)
+        syncing = sync(tmp_path)
+        deadline = time.monotonic() + 120
+        while True:  # the sync holds the folder: its uploads are under way, and hang
+            try:
+                FileLock(str(folder / ".lock")).acquire(timeout=0).lock.release()
+            except Timeout:
+                break
+            assert syncing.poll() is None, syncing.communicate()
+            assert time.monotonic() < deadline, "the sync never took the folder"
+            time.sleep(0.05)
+        time.sleep(1.0)
+        syncing.send_signal(signal.SIGTERM)
+        try:
+            _, err = syncing.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            syncing.kill()
+            syncing.communicate()
+            raise AssertionError("sync was still running 60 s after SIGTERM") from None
+        assert syncing.returncode == 128 + signal.SIGTERM, err
+        assert "Traceback" not in err
+        assert snapshots(folder) == kept, "the files are kept"
+    finally:
+        private_s3.thaw()
+    again = sync(tmp_path)
+    out, err = again.communicate(timeout=300)
+    assert again.returncode == 0, out + err
+    for uri, content in kept.items():
+        assert s3_bytes(private_s3, uri) == content, uri
