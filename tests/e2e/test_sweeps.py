@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -75,14 +76,14 @@ def test_mlflow_run_sweep_entry_point_nests_under_its_own_run(kit_repo, tmp_path
 
 
 def _secret_sweep(tmp_path, configurations: str) -> tuple[list[str], dict[str, str], dict]:
-    """A sweep given three secrets: a setting named like one (`+tracking.password`), a
-    URI with a password inside free text (Hydra writes its `:` escaped in the launch
-    lines it logs), and the webhook URL."""
+    """A sweep given three secrets: a credential variable, a URI with a password inside
+    free text (Hydra writes its `:` escaped in the launch lines it logs), and the
+    webhook URL."""
     import secrets
 
     token = secrets.token_hex(6)
     canaries = {
-        "password setting": f"PWCANARY{token}",
+        "credential variable": f"AWSCANARY{token}",
         "uri in text": f"URICANARY{token}",
         "webhook": f"HOOKCANARY{token}",
     }
@@ -90,12 +91,15 @@ def _secret_sweep(tmp_path, configurations: str) -> tuple[list[str], dict[str, s
     work.mkdir()
     command = [
         PYTHON, "-m", "logistic_regression.train", "-m", f"model.C={configurations}",
-        f"+tracking.password={canaries['password setting']}",
         f"tracking.note='see http://u:{canaries['uri in text']}@example.invalid/x'",
         f"notify.webhook_url=http://127.0.0.1:9/hooks/{canaries['webhook']}",
         "tracking.experiment_name=secret-sweep",
     ]  # fmt: skip
-    env = {**os.environ, "LOGREG_SPOOL_DIR": str(work / "spool")}
+    env = {
+        **os.environ,
+        "LOGREG_SPOOL_DIR": str(work / "spool"),
+        "AWS_SECRET_ACCESS_KEY": canaries["credential variable"],
+    }
     return command, canaries, {"cwd": work, "env": env}
 
 
@@ -115,6 +119,17 @@ def test_no_secret_of_a_sweep_is_printed_or_written(tmp_path):
     assert list(where["cwd"].glob("multirun/*/multirun.yaml"))
     _assert_nothing_holds(canaries, where["cwd"], done.stdout + done.stderr)
 
+    # A setting named like a secret is no setting of the kit: refused in one line that
+    # does not repeat its value, before anything is written.
+    password = "PWCANARY" + canaries["webhook"][-12:]
+    refused = subprocess.run(
+        [*command, f"+tracking.password={password}"], capture_output=True, text=True,
+        timeout=600, cwd=tmp_path, env=where["env"],
+    )  # fmt: skip
+    assert refused.returncode == 2, refused.stderr
+    assert "tracking.password is not a setting" in refused.stderr
+    assert password not in refused.stdout + refused.stderr
+
 
 def test_a_sweep_stopped_by_sigterm_leaves_no_secret_behind(tmp_path):
     command, canaries, where = _secret_sweep(tmp_path, "0.1,1,10")
@@ -127,10 +142,12 @@ def test_a_sweep_stopped_by_sigterm_leaves_no_secret_behind(tmp_path):
         while not list(where["cwd"].glob("multirun/*/0")) and process.poll() is None:
             assert time.monotonic() < deadline, "the sweep's first configuration never began"
             time.sleep(0.05)
+        assert process.poll() is None, process.communicate()
         os.killpg(process.pid, signal.SIGTERM)
         out, err = process.communicate(timeout=300)
     except BaseException:
-        os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
         process.communicate()
         raise
     assert process.returncode != 0
