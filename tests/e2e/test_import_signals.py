@@ -13,12 +13,18 @@ import time
 from conftest import PYTHON
 from mlflow.tracking import MlflowClient
 
-ROWS = 400
+ROWS = 1000
 
 
 def finished_runs(store: str) -> int:
-    with sqlite3.connect(store.removeprefix("sqlite:///")) as db:
-        return db.execute("select count(*) from runs where status = 'FINISHED'").fetchone()[0]
+    """How many rows are in, without waiting on the import's write lock (0 while held):
+    a reader queued behind it let a loaded machine finish the whole import first."""
+    try:
+        with sqlite3.connect(store.removeprefix("sqlite:///"), timeout=0.01) as db:
+            query = "select count(*) from runs where status = 'FINISHED'"
+            return db.execute(query).fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
 
 
 def test_a_stopped_import_leaves_no_row_running_and_resumes(tmp_path, isolated_mlflow):
@@ -35,7 +41,7 @@ def test_a_stopped_import_leaves_no_row_running_and_resumes(tmp_path, isolated_m
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 300
-        while finished_runs(isolated_mlflow) < 20:
+        while finished_runs(isolated_mlflow) < 5:
             assert process.poll() is None, process.communicate()
             assert time.monotonic() < deadline, "the import never got going"
             time.sleep(0.05)
