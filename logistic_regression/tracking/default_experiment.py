@@ -10,12 +10,20 @@ names (`tracking.experiment_name`, conf/ and conf/local/ included). Anywhere els
 for `mlflow run <git-url>` started from another folder, MLflow's own default stands;
 the run then says so in one line (`pipeline`), naming `--experiment-name`.
 
+Answering is the first time `mlflow run` touches the tracking store, so the provider
+checks it first, as the kit's own commands do (`tracking.store.check`, bounded by
+`tracking.timeout_s`): a server that does not answer is one line within that bound
+rather than minutes of MLflow's retries, and a new SQLite file's tables are made by one
+process at a time. A store the kit cannot use ends `mlflow run` there, with that line
+and exit code 2, before any run exists.
+
 Importing this module costs nothing: MLflow loads it in every process of the
 environment, so Hydra and the config are imported only when the provider answers.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from mlflow.tracking.default_experiment.abstract_context import DefaultExperimentProvider
@@ -28,13 +36,18 @@ def kit_checkout(folder: Path) -> bool:
     ).is_file()
 
 
-def configured_experiment() -> tuple[str, str | None]:
-    """The experiment the kit's own commands use, as conf/ (and conf/local/) set it, and
-    where the kit would keep its artifacts (an S3 prefix for storage=s3)."""
+def configured_experiment() -> tuple[str, str | None, float]:
+    """The experiment the kit's own commands use, as conf/ (and conf/local/) set it,
+    where the kit would keep its artifacts (an S3 prefix for storage=s3), and the bound
+    on a call to the tracking store."""
     from logistic_regression.config import compose_config, experiment_artifact_location
 
     config = compose_config([])
-    return config.tracking.experiment_name, experiment_artifact_location(config)
+    return (
+        config.tracking.experiment_name,
+        experiment_artifact_location(config),
+        config.tracking.timeout_s,
+    )
 
 
 class KitExperimentProvider(DefaultExperimentProvider):
@@ -44,11 +57,19 @@ class KitExperimentProvider(DefaultExperimentProvider):
         return kit_checkout(Path.cwd())
 
     def get_experiment_id(self) -> str:
+        import mlflow
         from mlflow import MlflowClient
 
+        from logistic_regression.errors import StorageError
+        from logistic_regression.tracking import store
         from logistic_regression.tracking.experiments import get_or_create_experiment
 
         # An error here (the experiment is deleted) is a warning MLflow prints, naming
         # it; the run then goes to MLflow's Default, and the kit says so in one line.
-        name, artifact_location = configured_experiment()
+        name, artifact_location, timeout_s = configured_experiment()
+        try:
+            store.check(mlflow.get_tracking_uri(), timeout_s)
+        except StorageError as exc:  # already redacted; SystemExit passes MLflow's catch
+            print(f"error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
         return get_or_create_experiment(MlflowClient(), name, artifact_location).experiment_id

@@ -7,7 +7,13 @@ not say what to check. `check` asks once, within `tracking.timeout_s`:
 
 - `sqlite:///` files: opened with the standard library's `sqlite3` with that timeout
   (before MLflow touches them), their header read and a write lock taken and released;
-  a missing file is fine (MLflow creates it) when its folder can be made.
+  a missing file is fine (MLflow creates it) when its folder can be made. MLflow makes
+  a new file's tables (a chain of migrations) in whichever process opens it first, with
+  nothing to stop two doing it at once: four first runs started together all failed and
+  left a store no later run could open. `check` therefore opens the store holding an
+  exclusive lock on the file's folder (`one_creator`), so one process makes the tables
+  and the others wait and then find them made; a store whose tables are incomplete (a
+  creation or upgrade that was stopped) is one line saying what to do.
 - `http(s)://` servers, and every other store: one MLflow call (`search_experiments`)
   with MLflow's HTTP retries off and its request timeout set to the bound.
 
@@ -22,11 +28,16 @@ asked too, but MLflow's own connection retries apply to it.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from alembic.util import CommandError
 from mlflow.environment_variables import MLFLOW_ALLOW_FILE_STORE
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -76,17 +87,79 @@ def check(uri: str, timeout_s: float) -> None:
     """Refuse a tracking store the kit cannot use now, within `timeout_s` seconds."""
     check_kind(uri)
     path = sqlite_path(uri)
-    if path is not None:
-        check_sqlite(uri, path, timeout_s)
+    if path is None:
+        _ask(uri, timeout_s)
+        return
+    check_sqlite(uri, path, timeout_s)
+    with one_creator(uri, path):
+        try:
+            _ask(uri, timeout_s)
+        except StorageError:
+            raise
+        except (MlflowException, SQLAlchemyError, CommandError) as exc:
+            raise StorageError(_incomplete(uri, path, exc)) from None
+
+
+def _ask(uri: str, timeout_s: float) -> None:
+    """One call to the store; MLflow opens it (and makes a new SQLite file's tables)."""
     try:
         with bounded_store(timeout_s):
             MlflowClient(uri).search_experiments(max_results=1)
     except MlflowException as exc:
         if exc.error_code == "UNAUTHENTICATED":
             raise StorageError(unauthenticated(uri)) from None
+        if sqlite_path(uri) is not None:
+            raise
         raise _unanswered(uri, exc, timeout_s) from None
     except (SQLAlchemyError, OSError) as exc:
+        if sqlite_path(uri) is not None and isinstance(exc, SQLAlchemyError):
+            raise
         raise _unanswered(uri, exc, timeout_s) from None
+
+
+# How long a process waits for another one making a new SQLite store's tables (a few
+# seconds on an idle machine); the lock is the kernel's, so it is free again at once if
+# that process dies.
+CREATION_WAIT_S = 120.0
+
+
+@contextmanager
+def one_creator(uri: str, path: Path, wait_s: float = CREATION_WAIT_S) -> Iterator[None]:
+    """Hold an exclusive lock on the folder of a SQLite store while MLflow opens it.
+
+    A lock on the folder (not a file beside the store) leaves nothing behind in it."""
+    folder = os.open(path.parent if str(path.parent) else ".", os.O_RDONLY)
+    try:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(folder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise StorageError(
+                        f"tracking store {redact(uri)}: another process has been opening "
+                        f"it for {wait_s:g} s (a new store's tables are made by one process "
+                        "at a time); check for a stuck run and try again"
+                    ) from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(folder)  # releases the lock
+
+
+def _incomplete(uri: str, path: Path, exc: BaseException) -> str:
+    """A SQLite store MLflow could not open, in one line: its tables are incomplete."""
+    reason = first_line(exc)
+    if "out-of-date database schema" in reason:  # made by an older MLflow
+        return f"tracking store {redact(uri)} cannot be used: {redact(reason)}"
+    reason = reason if len(reason) <= 160 else reason[:157] + "..."
+    return (
+        f"tracking store {redact(uri)} has incomplete tables (making or upgrading them "
+        f"was stopped partway: {redact(reason)}); if it holds no runs you need, move it "
+        f"away (mv {path} {path}.broken) and run again, otherwise restore a backup or try "
+        f"`mlflow db upgrade {redact(uri)}`"
+    )
 
 
 CREDENTIALS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")

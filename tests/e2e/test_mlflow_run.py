@@ -6,6 +6,7 @@ SQLite store there. Slow (each run starts MLflow's CLI and a Python process): e2
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -208,3 +209,62 @@ def test_mlflow_run_in_a_checkout_lands_where_best_and_baselines_look(kit):
     assert run.info.run_id in best.stdout and later.info.run_id in best.stdout
     assert [e.name for e in client.search_experiments()] == ["logistic-regression", "Default"]
     assert client.search_runs(["0"]) == []
+
+
+FIRST_OPEN = (
+    "from logistic_regression.tracking.default_experiment import KitExperimentProvider\n"
+    "print(KitExperimentProvider().get_experiment_id())\n"
+)
+
+
+def test_four_first_runs_at_once_on_a_new_sqlite_store_all_start(kit_repo, tmp_path):
+    """What four `mlflow run .` started together do first: ask the kit's provider for the
+    experiment on a store that does not exist yet. Each MLflow process made the tables at
+    once and all four failed (tracebacks, a store no later run could open); now one makes
+    them, the others wait, and all four get the same experiment."""
+    import subprocess
+
+    uri = f"sqlite:///{tmp_path / 'fresh' / 'mlflow.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    starts = [
+        subprocess.Popen(
+            [PYTHON, "-c", FIRST_OPEN],
+            cwd=kit_repo,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    answers = [start.communicate(timeout=300) for start in starts]
+    for start, (_out, err) in zip(starts, answers, strict=True):
+        assert start.returncode == 0, err
+        assert "Traceback" not in err
+    assert len({out.strip() for out, _ in answers}) == 1
+    client = MlflowClient(uri)
+    assert [e.name for e in client.search_experiments()] == ["logistic-regression", "Default"]
+
+
+def test_mlflow_run_against_a_server_nobody_listens_on_is_one_line_within_the_bound(
+    kit, closed_port
+):
+    """MLflow's own first call (the default-experiment lookup) retried for minutes; the
+    kit's provider asks first, within tracking.timeout_s, and ends `mlflow run` with the
+    kit's line, exit 2, before any run exists."""
+    uri = f"http://127.0.0.1:{closed_port}"
+    bare = [PYTHON, "-m", "mlflow", "run", ".", "--env-manager", "local"]
+    done = run_command(
+        bare,
+        cwd=kit,
+        env={"MLFLOW_TRACKING_URI": uri},
+        timeout=240,
+    )
+    assert done.returncode == 2, done.stderr
+    lines = [line for line in done.stderr.splitlines() if "error" in line.lower()]
+    assert lines == [
+        f"error: tracking store {uri} cannot be used: connection refused (no server listens "
+        "there); check that it is running and reachable at that address (MLFLOW_TRACKING_URI, "
+        f"else tracking.uri), or raise tracking.timeout_s (now 10 s)"
+    ], done.stderr
+    assert "Traceback" not in done.stderr

@@ -154,3 +154,49 @@ def test_a_store_on_a_read_only_disk_is_one_line_before_the_run(
     assert code == 2, err
     (line,) = [x for x in err.splitlines() if x.startswith("error:")]
     assert "attempt to write a readonly database" in line and "unexpected" not in line
+
+
+# The migration just before the one that creates `latest_metrics` (MLflow's own chain).
+BEFORE_LATEST_METRICS = "7ac759974ad8"
+
+
+def test_a_store_whose_tables_were_left_incomplete_is_one_line(tmp_path):
+    """What four first runs at once left behind: one process made a table while another
+    had not yet stamped the migration that makes it, so every later open fails with
+    "table latest_metrics already exists". Made here with MLflow's own migrations."""
+    from alembic import command
+    from mlflow.store.db.utils import _get_alembic_config
+    from mlflow.store.tracking.dbmodels.initial_models import Base as InitialBase
+    from sqlalchemy import create_engine, text
+
+    path = tmp_path / "half.db"
+    uri = f"sqlite:///{path}"
+    engine = create_engine(uri)
+    InitialBase.metadata.create_all(engine)  # as MLflow starts a new store
+    with engine.begin() as connection:
+        config = _get_alembic_config(uri)
+        config.attributes["connection"] = connection
+        command.upgrade(config, BEFORE_LATEST_METRICS)
+        connection.execute(text("CREATE TABLE latest_metrics (key VARCHAR(250))"))
+    engine.dispose()
+
+    with pytest.raises(StorageError) as caught:
+        store.check(uri, timeout_s=5)
+    message = str(caught.value)
+    assert message.startswith(f"tracking store {uri} has incomplete tables"), message
+    assert "latest_metrics already exists" in message and f"mv {path} {path}.broken" in message
+    assert "\n" not in message
+
+
+def test_one_process_at_a_time_opens_a_sqlite_store(tmp_path):
+    """The lock is the folder's: a second holder waits until the first lets go."""
+    (tmp_path / "store").mkdir()
+    path = tmp_path / "store" / "mlflow.db"
+    uri = f"sqlite:///{path}"
+    with store.one_creator(uri, path):
+        with pytest.raises(StorageError, match="another process has been opening it for 0.2 s"):
+            with store.one_creator(uri, path, wait_s=0.2):
+                pass  # pragma: no cover (never reached: the lock is held)
+    with store.one_creator(uri, path, wait_s=0.2):
+        pass  # free again
+    assert list(path.parent.iterdir()) == []  # nothing left beside the store
