@@ -4,8 +4,10 @@ A `KitError` is the user's to fix: one line on stderr, exit code 2. Anything els
 bug in the kit: one line that says so (the traceback with LOGREG_DEBUG=1), exit code 1.
 SIGINT (Ctrl-C), SIGTERM and SIGHUP stop the command as `Interrupted`: the run ends
 KILLED with the reason in `kit.error`, files not yet stored stay in the spool, one line
-on stderr, exit code 128 + the signal's number. Output piped into a reader that stops
-early (`inspect RUN | head`) ends the command quietly with 141, as SIGPIPE would.
+on stderr, exit code 128 + the signal's number. Under `mlflow run`, a stop sent to
+`mlflow run` alone arrives as SIGHUP once that process has ended (`launcher`). Output
+piped into a reader that stops early (`inspect RUN | head`) ends the command quietly
+with 141, as SIGPIPE would.
 Either way the run `mlflow run` created for this process is never left RUNNING, and
 that last call to the tracking store is bounded: the store may be what failed.
 """
@@ -22,6 +24,7 @@ import threading
 from collections.abc import Callable, Iterator
 from types import FrameType
 
+from logistic_regression import launcher
 from logistic_regression.errors import Interrupted, KitError, first_line
 from logistic_regression.status import Status
 from logistic_regression.uris import redact
@@ -169,6 +172,7 @@ def stop_on_signals() -> Iterator[None]:
 
     for signum in STOP_SIGNALS:
         signal.signal(signum, stop)
+    launcher.watch_launcher()  # `mlflow run` stopped alone: SIGHUP here (see there)
     try:
         yield
     finally:

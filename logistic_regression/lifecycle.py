@@ -30,7 +30,7 @@ from logistic_regression.storage import spool
 from logistic_regression.storage.uploader import local_root
 from logistic_regression.storage.writer import ArtifactWriter, SpoolFull
 from logistic_regression.tracking import artifact_state, models, runs
-from logistic_regression.uris import redact
+from logistic_regression.uris import redact, store_uri
 
 log = logging.getLogger("logistic_regression")
 
@@ -119,7 +119,7 @@ def open_writer(prepared: preflight.Prepared, run_id: str, run_root: str) -> Art
     storage, output = prepared.config.storage, prepared.config.data.output
     to_s3 = run_root.startswith("s3://") or outputs.is_s3(output)
     local_only = local_root(run_root) is not None and not outputs.is_s3(output)
-    journal_uri = redact(spool.store_uri(prepared.tracking_uri))
+    journal_uri = redact(store_uri(prepared.tracking_uri))
     writer = ArtifactWriter(run_id, journal_uri, storage, warm_s3=to_s3, local_only=local_only)
     try:
         runs.log_tags(run_id, {artifact_state.ARTIFACTS_TAG: artifact_state.PENDING})

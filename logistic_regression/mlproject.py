@@ -13,7 +13,7 @@ from __future__ import annotations
 import shlex
 import sys
 
-from logistic_regression import cli, train
+from logistic_regression import cli, launcher, train
 from logistic_regression.config import hydra_quote
 from logistic_regression.errors import ConfigError
 
@@ -82,6 +82,7 @@ def _pairs(args: list[str]) -> list[tuple[str, str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    launcher.watch_launcher()  # as early as possible: `mlflow run` may be stopped now
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         overrides = to_overrides(args)

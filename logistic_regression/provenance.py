@@ -16,6 +16,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from logistic_regression import __version__
 from logistic_regression.uris import MARK, redact
 
 # MLflow's reserved tag names, as documented for MLflow Projects.
@@ -91,6 +92,9 @@ def uncommitted_patch(root: Path) -> str:
 
 
 PATCH_REDACTED = "kit.patch_redacted"
+# The kit's version, on every run it opens or takes over from `mlflow run`, set with the
+# first tags: a RUNNING run without it was never handed to the kit (`tracking.unlaunched`).
+KIT_VERSION = "kit.version"
 
 
 def redacted_patch(patch: str) -> tuple[str, int]:
@@ -123,6 +127,7 @@ def tags(project_dir: Path, state: GitState | None, note: str) -> dict[str, str]
         SOURCE_TYPE: "LOCAL",
         USER: user_name(),
         NOTE: note,
+        KIT_VERSION: __version__,
     }
     if state is not None:
         values[GIT_COMMIT] = state.commit

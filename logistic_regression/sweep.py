@@ -41,6 +41,7 @@ from logistic_regression import (
     provenance,
     report,
     sweep_summary,
+    uris,
 )
 from logistic_regression.config import (
     PROJECT_DIR,
@@ -56,7 +57,6 @@ from logistic_regression.config import (
 from logistic_regression.config_keys import refuse_deletions
 from logistic_regression.errors import ConfigError, Interrupted, KitError, first_line
 from logistic_regression.status import Status
-from logistic_regression.storage import spool
 from logistic_regression.storage.uploader import local_root
 from logistic_regression.storage.writer import ArtifactWriter
 from logistic_regression.tracking import artifact_state, runs, store, sweeps
@@ -289,7 +289,7 @@ def finish(
         tags.update({f"sweep.best.{name}": best.params.get(name, "") for name in swept})
         runs.log_metrics(parent_id, [(f"best_{metric}", best.value, 0)])
     root = runs.artifact_uri(parent_id)
-    journal_uri = redact(spool.store_uri(tracking_uri))  # the form every journal records
+    journal_uri = redact(uris.store_uri(tracking_uri))  # the form every journal records
     local_only = local_root(root) is not None
     with ArtifactWriter(parent_id, journal_uri, config.storage, local_only=local_only) as writer:
         summary = {sweep_summary.FILE_NAME: html.encode("utf-8")}

@@ -288,3 +288,16 @@ def absolute_tracking_uri(uri: str, base: Path | None = None) -> str:
     if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
         return prefix + str(((base or Path.cwd()) / uri[len(prefix) :]).resolve())
     return uri
+
+
+def store_uri(uri: str, base: Path | None = None) -> str:
+    """A tracking URI in one absolute form (what the spool records and stores are compared
+    by): a relative SQLite file or a plain folder (a file store) made absolute against
+    `base`, default the working folder."""
+    uri = absolute_tracking_uri(uri, base)
+    prefix = "sqlite:///"
+    if uri.startswith(prefix):
+        return prefix + str(Path(uri[len(prefix) :]).resolve())
+    if uri and uri != "databricks" and not re.match(r"^[A-Za-z][\w+.-]*:", uri):  # a file store
+        return str(((base or Path.cwd()) / Path(uri).expanduser()).resolve())
+    return uri

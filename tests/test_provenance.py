@@ -5,6 +5,7 @@ import subprocess
 
 from conftest import git
 
+import logistic_regression
 from logistic_regression import provenance
 
 
@@ -36,6 +37,7 @@ def test_clean_tree(tmp_path):
         provenance.GIT_BRANCH: "trunk",
         provenance.SOURCE_TYPE: "LOCAL",
         provenance.USER: getpass.getuser(),
+        provenance.KIT_VERSION: logistic_regression.__version__,
     }
 
 
@@ -77,6 +79,7 @@ def test_outside_git(tmp_path):
         provenance.NOTE: "",
         provenance.SOURCE_TYPE: "LOCAL",
         provenance.USER: getpass.getuser(),
+        provenance.KIT_VERSION: logistic_regression.__version__,
     }
 
 

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import tempfile
 from contextlib import suppress
@@ -47,7 +46,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from logistic_regression.errors import StorageError
-from logistic_regression.uris import absolute_tracking_uri, redact
+from logistic_regression.uris import redact, store_uri
 
 JOURNAL = "journal.jsonl"
 RESULTS = "results.jsonl"
@@ -115,18 +114,6 @@ def check_spool(root: Path, headroom: int = RUN_HEADROOM) -> None:
             f"({human_size(headroom - free)} missing): free space, or point the spool at "
             "another disk"
         )
-
-
-def store_uri(uri: str) -> str:
-    """A tracking URI in the absolute form the spool records: a relative SQLite file or
-    a plain folder (a file store) made absolute against the working folder."""
-    uri = absolute_tracking_uri(uri)
-    prefix = "sqlite:///"
-    if uri.startswith(prefix):
-        return prefix + str(Path(uri[len(prefix) :]).resolve())
-    if uri and uri != "databricks" and not re.match(r"^[A-Za-z][\w+.-]*:", uri):  # a file store
-        return str(Path(uri).expanduser().resolve())
-    return uri
 
 
 def store_key(uri: str) -> str:

@@ -5,7 +5,9 @@ their files and a journal in the spool. `sync` uploads and verifies each file (t
 `Engine` as the uploader process, here in this process), then records the outcome on
 the run through `tracking.artifact_state`: models READY, `kit.artifacts` (`complete`,
 `partial` or `none`, see there), a run that failed only for want of its artifacts
-FINISHED, and a run left RUNNING by a process that is gone KILLED.
+FINISHED, and a run left RUNNING by a process that is gone KILLED. A run `mlflow run`
+opened and never handed to the kit (it was stopped first) has no folder: `sync` ends it
+KILLED too, on a store in this machine's files (`tracking.unlaunched` says when).
 
 The default spool is shared by every checkout of a user, so `sync` handles the folders
 of its own tracking store (MLFLOW_TRACKING_URI, else `tracking.uri`, compared as
@@ -46,12 +48,11 @@ from logistic_regression.storage.spool import (
     repair_tail,
     spool_root,
     store_key,
-    store_uri,
     unlogged_files,
 )
 from logistic_regression.storage.uploader import Engine, Settings
-from logistic_regression.tracking import artifact_state, runs, store
-from logistic_regression.uris import absolute_tracking_uri, redact
+from logistic_regression.tracking import artifact_state, runs, store, unlaunched
+from logistic_regression.uris import absolute_tracking_uri, redact, store_uri
 from logistic_regression.validation import validate_storage
 
 
@@ -105,7 +106,8 @@ def sync(config: Config, every_store: bool = False) -> int:
             outcome = SyncOutcome(folder.name, "kept", reason=f"{reason}; kept in {folder}")
         left += outcome.left_behind
         _report(outcome, folder)
-    if not handled:
+    settled = _settle_unlaunched(own_uri, _local(own))
+    if not handled and not settled:
         print(f"nothing to sync in {root}" + (" for this tracking store" if foreign else ""))
     if foreign:
         print(
@@ -113,6 +115,28 @@ def sync(config: Config, every_store: bool = False) -> int:
             "(`python -m logistic_regression sync --all` syncs them against their own stores)"
         )
     return 1 if left else 0
+
+
+def _settle_unlaunched(uri: str, local: bool) -> int:
+    """End the runs `mlflow run` opened and never handed over (`tracking.unlaunched`);
+    how many. They never change the exit code: no file of theirs is owed."""
+    try:
+        outcome = unlaunched.settle(uri, local)
+    except Exception as exc:  # the folders' outcome stands; say what was not looked at
+        print(
+            f"runs mlflow run left RUNNING were not looked for: {type(exc).__name__}: "
+            f"{redact(first_line(exc))}",
+            file=sys.stderr,
+        )
+        return 0
+    for run_id in outcome.settled:
+        print(f"{run_id}: {unlaunched.REASON}: ended KILLED")
+    if outcome.left:
+        print(
+            f"{len(outcome.left)} run(s) opened by mlflow run and not handed to the kit left "
+            f"RUNNING ({outcome.why}): {', '.join(outcome.left)}"
+        )
+    return len(outcome.settled)
 
 
 def _local(key: str) -> bool:

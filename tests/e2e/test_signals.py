@@ -226,3 +226,82 @@ def test_ctrl_c_on_mlflow_run_leaves_a_reason_and_no_spool(kit_repo, slow_data, 
     assert run.data.tags["kit.error"] == "interrupted by SIGINT"
     assert not [p for p in (tmp_path / "spool").iterdir() if p.is_dir()]
     assert_all_gone(process, tmp_path / "spool")
+
+
+def mlflow_run_args(kit_repo: Path, slow_data: Path) -> list[str]:
+    return [
+        PYTHON, "-m", "mlflow", "run", str(kit_repo), "--env-manager", "local",
+        "--experiment-name", "signals", "-P", f"input={slow_data}", "-P", "target=target",
+    ]  # fmt: skip
+
+
+def ended(experiment: str, bound: float = 180):
+    """The experiment's one run once it is no longer RUNNING (None if it stays so)."""
+    deadline = time.monotonic() + bound
+    while time.monotonic() < deadline:
+        found = runs_of(experiment)
+        if found and found[0].info.status != "RUNNING":
+            return found[0]
+        time.sleep(0.2)
+    return None
+
+
+def test_sigterm_to_mlflow_run_alone_while_the_kit_trains_ends_the_run_killed(
+    kit_repo, slow_data, tmp_path
+):
+    """`kill <pid of mlflow run>`: MLflow has no handler and ends at once. The kit used to
+    train on, orphaned, to FINISHED; it now hears SIGHUP and ends the run KILLED."""
+    process = start(mlflow_run_args(kit_repo, slow_data), tmp_path)
+    wait_for_journal(tmp_path / "spool", process, "run", timeout=300)
+    os.kill(process.pid, signal.SIGTERM)  # mlflow run alone, not its group
+    try:
+        _, err = process.communicate(timeout=300)  # its pipes close when the kit ends too
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        raise AssertionError("the kit did not end after mlflow run was stopped") from None
+    assert process.returncode == -signal.SIGTERM
+    run = ended("signals")
+    assert run is not None and run.info.status == "KILLED", run
+    assert run.data.tags["kit.error"] == "interrupted by SIGHUP"
+    assert "Traceback" not in err
+    assert_all_gone(process, tmp_path / "spool")
+
+
+def test_a_run_mlflow_run_opened_and_never_handed_over_is_settled_by_sync(
+    kit_repo, slow_data, tmp_path
+):
+    """SIGTERM to `mlflow run` after it created the run, before the kit started (here its
+    shell never starts the kit, as while an environment is built): the run stayed RUNNING
+    for good. `sync` leaves it while that `mlflow run` lives, and ends it KILLED after."""
+    shell = tmp_path / "bin" / "bash"  # what `mlflow run` starts the entry point with
+    shell.parent.mkdir()
+    shell.write_text("#!/bin/sh\nexec sleep 600\n")
+    shell.chmod(0o755)
+    path = f"{shell.parent}{os.pathsep}{os.environ['PATH']}"
+    process = subprocess.Popen(
+        mlflow_run_args(kit_repo, slow_data), cwd=tmp_path, env={**os.environ, "PATH": path},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    sync = [PYTHON, "-m", "logistic_regression", "sync"]
+    try:
+        deadline = time.monotonic() + 300
+        while not runs_of("signals") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        (run,) = runs_of("signals")
+        while_alive = subprocess.run(sync, cwd=tmp_path, capture_output=True, text=True)
+        assert while_alive.returncode == 0, while_alive.stderr
+        assert f"left RUNNING (mlflow run is running here (pid {process.pid})): " in (
+            while_alive.stdout
+        )
+        assert runs_of("signals")[0].info.status == "RUNNING"
+
+        os.kill(process.pid, signal.SIGTERM)
+        process.wait(timeout=60)
+        after = subprocess.run(sync, cwd=tmp_path, capture_output=True, text=True)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)  # the shell that never started the kit
+    assert after.returncode == 0, after.stderr
+    assert f"{run.info.run_id}: mlflow run was stopped before it started the kit" in after.stdout
+    (settled,) = runs_of("signals")
+    assert settled.info.status == "KILLED"
+    assert settled.data.tags["kit.error"].startswith("mlflow run was stopped before")
