@@ -42,23 +42,26 @@ def guarded(command: Callable[[], int]) -> int:
     error paths run inside the signal scope too: a signal while a refusal is recorded
     is handled the same way, and a second one is ignored."""
     one_line_store_errors()
-    with stop_on_signals():
-        try:
+    try:
+        with stop_on_signals():
             try:
-                code = command()
-                if sys.stdout is not None:
-                    sys.stdout.flush()  # a reader gone is found here, not in Python's exit
-                return code
-            except KitError as exc:
-                return refuse(exc)
-            except BrokenPipeError as exc:
-                if stdout_reader_gone():
-                    return reader_gone()
-                return bug(exc)
-            except Exception as exc:
-                return bug(exc)
-        except Interrupted as exc:
-            return interrupted(exc)
+                try:
+                    code = command()
+                    if sys.stdout is not None:
+                        sys.stdout.flush()  # a reader gone is found here, not at Python's exit
+                    return code
+                except KitError as exc:
+                    return refuse(exc)
+                except BrokenPipeError as exc:
+                    if stdout_reader_gone():
+                        return reader_gone()
+                    return bug(exc)
+                except Exception as exc:
+                    return bug(exc)
+            except Interrupted as exc:
+                return interrupted(exc)
+    except Interrupted as exc:  # it came where it could not be raised, until the end
+        return interrupted(exc)
 
 
 # MLflow's SQL store logs every database error it catches (a locked SQLite file, a
@@ -131,7 +134,10 @@ def reader_gone() -> int:
 # Code a signal must not interrupt half-way: a database transaction cut by an exception
 # that is not an Exception is never rolled back, and its lock would then refuse the very
 # writes that end the run KILLED. A signal arriving there is raised once the code is left.
-UNSAFE_TO_INTERRUPT = ("/sqlalchemy/", "/mlflow/store/", "/alembic/")
+# MLflow's client layer above the store too: a stop raised there, between the store's
+# answer and the kit, would lose what the store just did (a run created whose id the
+# kit never got, so it could not end it; found by the import signal e2e test).
+UNSAFE_TO_INTERRUPT = ("/sqlalchemy/", "/mlflow/store/", "/mlflow/tracking/", "/alembic/")
 # Python ignores an exception raised inside a finalizer (it prints "Exception ignored in"
 # and goes on): a signal arriving while one runs (GitPython's Repo.__del__, found by the
 # signal e2e test) would be lost, and the run would finish. It is raised after it.
@@ -147,21 +153,33 @@ def stop_on_signals() -> Iterator[None]:
     """Inside: the stop signals raise `Interrupted` in the main thread, at once or, inside
     the tracking store's database code, as soon as it is left. The first signal wins;
     later ones (a second Ctrl-C, `mlflow run` passing SIGTERM on) are ignored, so that
-    ending the run honestly is not itself interrupted."""
+    ending the run honestly is not itself interrupted. A signal still waiting for a safe
+    place when the block ends (a command that spent its time in database code: an
+    `import`) is raised as the block ends, never dropped."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     previous = {signum: signal.getsignal(signum) for signum in (*STOP_SIGNALS, signal.SIGALRM)}
     received: list[int] = []
+    raised: list[bool] = []
 
     def raise_when_safe(frame: FrameType | None) -> None:
-        if _inside(frame, UNSAFE_TO_INTERRUPT + SWALLOWS_EXCEPTIONS_IN) or _in_function(
-            frame, SWALLOWS_EXCEPTIONS
-        ):
+        if raised:
+            return
+        unsafe = _outermost_unsafe(frame)
+        if unsafe is not None:
+            # Raised the moment that code returns to the kit (a trace on the frame it
+            # returns to), with a poll behind it: a poll alone rarely lands outside when
+            # nearly all the time is spent inside (an `import`: one store write after
+            # another).
+            _on_next_line(unsafe.f_back, raise_when_safe)
             signal.signal(signal.SIGALRM, lambda _signum, later: raise_when_safe(later))
             signal.setitimer(signal.ITIMER_REAL, RECHECK_S)
             return
         signal.signal(signal.SIGALRM, previous[signal.SIGALRM])
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        _stop_tracing()
+        raised.append(True)
         raise Interrupted(received[0])
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -178,26 +196,53 @@ def stop_on_signals() -> Iterator[None]:
     finally:
         if received:
             signal.setitimer(signal.ITIMER_REAL, 0)
+            _stop_tracing()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+    if received and not raised:
+        raise Interrupted(received[0])
 
 
-def _inside(frame: FrameType | None, paths: tuple[str, ...]) -> bool:
-    """Whether `frame` or a caller of it runs code from one of `paths`."""
+def _unsafe(frame: FrameType) -> bool:
+    code = frame.f_code
+    return code.co_name in SWALLOWS_EXCEPTIONS or any(
+        part in code.co_filename for part in UNSAFE_TO_INTERRUPT + SWALLOWS_EXCEPTIONS_IN
+    )
+
+
+def _outermost_unsafe(frame: FrameType | None) -> FrameType | None:
+    """The outermost frame, of `frame` and its callers, that must not be interrupted."""
+    found = None
     while frame is not None:
-        if any(part in frame.f_code.co_filename for part in paths):
-            return True
+        if _unsafe(frame):
+            found = frame
         frame = frame.f_back
-    return False
+    return found
 
 
-def _in_function(frame: FrameType | None, names: tuple[str, ...]) -> bool:
-    """Whether `frame` or a caller of it is a function named one of `names`."""
-    while frame is not None:
-        if frame.f_code.co_name in names:
-            return True
-        frame = frame.f_back
-    return False
+def _skip_calls(_frame: FrameType, _event: str, _arg: object) -> None:
+    """The thread's trace function while a stop waits: no new frame is traced."""
+
+
+def _on_next_line(frame: FrameType | None, then: Callable[[FrameType], None]) -> None:
+    """`then(frame)` at `frame`'s next line or return: the moment the code it called
+    returns to it. Only where nothing else traces this thread (a debugger, coverage):
+    there the poll alone stays."""
+    if frame is None or sys.gettrace() not in (None, _skip_calls):
+        return
+
+    def on_event(traced: FrameType, event: str, _arg: object):
+        if event in ("line", "return"):
+            then(traced)
+        return on_event
+
+    frame.f_trace = on_event
+    sys.settrace(_skip_calls)  # frames' own traces run only while the thread has one
+
+
+def _stop_tracing() -> None:
+    if sys.gettrace() is _skip_calls:
+        sys.settrace(None)
 
 
 def interrupted(exc: Interrupted) -> int:

@@ -5,6 +5,7 @@ call to the store is bounded even when the store is what hangs."""
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 
 import pytest
@@ -138,6 +139,57 @@ def test_a_signal_inside_the_stores_database_code_waits_until_it_is_left():
 
     assert cli.guarded(command) == 128 + signal.SIGTERM
     assert log == ["committed"]
+
+
+def test_a_command_almost_always_in_database_code_stops_as_soon_as_it_is_left():
+    """One store write after another with next to no time between them (an `import`): a
+    stop waits for the write it lands in, then comes at once; it used to wait for a poll
+    to land between two writes, which under load was the whole import."""
+    import os
+    import signal
+    import time
+
+    source = (
+        "def write(log, signal_now):\n"
+        "    if signal_now:\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    deadline = time.monotonic() + 0.2\n"
+        "    while time.monotonic() < deadline:\n"
+        "        pass\n"
+        "    log.append('written')\n"
+    )
+    namespace = {"os": os, "signal": signal, "time": time}
+    exec(compile(source, "/site-packages/sqlalchemy/orm/fake.py", "exec"), namespace)
+    log: list[str] = []
+
+    def command() -> int:
+        for row in range(200):
+            namespace["write"](log, row == 2)
+        return 0
+
+    assert cli.guarded(command) == 128 + signal.SIGTERM
+    assert log == ["written"] * 3  # the write it landed in ended; no other began
+    assert sys.gettrace() is None  # nothing left tracing
+
+
+def test_a_signal_still_waiting_when_the_command_ends_is_not_dropped(capsys):
+    """A command that spends nearly all its time in database code (`import`: one store
+    write after another) may end before a check finds it outside: the stop is then
+    reported as the command ends (exit 128 + signal), where it used to be dropped (0)."""
+    import os
+    import signal
+
+    source = "def last_write():\n    os.kill(os.getpid(), signal.SIGTERM)\n"
+    namespace = {"os": os, "signal": signal}
+    exec(compile(source, "/site-packages/mlflow/store/fake.py", "exec"), namespace)
+
+    def command() -> int:
+        namespace["last_write"]()  # the signal lands inside; the command returns at once
+        return 0
+
+    assert cli.guarded(command) == 128 + signal.SIGTERM
+    assert capsys.readouterr().err.splitlines() == ["error: interrupted by SIGTERM"]
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
 @pytest.mark.parametrize("kind", ["__del__", "weakref.finalize"])
