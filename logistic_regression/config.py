@@ -13,7 +13,6 @@ Light on purpose: Hydra and OmegaConf only, so the server script can read
 from __future__ import annotations
 
 import re
-from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -23,6 +22,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from logistic_regression.config_errors import one_line
 from logistic_regression.config_keys import check_keys, refuse_deletions
 from logistic_regression.errors import ConfigError
 
@@ -314,44 +314,12 @@ def compose(config_name: str, overrides: list[str]) -> Any:
             composed = hydra_compose(config_name=config_name, overrides=overrides)
         return to_object(composed)
     except (HydraException, OmegaConfBaseException, ValueError) as exc:
-        raise ConfigError(one_line(exc)) from exc
+        raise ConfigError(one_line(exc, Config)) from exc
 
 
 def compose_config(overrides: list[str]) -> Config:
     """Compose `conf/` with Hydra overrides into the typed run config."""
     return compose("config", overrides)
-
-
-# OmegaConf's wording for a value of the wrong type, and what to say instead.
-NOT_CONVERTED = re.compile(
-    r"Value '(.*)' (?:of type '\w+' could not be converted to (\w+)|is not a valid (bool))"
-    r"(?: \(type \w+\))?"
-)
-TYPE_WORDS = defaultdict(
-    lambda: "of the expected type",
-    Float="a number (such as 0.5)",
-    Integer="a whole number (such as 5)",
-    bool="true or false",
-)
-
-
-def one_line(exc: BaseException) -> str:
-    """The useful line of a Hydra/OmegaConf error: the innermost cause, with its key."""
-    inner = exc
-    while inner.__cause__ is not None:
-        inner = inner.__cause__
-    key = getattr(inner, "full_key", None)
-    message = (getattr(inner, "msg", None) or str(inner)).strip().splitlines()
-    text = message[0] if message else type(inner).__name__
-    outer = str(exc).strip().splitlines()
-    if key:
-        if converted := NOT_CONVERTED.fullmatch(text):
-            value, number, truth = converted.groups()
-            return f"invalid value for {key}: {value!r} is not {TYPE_WORDS[number or truth]}"
-        return f"invalid value for {key}: {text}"
-    if len(outer) > 1 and outer[0].startswith("Error parsing override"):
-        return f"{outer[0]}: {outer[1]} (an override is key=value)"
-    return outer[0] if outer else text
 
 
 def typed_config(config: DictConfig) -> Config:

@@ -10,7 +10,7 @@ source of truth.
 
 from __future__ import annotations
 
-import shlex
+import re
 import sys
 
 from logistic_regression import cli, launcher, train
@@ -46,7 +46,7 @@ def to_overrides(args: list[str]) -> list[str]:
     extra: list[str] = []
     for name, value in _pairs(args):
         if name == "overrides":
-            extra = shlex.split(value)
+            extra = split_overrides(value)
             continue
         if name not in PARAMETERS:
             raise ConfigError(
@@ -59,6 +59,24 @@ def to_overrides(args: list[str]) -> list[str]:
             f"{PARAMETERS[name]}={hydra_quote(value) if name in TEXT_PARAMETERS else value}"
         )
     return overrides + extra
+
+
+# One override: characters other than space and quotes, and quoted stretches (kept).
+TOKEN = r"""(?:[^\s'"]|'[^']*'|"[^"]*")+"""
+OVERRIDE = re.compile(TOKEN)
+LINE = re.compile(rf"\s*(?:{TOKEN}(?:\s+{TOKEN})*)?\s*")  # no unclosed quote anywhere
+
+
+def split_overrides(value: str) -> list[str]:
+    """`-P overrides="a=1 tracking.note='x y' cols=['p/q','x=y']"` -> Hydra overrides, split
+    at spaces outside quotes. The quotes stay for Hydra, which reads a quoted value as
+    text: a list of names holding `/` or `=` works as Hydra documents it."""
+    if not LINE.fullmatch(value):
+        raise ConfigError(
+            f"overrides={value!r}: a quote is opened and never closed; close it "
+            "(e.g. tracking.note='two words')"
+        )
+    return OVERRIDE.findall(value)
 
 
 def _pairs(args: list[str]) -> list[tuple[str, str]]:

@@ -40,7 +40,7 @@ from logistic_regression.background import Background
 from logistic_regression.config import Config
 from logistic_regression.errors import KitError
 from logistic_regression.storage.writer import ArtifactWriter
-from logistic_regression.tracking import artifact_state, baselines, models, runs
+from logistic_regression.tracking import artifact_state, baselines, datasets, models, runs
 from logistic_regression.uris import redact
 
 log = logging.getLogger("logistic_regression")
@@ -124,7 +124,7 @@ def record(context: RunContext) -> console.RunSummary:
     config, dataset, writer = context.config, context.dataset, context.writer
     installed = context.background.submit(provenance.installed_packages)
     runs.log_params(context.run_id, context.params)
-    runs.log_dataset(
+    datasets.log_dataset(
         dataset.frame,
         dataset.ref.uri,
         Path(dataset.ref.uri).name,

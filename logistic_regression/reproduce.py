@@ -213,6 +213,17 @@ def checkout(recorded: Recorded, workdir: Path) -> Path:
     """A fresh clone at the recorded commit (plus the recorded diff); returns the project dir."""
     source = workdir / "source"
     _git(workdir, "clone", "--quiet", "--no-checkout", recorded.repository, str(source))
+    present = subprocess.run(
+        ["git", "cat-file", "-e", f"{recorded.commit}^{{commit}}"], cwd=source, capture_output=True
+    )
+    if present.returncode != 0:
+        shown = redact(recorded.repository)
+        raise NotReproducible(
+            f"commit {recorded.commit} is not in {shown} any more (its history was rewritten, "
+            "or the commit was never pushed there); if a clone or another remote still has "
+            f"it, push it back (git push {shown} {recorded.commit}:refs/heads/"
+            f"keep-{recorded.commit[:12]}) and reproduce again"
+        )
     _git(source, "-c", "advice.detachedHead=false", "checkout", "--quiet", recorded.commit)
     if recorded.patch is not None:
         try:

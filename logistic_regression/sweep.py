@@ -49,11 +49,11 @@ from logistic_regression.config import (
     Config,
     compose_config,
     experiment_artifact_location,
-    one_line,
     public_config,
     to_object,
     typed_config,
 )
+from logistic_regression.config_errors import one_line
 from logistic_regression.config_keys import refuse_deletions
 from logistic_regression.errors import ConfigError, Interrupted, KitError, first_line
 from logistic_regression.status import Status
@@ -82,8 +82,8 @@ def run_hydra(args: list[str], task: Callable[[], Any]) -> int:
         with environment.hydra_command_line(args), environment.hydra_raises_errors():
             task()
     except (HydraException, OmegaConfBaseException) as exc:
-        _end_interrupted(f"the sweep stopped: {one_line(exc)}")
-        raise ConfigError(one_line(exc)) from exc
+        _end_interrupted(f"the sweep stopped: {one_line(exc, Config)}")
+        raise ConfigError(one_line(exc, Config)) from exc
     except SystemExit as stop:  # a single run started with a flag ends with its exit code
         _end_interrupted(f"the sweep stopped: exit code {stop.code}")
         raise
@@ -150,7 +150,7 @@ def sweep_configurations(overrides: list[str]) -> tuple[Config, list[Config]]:
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except HydraException as exc:
-        raise ConfigError(one_line(exc)) from exc
+        raise ConfigError(one_line(exc, Config)) from exc
     kit = [override for override in parsed if not override.is_hydra_override()]
     base = compose_config([str(o.input_line) for o in kit if not o.is_sweep_override()])
     if any(o.key_or_group.startswith(("hydra/sweeper", "hydra.sweeper")) for o in parsed):
@@ -176,7 +176,7 @@ def sweep_configurations(overrides: list[str]) -> tuple[Config, list[Config]]:
             try:
                 OmegaConf.update(one, key, value, merge=False)
             except OmegaConfBaseException as exc:
-                raise ConfigError(f"{key}={value!r} in the sweep: {one_line(exc)}") from exc
+                raise ConfigError(f"{key}={value!r} in the sweep: {one_line(exc, Config)}") from exc
         configurations.append(to_object(one))
     return base, configurations
 

@@ -69,3 +69,34 @@ def test_a_local_webhook_is_recorded_only_as_stars(project):
         "# @package _global_\nnotify:\n  webhook_url: https://hooks.example.com/s/SECRET\n"
     )
     assert public_config(compose_config([]))["notify"]["webhook_url"] == "***"
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        (
+            "note: a long note about this machine's runs, which belongs under tracking\n",
+            "its settings are read as local.<setting> because its first line is not "
+            "`# @package _global_`",
+        ),
+        (
+            "# @package _global_\nnote: a long note about this machine's runs\n",
+            "note is not a setting there; did you mean tracking.note?",
+        ),
+        (
+            "# @package _global_\ntracking:\n  notes: x\n",
+            "notes is not a setting there; did you mean tracking.note?",
+        ),
+    ],
+)
+def test_a_mistake_in_the_local_file_is_one_line_naming_the_key(project, text, named):
+    """Hydra's own error was `In 'local/default': ConfigKeyError raised while composing
+    config:` with the key on a second line, cut off."""
+    from logistic_regression.errors import ConfigError
+
+    (project / "conf" / "local" / "default.yaml").write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        compose_config([])
+    message = str(caught.value)
+    assert message.startswith("conf/local/default.yaml: ") and named in message, message
+    assert "\n" not in message

@@ -72,3 +72,19 @@ def test_unknown_parameters_are_refused_with_the_known_names():
         to_overrides(["--alpha", "3"])
     with pytest.raises(ConfigError, match="unknown parameter 'gamma'"):
         to_overrides(["gamma=1"])
+
+
+def test_overrides_keep_their_quotes_for_hydra_so_names_with_slashes_work():
+    """Column names holding `/` and `=` (real exports have them), as Hydra documents
+    quoting them, through `-P overrides`: shlex used to strip the quotes Hydra needs."""
+    value = "preprocessing.drop_columns=['p/q','x=y'] tracking.note='two words'"
+    overrides = to_overrides([f"overrides={value}"])
+    assert overrides == ["preprocessing.drop_columns=['p/q','x=y']", "tracking.note='two words'"]
+    config = compose_config(overrides)
+    assert config.preprocessing.drop_columns == ["p/q", "x=y"]
+    assert config.tracking.note == "two words"
+
+
+def test_an_unclosed_quote_in_overrides_is_one_line():
+    with pytest.raises(ConfigError, match="a quote is opened and never closed"):
+        to_overrides(["--overrides", "tracking.note='abc"])

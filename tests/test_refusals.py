@@ -136,6 +136,14 @@ CASES = [
     ("folds", [*T, "evaluation.cv_folds=1"], "evaluation.cv_folds=1"),
     ("test-size", [*T, "evaluation.test_size=1.5"], "evaluation.test_size=1.5"),
     ("headline", [*T, "evaluation.headline_metric=mse"], "headline_metric"),
+    # several values where one is expected: a sweep, and how to run one
+    ("several-values", [*T, "model.C=0.1,1"], "several values are a sweep; run them with -m"),
+    # names with / and = unquoted: Hydra's grammar error, with how to quote them
+    (
+        "unquoted-names",
+        [*T, "preprocessing.drop_columns=[p/q,x=y]"],
+        "preprocessing.drop_columns=['p/q','x=y']",
+    ),
     ("timeout-zero", [*T, "tracking.timeout_s=0"], "tracking.timeout_s=0"),
     ("timeout-inf", [*T, "tracking.timeout_s=inf"], "tracking.timeout_s=inf"),
     ("empty-experiment", [*T, "tracking.experiment_name="], "experiment_name"),

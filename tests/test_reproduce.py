@@ -413,3 +413,42 @@ def test_a_reproduction_stopped_before_its_rerun_ended_is_not_left_running():
     assert client.get_run(stopped).data.tags["kit.error"] == "interrupted by SIGTERM"
     assert client.get_run(failed).info.status == "FAILED"
     assert "the clone vanished" in client.get_run(failed).data.tags["kit.error"]
+
+
+def test_a_commit_gone_from_its_repository_is_named_with_what_would_help(config, tmp_path):
+    """History rewritten after the run (a force-push, a reset and gc): the clone has no
+    such commit. One line naming the commit and the repository and how to bring the
+    commit back, not git's `reference is not a tree`; the reproduction is not left
+    RUNNING."""
+    from conftest import git
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "MLproject").write_text("name: gone\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "kept")
+    (repo / "later.txt").write_text("rewritten away\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "gone")
+    commit = git(repo, "rev-parse", "HEAD")
+    tags = {
+        provenance.SOURCE_NAME: f"file://{repo}",
+        provenance.GIT_COMMIT: commit,
+        provenance.GIT_DIRTY: "false",
+    }
+    run_id = recorded_run(config, tags)
+    git(repo, "reset", "-q", "--hard", "HEAD~1")
+    git(repo, "reflog", "expire", "--expire=now", "--all")
+    git(repo, "gc", "-q", "--prune=now")
+
+    with pytest.raises(NotReproducible) as caught:
+        reproduce(run_id, trusted=(str(repo),))
+    message = str(caught.value)
+    assert f"commit {commit} is not in {repo} any more" in message, message
+    assert f"git push {repo} {commit}:refs/heads/keep-{commit[:12]}" in message
+    assert "reference is not a tree" not in message and "\n" not in message
+    client = MlflowClient()
+    experiment = client.get_run(run_id).info.experiment_id
+    statuses = [run.info.status for run in client.search_runs([experiment])]
+    assert "RUNNING" not in statuses

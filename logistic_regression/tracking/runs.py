@@ -17,7 +17,6 @@ import logging
 import os
 import re
 import time
-import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -282,8 +281,25 @@ def _end_with(run_id: str, status: str, reason: str, quiet: bool = False) -> boo
 
 
 def log_params(run_id: str, params: Mapping[str, str]) -> None:
-    """Log params, each value redacted (`uris.redact`) and clipped."""
-    MlflowClient().log_batch(run_id, params=[Param(k, clip(redact(v))) for k, v in params.items()])
+    """Log params, each value redacted (`uris.redact`) and clipped. On the run `mlflow
+    run` made, which already holds the `-P` values as typed (and shell-quoted: `'陽性'`),
+    a kit value under a name it logged with another value goes in `<name>_resolved`:
+    MLflow refuses to change a param."""
+    values = {k: clip(redact(v)) for k, v in params.items()}
+    if run_id == run_id_from_mlflow_run():
+        values = beside_recorded(MlflowClient().get_run(run_id).data.params, values)
+    MlflowClient().log_batch(run_id, params=[Param(k, v) for k, v in values.items()])
+
+
+def beside_recorded(recorded: Mapping[str, str], values: Mapping[str, str]) -> dict[str, str]:
+    """`values` without what `recorded` already holds; a clash renamed `<name>_resolved`."""
+    kept: dict[str, str] = {}
+    for name, value in values.items():
+        if name not in recorded:
+            kept[name] = value
+        elif recorded[name] != value:
+            kept[f"{name}_resolved"] = value
+    return kept
 
 
 def log_tags(run_id: str, tags: Mapping[str, str]) -> None:
@@ -296,46 +312,6 @@ def log_metrics(run_id: str, metrics: list[tuple[str, float, int]]) -> None:
     now = int(time.time() * 1000)
     records = [Metric(key, value, now, step) for key, value, step in metrics]
     MlflowClient().log_batch(run_id, metrics=records)
-
-
-# Rows MLflow infers the logged dataset's schema from. MLflow visits every cell of the
-# frame it is given, in Python (mlflow/mlflow#13085): 19 s for 200,000 x 50. Column types
-# come from the dtypes, which a sample has too.
-SCHEMA_SAMPLE_ROWS = 1000
-
-
-# Runs of one experiment logging the same table at the same moment: MLflow's store looks
-# for the dataset, neither finds it, and the second insert breaks its key (seen with eight
-# clients of one server on PostgreSQL). Once the first is committed, a retry finds it.
-DATASET_RACE = ("dataset_pk", "UNIQUE constraint failed: datasets.", "Duplicate entry")
-DATASET_ATTEMPTS = 3
-
-
-def log_dataset(frame, source: str, name: str, target: str, digest: str) -> None:
-    """Record the input with `mlflow.log_input`, under the kit's own content digest (of
-    the whole input), with the schema inferred from a sample and the profile (row count)
-    of the whole frame; retried when another run logged the same table at that moment."""
-    with warnings.catch_warnings():
-        # MLflow 3.17 registers its local-artifact source twice and warns on every plain
-        # path that it "can be interpreted in multiple ways" (both are the same class).
-        warnings.filterwarnings("ignore", message="The specified dataset source can be")
-        # Its schema hint about integer columns concerns model inputs, not a logged table.
-        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
-        dataset = mlflow.data.from_pandas(  # type: ignore[attr-defined]
-            frame, source=redact(source), name=redact(name), targets=target, digest=digest[:36]
-        )
-        sample = mlflow.data.from_pandas(  # type: ignore[attr-defined]
-            frame.head(SCHEMA_SAMPLE_ROWS), source=source, targets=target, digest=digest[:36]
-        )
-        dataset.schema = sample.schema  # a cached property: MLflow's own, from the sample
-        for attempt in range(1, DATASET_ATTEMPTS + 1):
-            try:
-                mlflow.log_input(dataset, context="training")
-                return
-            except MlflowException as exc:
-                if attempt == DATASET_ATTEMPTS or not any(s in str(exc) for s in DATASET_RACE):
-                    raise
-                time.sleep(0.2 * attempt)
 
 
 def rename(run_id: str, name: str) -> None:

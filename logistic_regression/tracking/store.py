@@ -262,6 +262,11 @@ def check_store_layout(uri: str) -> None:
     scheme = uri.split(":", 1)[0] if "://" in uri or uri.startswith("file:") else ""
     if scheme == "sqlite":
         folder = Path(DEFAULT_ARTIFACT_FOLDER)
+        if folder.exists() and not folder.is_dir():
+            raise StorageError(
+                f"./{DEFAULT_ARTIFACT_FOLDER} here is a file, where the SQLite store keeps its "
+                "artifacts (MLflow's default artifact root, a folder); move or rename it"
+            )
         if _is_file_store(folder):
             raise StorageError(
                 f"./{DEFAULT_ARTIFACT_FOLDER} here is an MLflow file store, where the SQLite "

@@ -144,6 +144,8 @@ def test_dirty_tree_is_flagged_and_its_diff_logged(kit, tmp_path):
         ("output=/proc/kit-output", "error: data.output='/proc/kit-output' cannot be used"),
         # a parameter the MLproject entry point does not know
         ("alpha=1", "error: unknown parameter 'alpha'"),
+        # an unclosed quote in the free overrides (was shlex's traceback)
+        ("overrides=tracking.note='abc", 'error: overrides="tracking.note=\'abc": a quote is'),
     ],
 )
 def test_bad_parameters_fail_clearly_and_leave_no_running_run(kit, tmp_path, param, message):
@@ -268,3 +270,26 @@ def test_mlflow_run_against_a_server_nobody_listens_on_is_one_line_within_the_bo
         f"else tracking.uri), or raise tracking.timeout_s (now 10 s)"
     ], done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(("labels", "given"), [(("0", "1"), "1.0"), (("陰性", "陽性"), "陽性")])
+def test_a_positive_label_mlflow_run_records_otherwise_is_logged_beside_it(
+    kit, tmp_path, labels, given
+):
+    """MLflow logs each -P value as typed (text shell-quoted: `'陽性'`); the kit's label
+    as found in the data went under the same name and MLflow refused the run
+    (`Changing param values is not allowed`) after it had trained. It now goes beside."""
+    rows = [f"{i / 10},{labels[i % 2]}" for i in range(40)]
+    table = tmp_path / "labels.csv"
+    table.write_text("x,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    done = mlflow_run(kit, tmp_path, f"input={table}", "target=label", f"positive_label={given}")
+    assert done.returncode == 0, done.stderr
+    (run,) = only_run(MlflowClient())
+    assert run.info.status == "FINISHED"
+    params = run.data.params
+    assert params["positive_label"] in (given, f"'{given}'")  # what mlflow run recorded
+    expected = labels[1]
+    if params["positive_label"] == expected:
+        assert "positive_label_resolved" not in params
+    else:
+        assert params["positive_label_resolved"] == expected

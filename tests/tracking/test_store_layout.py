@@ -57,3 +57,18 @@ def test_the_embedded_default_refuses_a_file_store_in_mlruns(tmp_path, monkeypat
 
 def search_all_experiments_ids() -> list[str]:
     return [e.experiment_id for e in MlflowClient().search_experiments()]
+
+
+def test_mlruns_being_a_file_is_refused_before_the_run(isolated_mlflow, capsys):
+    """The run used to train, then end with `artifacts not stored: 13 of 13 files are
+    kept` and a NotADirectoryError: the artifact root cannot be a folder, known at once."""
+    Path("mlruns").write_text("not a folder")
+    capsys.readouterr()
+    assert train.main([]) == 2
+    line = one_line_error(capsys)
+    assert line == (
+        "error: ./mlruns here is a file, where the SQLite store keeps its artifacts (MLflow's "
+        "default artifact root, a folder); move or rename it"
+    )
+    client = MlflowClient(isolated_mlflow)
+    assert client.search_runs([e.experiment_id for e in client.search_experiments()]) == []

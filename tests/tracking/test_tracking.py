@@ -5,7 +5,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from logistic_regression.errors import DataError
-from logistic_regression.tracking import runs
+from logistic_regression.tracking import datasets, runs
 
 
 def test_flatten_nested_config():
@@ -84,9 +84,7 @@ def test_the_logged_dataset_has_the_whole_frames_schema_profile_and_digest():
     import numpy as np
     import pandas as pd
 
-    from logistic_regression.tracking import runs
-
-    rows = runs.SCHEMA_SAMPLE_ROWS * 3
+    rows = datasets.SCHEMA_SAMPLE_ROWS * 3
     rng = np.random.default_rng(0)
     frame = pd.DataFrame(
         {
@@ -99,7 +97,7 @@ def test_the_logged_dataset_has_the_whole_frames_schema_profile_and_digest():
     )
     mlflow.set_experiment("datasets")
     with mlflow.start_run() as run:
-        runs.log_dataset(frame, "/data/table.csv", "table.csv", "target", "d" * 64)
+        datasets.log_dataset(frame, "/data/table.csv", "table.csv", "target", "d" * 64)
     (logged,) = mlflow.get_run(run.info.run_id).inputs.dataset_inputs
     whole = mlflow.data.from_pandas(frame, source="/data/table.csv", targets="target")
     assert json.loads(logged.dataset.schema) == {"mlflow_colspec": whole.schema.to_dict()}
@@ -178,8 +176,6 @@ def test_a_dataset_logged_by_two_runs_at_once_is_retried_and_nothing_else(
     import pandas as pd
     from mlflow.exceptions import MlflowException
 
-    from logistic_regression.tracking import runs
-
     real, seen = mlflow.log_input, []
 
     def raced(*args, **kwargs):
@@ -194,9 +190,9 @@ def test_a_dataset_logged_by_two_runs_at_once_is_retried_and_nothing_else(
     with mlflow.start_run() as run:
         if calls == 1:
             with pytest.raises(MlflowException, match="something else"):
-                runs.log_dataset(frame, "/data/t.csv", "t.csv", "target", "d" * 64)
+                datasets.log_dataset(frame, "/data/t.csv", "t.csv", "target", "d" * 64)
         else:
-            runs.log_dataset(frame, "/data/t.csv", "t.csv", "target", "d" * 64)
+            datasets.log_dataset(frame, "/data/t.csv", "t.csv", "target", "d" * 64)
     assert len(seen) == calls
     logged = mlflow.get_run(run.info.run_id).inputs.dataset_inputs
     assert len(logged) == (1 if calls == 2 else 0)
