@@ -137,7 +137,15 @@ def reader_gone() -> int:
 # MLflow's client layer above the store too: a stop raised there, between the store's
 # answer and the kit, would lose what the store just did (a run created whose id the
 # kit never got, so it could not end it; found by the import signal e2e test).
-UNSAFE_TO_INTERRUPT = ("/sqlalchemy/", "/mlflow/store/", "/mlflow/tracking/", "/alembic/")
+# An import too: one cut half-way leaves a module half made, and the next import of it
+# (ending the run KILLED imports MLflow) fails with "partially initialized module".
+UNSAFE_TO_INTERRUPT = (
+    "/sqlalchemy/",
+    "/mlflow/store/",
+    "/mlflow/tracking/",
+    "/alembic/",
+    "<frozen importlib._bootstrap",
+)
 # Python ignores an exception raised inside a finalizer (it prints "Exception ignored in"
 # and goes on): a signal arriving while one runs (GitPython's Repo.__del__, found by the
 # signal e2e test) would be lost, and the run would finish. It is raised after it.
@@ -274,12 +282,10 @@ def fail_pending_mlflow_run(reason: str, status: str = Status.FAILED) -> None:
     """`mlflow run` created a run before starting us; never leave it RUNNING."""
     if not os.environ.get("MLFLOW_RUN_ID"):  # no run to end: MLflow is not even imported
         return
-    from logistic_regression.tracking import runs
-
-    run_id = runs.run_id_from_mlflow_run()
-    if not run_id:
-        return
+    run_id = os.environ["MLFLOW_RUN_ID"]
     try:
+        from logistic_regression.tracking import runs
+
         with runs.bounded_store():
             if runs.run_status(run_id) == Status.RUNNING:
                 runs.fail_run(run_id, reason, status)

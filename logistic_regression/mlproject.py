@@ -13,8 +13,7 @@ from __future__ import annotations
 import re
 import sys
 
-from logistic_regression import cli, launcher, train
-from logistic_regression.config import hydra_quote
+from logistic_regression import cli, launcher
 from logistic_regression.errors import ConfigError
 
 # MLproject parameter -> Hydra key. Free-text values are quoted for Hydra's grammar.
@@ -42,6 +41,8 @@ TEXT_PARAMETERS = {"input", "target", "positive_label", "output", "note", "model
 def to_overrides(args: list[str]) -> list[str]:
     """`["--C", "0.5", "--note", "a, b", "--overrides", "x=1 y=2"]` (or `["C=0.5", ...]`)
     -> Hydra overrides."""
+    from logistic_regression.config import hydra_quote  # Hydra: under the stop handlers
+
     overrides: list[str] = []
     extra: list[str] = []
     for name, value in _pairs(args):
@@ -100,13 +101,19 @@ def _pairs(args: list[str]) -> list[tuple[str, str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Under `mlflow run`, a Ctrl-C may come while the kit is still starting: the stop
+    handlers go in first (this module imports almost nothing), and the config, Hydra
+    and MLflow are imported under them, so a stop is one line and a run ended KILLED
+    rather than a KeyboardInterrupt traceback from the middle of an import."""
     launcher.watch_launcher()  # as early as possible: `mlflow run` may be stopped now
     args = list(sys.argv[1:] if argv is None else argv)
-    try:
-        overrides = to_overrides(args)
-    except ConfigError as exc:
-        return cli.refuse(exc)
-    return train.main(overrides)
+    return cli.guarded(lambda: _train(args))
+
+
+def _train(args: list[str]) -> int:
+    from logistic_regression import train  # under the stop handlers (see main)
+
+    return train.main(to_overrides(args))
 
 
 if __name__ == "__main__":

@@ -313,3 +313,33 @@ def test_the_stores_logged_database_errors_are_one_line_each(capfd):
     assert line.endswith(
         "SQLAlchemy database error. RuntimeError: (sqlite3.OperationalError) database is locked"
     )
+
+
+def test_a_signal_during_an_import_is_raised_once_the_module_is_whole(tmp_path, monkeypatch):
+    """Ctrl-C on `mlflow run` while the kit imported MLflow cut the import half-way; ending
+    the run KILLED then imported MLflow again and met `partially initialized module`
+    (a 70-line traceback, no kit.error). The stop now waits for the import to finish."""
+    import signal
+    import time
+
+    (tmp_path / "slow_module.py").write_text(
+        "import os, signal, time\n"
+        "os.kill(os.getpid(), signal.SIGINT)\n"
+        "deadline = time.monotonic() + 0.3\n"
+        "while time.monotonic() < deadline:\n"
+        "    pass\n"
+        "WHOLE = True\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "slow_module", raising=False)
+
+    def command() -> int:
+        import slow_module  # noqa: F401
+
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            time.sleep(0.01)
+        return 0
+
+    assert cli.guarded(command) == 128 + signal.SIGINT
+    assert sys.modules["slow_module"].WHOLE is True

@@ -305,3 +305,25 @@ def test_a_run_mlflow_run_opened_and_never_handed_over_is_settled_by_sync(
     (settled,) = runs_of("signals")
     assert settled.info.status == "KILLED"
     assert settled.data.tags["kit.error"].startswith("mlflow run was stopped before")
+
+
+@pytest.mark.parametrize("delay", [0.3, 1.0, 1.7])
+def test_ctrl_c_on_mlflow_run_while_the_kit_starts_is_one_line_and_no_run_left_running(
+    kit_repo, slow_data, tmp_path, delay
+):
+    """Ctrl-C (SIGINT to the group) moments after `mlflow run` started the kit, while it
+    imports Hydra and MLflow: a 70-line traceback (`partially initialized module
+    'mlflow'`) and no kit.error, or a run left RUNNING. Now one line at most, and
+    after `sync` no run is RUNNING."""
+    process = start(mlflow_run_args(kit_repo, slow_data), tmp_path)
+    deadline = time.monotonic() + 300
+    while not runs_of("signals") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(delay)
+    _, err = signal_group(process, signal.SIGINT)
+    assert "Traceback" not in err and "partially initialized" not in err, err
+    assert len([line for line in err.splitlines() if line.startswith("error:")]) <= 1, err
+    subprocess.run([PYTHON, "-m", "logistic_regression", "sync"], cwd=tmp_path, check=True)
+    (run,) = runs_of("signals")
+    assert run.info.status != "RUNNING"
+    assert run.data.tags.get("kit.error", "").startswith(("interrupted by SIGINT", "mlflow run"))
