@@ -14,7 +14,8 @@ import pytest
 from conftest import PYTHON, git, run_command
 from mlflow.tracking import MlflowClient
 
-from logistic_regression.mlproject import PARAMETERS, hydra_quote
+from logistic_regression.config import hydra_quote
+from logistic_regression.mlproject import PARAMETERS
 
 PROVENANCE_TAGS = (
     "mlflow.source.name",
