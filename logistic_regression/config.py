@@ -133,6 +133,13 @@ class DataConfig:
     # The positive class of a binary target, as written in the data ("yes", "True", "1");
     # empty: the last label in sorted order (1 of 0/1, True of False/True).
     positive_label: str = ""
+    # How a text (CSV) input is written (formats.ReadOptions): its encoding (UTF-8, a
+    # byte-order mark accepted), column separator and decimal mark.
+    encoding: str = "utf-8"
+    sep: str = ","
+    decimal: str = "."
+    # The sheet of an .xlsx input, by name; empty: the first sheet.
+    sheet: str = ""
 
 
 @dataclass
