@@ -23,7 +23,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from logistic_regression.config_keys import check_keys, refuse_deletions
+from logistic_regression.config_keys import check_keys, refuse_deletions, unquoted_text
 from logistic_regression.errors import ConfigError
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -321,7 +321,7 @@ def compose(config_name: str, overrides: list[str]) -> Any:
             composed = hydra_compose(config_name=config_name, overrides=overrides)
         return to_object(composed)
     except (HydraException, OmegaConfBaseException, ValueError) as exc:
-        raise ConfigError(one_line(exc)) from exc
+        raise ConfigError(unquoted_text(overrides) or one_line(exc)) from exc
 
 
 def compose_config(overrides: list[str]) -> Config:

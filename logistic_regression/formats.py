@@ -85,8 +85,8 @@ def check_options(options: ReadOptions, uri: str) -> None:
         "".encode(options.encoding)  # base64 and rot13 are codecs, not text encodings
     except LookupError:
         raise ConfigError(
-            f"data.encoding={options.encoding!r} is not a text encoding Python knows; "
-            f"use a codec name such as {known}"
+            f"data.encoding={options.encoding!r} is not allowed: it is not a text encoding "
+            f"Python knows; use a codec name such as {known}"
         ) from None
     sep = separator(options.sep)
     if len(sep) != 1 or sep in '"\r\n' or sep.isalnum():
@@ -101,8 +101,8 @@ def check_options(options: ReadOptions, uri: str) -> None:
         )
     if options.sheet and (table_format(uri) or ("", None))[0] != "excel":
         raise ConfigError(
-            f"data.sheet={options.sheet!r} is for an .xlsx input; data.input={uri!r} has no "
-            "sheets: leave it empty"
+            f"data.sheet={options.sheet!r} is not allowed for data.input={uri!r}: only an "
+            ".xlsx input has sheets; leave it empty"
         )
 
 
