@@ -39,8 +39,10 @@ class Charts:
 
 # Fonts with Japanese, Chinese and Korean glyphs, used after matplotlib's own for labels
 # and column names in those scripts, when the machine has one.
-CJK_FONTS = ("Noto Sans CJK JP", "Noto Sans JP", "IPAexGothic", "IPAGothic", "TakaoGothic")
-CJK_FONTS += ("Yu Gothic", "MS Gothic", "Hiragino Sans", "Source Han Sans JP")
+CJK_FONTS = (
+    *("Noto Sans CJK JP", "Noto Sans JP", "IPAexGothic", "IPAGothic", "TakaoGothic"),
+    *("Yu Gothic", "MS Gothic", "Hiragino Sans", "Source Han Sans JP"),
+)
 
 
 def png_data_uri(figure) -> str:

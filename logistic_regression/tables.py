@@ -13,6 +13,7 @@ import lzma
 import re
 import zipfile
 from collections.abc import Iterator
+from typing import Any
 
 import pandas as pd
 
@@ -99,6 +100,7 @@ def _refuse_one_column_of_separators(source, header: str, read: dict, uri: str) 
 def _blocks(source, compression: str | None) -> Iterator[bytes]:
     """The file's bytes as pandas decodes them (decompressed), a megabyte at a time."""
     source.seek(0)
+    stream: Any  # gzip, bz2, lzma, zip and zstandard readers share read(), not a type
     if compression == "gzip":
         stream = gzip.GzipFile(fileobj=source)
     elif compression == "bz2":
