@@ -60,13 +60,16 @@ def _read_csv(source, compression: str | None, options: ReadOptions, uri: str) -
     read = _csv_options(compression, options)
     try:
         source.seek(0)
-        frame = pd.read_csv(source, **read)
+        try:
+            frame = pd.read_csv(source, **read)
+        except pd.errors.ParserError:  # `1;2,5` rows under a `a;b` header: 1 or 2 fields
+            _refuse_one_column_of_separators(source, _csv_header(source, read), read, uri)
+            raise
         header = _csv_header(source, read)
     except UnicodeDecodeError as exc:
         fits = decodings(_blocks(source, compression), options.encoding)
         raise DataError(encoding_message(uri, options.encoding, first_line(exc), fits)) from None
-    if frame.shape[1] == 1:
-        _refuse_one_column_of_separators(source, str(frame.columns[0]), read, uri)
+    _refuse_one_column_of_separators(source, header, read, uri)
     refuse_repeated_names(header, uri)
     return frame
 
@@ -78,9 +81,10 @@ def _csv_header(source, read: dict) -> list[str]:
     return [] if first.empty else list(first.iloc[0])
 
 
-def _refuse_one_column_of_separators(source, header: str, read: dict, uri: str) -> None:
+def _refuse_one_column_of_separators(source, names: list[str], read: dict, uri: str) -> None:
     """A header of one column holding `;`, a tab or `|` is a file separated by that (and
     Excel's semicolon files write numbers with a decimal comma): say what to pass."""
+    header = str(names[0]) if len(names) == 1 else ""
     found = [sep for sep in LIKELY_SEPARATORS if sep in header and sep != read["sep"]]
     if not found:
         return

@@ -419,3 +419,15 @@ def test_what_the_kit_cannot_read_is_still_refused_by_name(tmp_path, name):
     (tmp_path / name).write_bytes(b"x")
     with pytest.raises(DataError, match="is not supported; use a built-in dataset"):
         load(str(tmp_path / name), "label")
+
+
+def test_decimal_commas_on_some_rows_only_still_name_the_separator(tmp_path):
+    """`1;0,5` and `2;3`: rows of different field counts under a one-column header stop
+    pandas' parser itself; the separator is named all the same."""
+    path = tmp_path / "europe.csv"
+    rows = "".join(f"{i}{',5' * (i % 3 == 1)};{i % 2}\n" for i in range(40))
+    path.write_text("x1;label\n" + rows)
+    with pytest.raises(DataError, match=r"pass data.sep=';' and data.decimal=','$"):
+        load(str(path), "label")
+    dataset = load(str(path), "label", options=ReadOptions(sep=";", decimal=","))
+    assert dataset.features["x1"].iloc[:5].tolist() == [0.0, 1.5, 2.0, 3.0, 4.5]
