@@ -23,7 +23,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from logistic_regression.config_errors import one_line
-from logistic_regression.config_keys import check_keys, refuse_deletions
+from logistic_regression.config_keys import check_keys, refuse_deletions, unquoted_text
 from logistic_regression.errors import ConfigError
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -133,6 +133,13 @@ class DataConfig:
     # The positive class of a binary target, as written in the data ("yes", "True", "1");
     # empty: the last label in sorted order (1 of 0/1, True of False/True).
     positive_label: str = ""
+    # How a text (CSV) input is written (formats.ReadOptions): its encoding (UTF-8, a
+    # byte-order mark accepted), column separator and decimal mark.
+    encoding: str = "utf-8"
+    sep: str = ","
+    decimal: str = "."
+    # The sheet of an .xlsx input, by name; empty: the first sheet.
+    sheet: str = ""
 
 
 @dataclass
@@ -314,7 +321,7 @@ def compose(config_name: str, overrides: list[str]) -> Any:
             composed = hydra_compose(config_name=config_name, overrides=overrides)
         return to_object(composed)
     except (HydraException, OmegaConfBaseException, ValueError) as exc:
-        raise ConfigError(one_line(exc, Config)) from exc
+        raise ConfigError(unquoted_text(overrides) or one_line(exc, Config)) from exc
 
 
 def compose_config(overrides: list[str]) -> Config:

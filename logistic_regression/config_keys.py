@@ -49,3 +49,17 @@ def check_keys(node: DictConfig, prefix: str = "") -> None:
                 f"{prefix}{name} was removed (~{prefix}{name}); the run needs it: set its "
                 "values instead"
             )
+
+
+def unquoted_text(overrides: Iterable[str]) -> str | None:
+    """Hydra's grammar takes a value in letters other than ASCII (`data.target=ラベル`,
+    a Japanese column name) only in quotes, and says only `LexerNoViableAltException`:
+    the override to write instead, or None when no override is such a value."""
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        if sep and not value.isascii() and value[:1] not in "'\"":
+            return (
+                f"{override}: a value with characters beyond ASCII must be quoted on the "
+                f"command line: \"{key}='{value}'\""
+            )
+    return None

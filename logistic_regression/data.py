@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from logistic_regression import tables
 from logistic_regression.errors import DataError, first_line
+from logistic_regression.formats import PLAIN_CSV, SUFFIXES, ReadOptions, table_format
 
 # Every classification dataset scikit-learn ships (no download), by its `load_<name>`.
 BUILTIN_DATASETS = ("breast_cancer", "iris", "wine", "digits")
-FILE_SUFFIXES = (".csv", ".parquet", ".pq")
 
 
 @dataclass(frozen=True)
@@ -76,41 +77,12 @@ def _load_builtin(name: str) -> pd.DataFrame:
     return loader(as_frame=True).frame
 
 
-def _parse(source, suffix: str, uri: str) -> pd.DataFrame:
-    try:
-        if suffix == ".csv":
-            frame = pd.read_csv(source)
-            _refuse_repeated_names(_csv_header(source), uri)
-            return frame
-        return pd.read_parquet(source)
-    except (ValueError, OSError, pd.errors.ParserError) as exc:
-        raise DataError(f"data.input={uri!r} could not be read: {first_line(exc)}") from exc
-
-
-def _csv_header(source) -> list[str]:
-    """The header as written: pandas renames a repeated name (`a`, `a.1`)."""
-    if hasattr(source, "seek"):  # an open file or bytes: read again from the start
-        source.seek(0)
-    first = pd.read_csv(source, header=None, nrows=1, dtype=str, keep_default_na=False)
-    return [] if first.empty else list(first.iloc[0])
-
-
-def _refuse_repeated_names(names: list[str], uri: str) -> None:
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        raise DataError(
-            f"data.input={uri!r}: the column name {repeated[0]!r} appears more than once; "
-            "each column needs a name of its own"
-        )
-
-
-def _read_s3(uri: str, timeout_s: float) -> tuple[pd.DataFrame, DataRef]:
+def _read_s3(uri: str, timeout_s: float, options: ReadOptions) -> tuple[pd.DataFrame, DataRef]:
     from logistic_regression.storage import s3
 
     _, key, _ = s3.parse_uri(uri)
-    suffix = Path(key).suffix.lower()
     found = s3.get_object(uri, timeout_s)
-    frame = _parse(io.BytesIO(found.body), suffix, uri)
+    frame = tables.parse(io.BytesIO(found.body), key, options, uri)
     digest = hashlib.sha256(found.body).hexdigest()
     rows, columns = frame.shape
     return frame, DataRef(
@@ -123,7 +95,7 @@ def local_path(uri: str) -> Path:
 
 
 ALLOWED_INPUTS = (
-    f"a built-in dataset ({', '.join(BUILTIN_DATASETS)}), a .csv/.parquet file "
+    f"a built-in dataset ({', '.join(BUILTIN_DATASETS)}), a {SUFFIXES} file "
     "or an s3://bucket/key object"
 )
 
@@ -137,28 +109,30 @@ def check_input(uri: str) -> None:
         from logistic_regression.storage import s3
 
         _, key, _ = s3.parse_uri(uri)
-        if Path(key).suffix.lower() not in FILE_SUFFIXES:
-            raise DataError(f"data.input={uri!r} is not supported; use a .csv or .parquet object")
+        if table_format(key) is None:
+            raise DataError(f"data.input={uri!r} is not supported; use a {SUFFIXES} object")
         return
     if "://" in uri and not uri.startswith("file://"):
         raise DataError(f"data.input={uri!r} is not supported; use {ALLOWED_INPUTS}")
     path = local_path(uri)
-    if path.suffix.lower() not in FILE_SUFFIXES:
+    if table_format(path.name) is None:
         raise DataError(f"data.input={uri!r} is not supported; use {ALLOWED_INPUTS}")
     if not path.is_file():
         raise DataError(f"data.input={uri!r}: no such file; use {ALLOWED_INPUTS}")
 
 
-def read_table(uri: str, timeout_s: float = 60.0) -> tuple[pd.DataFrame, DataRef]:
-    """Read a built-in dataset or a CSV/Parquet file into a table and its reference
-    (from S3, each read given up after `timeout_s`)."""
+def read_table(
+    uri: str, timeout_s: float = 60.0, options: ReadOptions = PLAIN_CSV
+) -> tuple[pd.DataFrame, DataRef]:
+    """Read a built-in dataset or a CSV/Parquet/Excel file into a table and its reference
+    (from S3, each read given up after `timeout_s`); text as `options` say."""
     check_input(uri)
     if uri in BUILTIN_DATASETS:
         frame = _load_builtin(uri)
         ref = DataRef(uri, sha256_frame(frame), "builtin", *frame.shape)
         return frame, ref
     if uri.startswith("s3://"):
-        return _read_s3(uri, timeout_s)
+        return _read_s3(uri, timeout_s, options)
     path = local_path(uri)
     # One open file for the table and its digest: a file replaced meanwhile (a rename
     # over it) cannot make the run record another file's digest than it trained on.
@@ -167,7 +141,7 @@ def read_table(uri: str, timeout_s: float = 60.0) -> tuple[pd.DataFrame, DataRef
     except OSError as exc:
         raise DataError(f"data.input={str(path)!r} could not be read: {first_line(exc)}") from exc
     with handle:
-        frame = _parse(handle, path.suffix.lower(), str(path))
+        frame = tables.parse(handle, path.name, options, str(path))
         digest = sha256_handle(handle)
     ref = DataRef(str(path.resolve()), digest, "file", *frame.shape)
     return frame, ref
@@ -293,8 +267,9 @@ def load(
     numeric: Sequence[str] = (),
     categorical: Sequence[str] = (),
     timeout_s: float = 60.0,
+    options: ReadOptions = PLAIN_CSV,
 ) -> Dataset:
-    frame, ref = read_table(uri, timeout_s)
+    frame, ref = read_table(uri, timeout_s, options)
     features, labels = split_target(frame, target, uri, drop, numeric, categorical)
     return Dataset(features, labels, ref, tuple(lookalike_labels(labels, target)))
 

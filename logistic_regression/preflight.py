@@ -3,7 +3,7 @@ is refused here, in one line, before any work is recorded (`prepare`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from sklearn.pipeline import Pipeline
 
@@ -17,6 +17,7 @@ from logistic_regression.config import (
     public_config,
 )
 from logistic_regression.errors import StorageError
+from logistic_regression.formats import read_options
 from logistic_regression.storage import s3, spool
 from logistic_regression.tracking import runs, store
 from logistic_regression.uris import (
@@ -63,6 +64,7 @@ def prepare(config: Config) -> Prepared:
         prep.numeric_columns,
         prep.categorical_columns,
         config.tracking.timeout_s,
+        read_options(asdict(config.data)),
     )
     classes = data.target_classes(dataset.target, config.data.target)
     validate_for_task(config, evaluate.task_of(classes), classes)

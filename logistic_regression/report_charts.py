@@ -37,9 +37,32 @@ class Charts:
     top_coefficients: int = 15
 
 
+# Fonts with Japanese, Chinese and Korean glyphs, used after matplotlib's own for labels
+# and column names in those scripts, when the machine has one.
+CJK_FONTS = (
+    *("Noto Sans CJK JP", "Noto Sans JP", "IPAexGothic", "IPAGothic", "TakaoGothic"),
+    *("Yu Gothic", "MS Gothic", "Hiragino Sans", "Source Han Sans JP"),
+)
+
+
 def png_data_uri(figure) -> str:
+    """The figure as a PNG. Without a CJK font a Japanese label is drawn as boxes (the
+    report's tables and alt text still show it): said once in docs/data.md, not as one
+    warning per character on the console."""
+    import warnings
+
+    import matplotlib
+    from matplotlib import font_manager
+
+    installed = {font.name for font in font_manager.fontManager.ttflist}
+    fallback = [name for name in CJK_FONTS if name in installed]
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None})
+    sans = [*matplotlib.rcParams["font.sans-serif"], *fallback]
+    with matplotlib.rc_context({"font.sans-serif": sans}), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font")
+        figure.savefig(
+            buffer, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None}
+        )
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 

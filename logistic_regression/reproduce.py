@@ -43,6 +43,7 @@ from logistic_regression import data, provenance, trust
 from logistic_regression.config import flatten_tree, hydra_quote
 from logistic_regression.environment import for_rerun
 from logistic_regression.errors import Interrupted, KitError, first_line
+from logistic_regression.formats import read_options
 from logistic_regression.status import Status
 from logistic_regression.storage import s3
 from logistic_regression.tracking import experiments, runs
@@ -188,10 +189,11 @@ def input_uri(recorded: Recorded) -> str:
 
 
 def check_data(recorded: Recorded) -> None:
-    """The input must still be the bytes the run read: the same file, or for a versioned
-    S3 object the recorded version (so later uploads to the key do not matter)."""
+    """The input must still be the bytes the run read (read with its recorded encoding
+    and separators): the same file, or a versioned S3 object's recorded version."""
+    options = read_options((recorded.config or {}).get("data") or {})
     try:
-        _, ref = data.read_table(input_uri(recorded))
+        _, ref = data.read_table(input_uri(recorded), options=options)
     except KitError as exc:
         raise NotReproducible(f"the run's input cannot be read now: {exc}") from None
     if ref.digest != recorded.input_digest:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from dataclasses import asdict
 from typing import Any
 
 from logistic_regression.config import (
@@ -27,6 +28,7 @@ from logistic_regression.config import (
     sweep_metrics,
 )
 from logistic_regression.errors import ConfigError
+from logistic_regression.formats import check_options, read_options
 
 
 def _allowed(name: str, value: Any, allowed: Iterable[str]) -> None:
@@ -75,6 +77,7 @@ def validate(cfg: Config) -> None:
     validate_preprocessing(cfg.preprocessing)
     if not cfg.data.input:
         raise ConfigError("data.input is empty; give a built-in dataset name or a CSV/Parquet path")
+    check_options(read_options(asdict(cfg.data)), cfg.data.input)
     validate_storage(cfg.storage)
     _allowed("sweep.metric", cfg.sweep.metric, SWEEP_METRICS)
     _allowed("sweep.direction", cfg.sweep.direction, Direction)

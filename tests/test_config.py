@@ -15,7 +15,24 @@ def test_defaults_compose_into_the_typed_config(base_config):
     assert base_config.evaluation.cv_folds == 5
     assert base_config.data.input == "breast_cancer"
     assert base_config.tracking.uri == "sqlite:///mlflow.db"
+    data = base_config.data
+    assert (data.encoding, data.sep, data.decimal, data.sheet) == ("utf-8", ",", ".", "")
     validate(base_config)
+
+
+def test_how_a_file_is_written_is_set_from_the_command_line():
+    """As a user types them: a tab as `'\\t'` (Hydra keeps the backslash), a decimal comma
+    quoted (a bare comma would be a sweep), a sheet of a workbook."""
+    from logistic_regression.formats import read_options, separator
+
+    cfg = compose_config(
+        ["data.sep='\\t'", "data.decimal=','", "data.encoding=cp932", "data.input=t.xlsx"]
+        + ["data.sheet='全部'"]
+    )
+    validate(cfg)
+    options = read_options(dataclasses.asdict(cfg.data))
+    assert (separator(options.sep), options.decimal) == ("\t", ",")
+    assert (options.encoding, options.sheet) == ("cp932", "全部")
 
 
 def test_overrides_reach_the_typed_config():
@@ -63,6 +80,13 @@ def _with(cfg, group, **changes):
         ("tracking", {"timeout_s": 0.0}, "tracking.timeout_s=0.0"),
         ("tracking", {"timeout_s": float("nan")}, "tracking.timeout_s=nan"),
         ("tracking", {"timeout_s": float("inf")}, "tracking.timeout_s=inf"),
+        ("data", {"encoding": "shift-jiz"}, "data.encoding='shift-jiz' is not allowed"),
+        ("data", {"encoding": "rot13"}, "data.encoding='rot13' is not allowed"),
+        ("data", {"sep": ";;"}, "data.sep=';;' is not allowed"),
+        ("data", {"sep": "a"}, "data.sep='a' is not allowed"),
+        ("data", {"decimal": ","}, "data.decimal=',' is not allowed"),  # the separator too
+        ("data", {"decimal": ".."}, "data.decimal='..' is not allowed"),
+        ("data", {"sheet": "Sheet1"}, "only an .xlsx input has sheets"),
     ],
 )
 def test_bad_values_are_refused_with_what_is_allowed(base_config, group, changes, expected):

@@ -8,6 +8,7 @@ import pytest
 
 from logistic_regression.data import feature_limit, load, sha256_frame
 from logistic_regression.errors import DataError
+from logistic_regression.formats import ReadOptions
 
 
 def write_table(path, n=40, seed=0, **extra_columns):
@@ -298,3 +299,135 @@ def test_the_digest_is_of_the_bytes_trained_on_even_if_the_file_is_replaced(
     assert dataset.ref.digest == hashlib.sha256(parsed_bytes).hexdigest()
     assert dataset.target.tolist()[:2] == [0, 1], "trained on the bytes parsed"
     assert hashlib.sha256(path.read_bytes()).hexdigest() != dataset.ref.digest
+
+
+# Tables as Excel writes them on Japanese and European Windows, and compressed.
+JAPANESE = pd.DataFrame(
+    {
+        "ラベル": np.tile(["はい", "いいえ"], 20),
+        "長さ": np.round(np.random.default_rng(2).normal(size=40), 3),
+        "色": np.tile(["赤", "青", "緑", "白"], 10),
+    }
+)
+FRENCH = JAPANESE.set_axis(["étiquette", "longueur", "couleur"], axis=1).replace(
+    {"はい": "oui", "いいえ": "non", "赤": "rouge", "青": "bleu", "緑": "vert", "白": "blé"}
+)
+
+
+@pytest.mark.parametrize(
+    ("frame", "encoding", "says"),
+    [
+        (JAPANESE, "cp932", "it decodes as cp932 (Shift_JIS"),
+        (FRENCH, "cp1252", "cp1252 (Latin-1"),
+        (JAPANESE, "utf-16", "it decodes as utf-16"),
+    ],
+)
+def test_a_file_in_another_encoding_is_named_then_read_with_it(tmp_path, frame, encoding, says):
+    path = tmp_path / "excel.csv"
+    path.write_bytes(frame.to_csv(index=False).encode(encoding))
+    target = str(frame.columns[0])
+    with pytest.raises(DataError) as caught:
+        load(str(path), target)
+    message = str(caught.value)
+    assert "is not utf-8 text" in message and says in message, message
+    assert f"data.encoding={encoding}" in message and "\n" not in message
+
+    dataset = load(str(path), target, options=ReadOptions(encoding=encoding))
+    assert list(dataset.features.columns) == list(frame.columns[1:])
+    assert sorted(dataset.target.unique()) == sorted(frame[target].unique())
+    assert set(dataset.features[frame.columns[2]]) == set(frame[frame.columns[2]])
+    assert dataset.ref.digest == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_utf8_with_a_byte_order_mark_reads_as_utf8(tmp_path):
+    path = tmp_path / "bom.csv"  # Excel's "CSV UTF-8"
+    path.write_bytes(JAPANESE.to_csv(index=False).encode("utf-8-sig"))
+    dataset = load(str(path), "ラベル")
+    assert list(dataset.features.columns) == ["長さ", "色"]
+
+
+@pytest.mark.parametrize(
+    ("sep", "decimal", "advice"),
+    [
+        (";", ",", "pass data.sep=';' and data.decimal=','"),
+        ("\t", ".", "pass data.sep='\\t'"),
+        ("|", ".", "pass data.sep='|'"),
+    ],
+)
+def test_a_file_with_another_separator_is_named_then_read_with_it(tmp_path, sep, decimal, advice):
+    path = tmp_path / "europe.csv"
+    path.write_text(JAPANESE.to_csv(index=False, sep=sep, decimal=decimal))
+    with pytest.raises(DataError) as caught:
+        load(str(path), "ラベル")
+    assert "was read as one column" in str(caught.value)
+    assert str(caught.value).endswith(advice), caught.value
+
+    shown = "\\t" if sep == "\t" else sep  # as a command line gives it
+    dataset = load(str(path), "ラベル", options=ReadOptions(sep=shown, decimal=decimal))
+    assert dataset.features["長さ"].dtype == "float64"
+    assert dataset.features["長さ"].tolist() == JAPANESE["長さ"].tolist()
+
+
+def _compressed(kind: str, raw: bytes, path) -> None:
+    import bz2
+    import gzip
+    import lzma
+    import zipfile
+
+    import zstandard
+
+    if kind == "zip":
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("table.csv", raw)
+        return
+    pack = {
+        "gz": gzip.compress,
+        "bz2": bz2.compress,
+        "xz": lzma.compress,
+        "zst": zstandard.ZstdCompressor().compress,
+    }
+    path.write_bytes(pack[kind](raw))
+
+
+@pytest.mark.parametrize("kind", ["gz", "bz2", "zip", "xz", "zst"])
+def test_a_compressed_csv_is_read_and_digested_as_stored(tmp_path, kind):
+    path = tmp_path / f"table.csv.{kind}"
+    _compressed(kind, JAPANESE.to_csv(index=False).encode("cp932"), path)
+    with pytest.raises(DataError, match="data.encoding=cp932"):  # decompressed to guess
+        load(str(path), "ラベル")
+    dataset = load(str(path), "ラベル", options=ReadOptions(encoding="cp932"))
+    assert dataset.features["長さ"].tolist() == JAPANESE["長さ"].tolist()
+    assert dataset.ref.digest == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert dataset.ref.kind == "file" and dataset.ref.rows == 40
+
+
+def test_a_workbook_is_read_from_its_first_sheet_or_the_one_named(tmp_path):
+    path = tmp_path / "book.xlsx"
+    with pd.ExcelWriter(path, engine="openpyxl") as book:
+        JAPANESE.to_excel(book, sheet_name="全部", index=False)
+        JAPANESE.head(20).to_excel(book, sheet_name="半分", index=False)
+    first = load(str(path), "ラベル")
+    assert first.features["長さ"].tolist() == JAPANESE["長さ"].tolist()
+    assert first.ref.digest == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert len(load(str(path), "ラベル", options=ReadOptions(sheet="半分")).target) == 20
+    with pytest.raises(DataError, match=r"data.sheet='三' is not a sheet of .*: 全部, 半分$"):
+        load(str(path), "ラベル", options=ReadOptions(sheet="三"))
+
+
+@pytest.mark.parametrize("name", ["table.parquet.gz", "table.xls", "table.gz", "table.tsv"])
+def test_what_the_kit_cannot_read_is_still_refused_by_name(tmp_path, name):
+    (tmp_path / name).write_bytes(b"x")
+    with pytest.raises(DataError, match="is not supported; use a built-in dataset"):
+        load(str(tmp_path / name), "label")
+
+
+def test_decimal_commas_on_some_rows_only_still_name_the_separator(tmp_path):
+    """`1;0,5` and `2;3`: rows of different field counts under a one-column header stop
+    pandas' parser itself; the separator is named all the same."""
+    path = tmp_path / "europe.csv"
+    rows = "".join(f"{i}{',5' * (i % 3 == 1)};{i % 2}\n" for i in range(40))
+    path.write_text("x1;label\n" + rows)
+    with pytest.raises(DataError, match=r"pass data.sep=';' and data.decimal=','$"):
+        load(str(path), "label")
+    dataset = load(str(path), "label", options=ReadOptions(sep=";", decimal=","))
+    assert dataset.features["x1"].iloc[:5].tolist() == [0.0, 1.5, 2.0, 3.0, 4.5]

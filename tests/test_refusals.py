@@ -87,6 +87,20 @@ def bad_files(tmp_path_factory) -> dict[str, str]:
         (folder / name).write_text(text)
         files[key(name)] = str(folder / name)
     (folder / "broken.parquet").write_bytes(b"not parquet at all")
+    (folder / "broken.csv.gz").write_bytes(b"not gzip at all")
+    (folder / "shift_jis.csv").write_bytes(
+        ("x1,色,label\n" + "".join(f"{i},{'赤青'[i % 2]},{i % 2}\n" for i in range(ROWS))).encode(
+            "cp932"
+        )
+    )
+    (folder / "semicolon.csv").write_text(
+        "x1;label\n" + "".join(f"{i},5;{i % 2}\n" for i in range(ROWS))
+    )
+    pd.DataFrame({"x1": range(ROWS), "label": [0, 1] * (ROWS // 2)}).to_excel(
+        folder / "book.xlsx", sheet_name="one", index=False
+    )
+    for name in ("broken.csv.gz", "shift_jis.csv", "semicolon.csv", "book.xlsx"):
+        files[key(name)] = str(folder / name)
     files[key("broken.parquet")] = str(folder / "broken.parquet")
     (folder / "a_file").write_text("not a folder")
     files["a_file"] = str(folder / "a_file")
@@ -182,6 +196,18 @@ CASES = [
     ("no-features", [*D, "data.input={only_target_csv}"], "no feature columns"),
     ("broken-parquet", [*D, "data.input={broken_parquet}"], "could not be read"),
     ("no-such-file", [*T, "data.input=missing.csv"], "no such file"),
+    ("broken-gzip", [*D, "data.input={broken_csv_gz}"], "could not be read"),
+    ("compressed-parquet", [*T, "data.input=t.parquet.gz"], "not supported"),
+    # how a file is written: encoding, separators, sheets
+    ("encoding-wrong", [*D, "data.input={shift_jis_csv}"], "cp932 (Shift_JIS"),
+    ("encoding-unknown", [*T, "data.encoding=klingon"], "data.encoding='klingon' is not allowed"),
+    ("encoding-not-text", [*T, "data.encoding=base64"], "data.encoding='base64' is not allowed"),
+    ("separator-semicolon", [*D, "data.input={semicolon_csv}"], "data.decimal=','"),
+    ("separator-long", [*T, "data.sep=';;'"], "data.sep=';;' is not allowed"),
+    ("decimal-is-separator", [*T, "data.sep=';'", "data.decimal=';'"], "data.decimal=';'"),
+    ("sheet-of-a-csv", [*D, "data.input={inf_csv}", "data.sheet=one"], "only an .xlsx input has"),
+    ("sheet-missing", [*D, "data.input={book_xlsx}", "data.sheet=two"], "its sheets are: one"),
+    ("unquoted-japanese", [*T, "data.target=ラベル"], "\"data.target='ラベル'\""),
     ("unsupported-input", [*T, "data.input=ftp://host/t.csv"], "not supported"),
     ("unknown-dataset", [*T, "data.input=titanic"], "not supported"),
     # outputs

@@ -143,3 +143,51 @@ def test_a_run_that_fails_after_its_model_was_created_leaves_no_model_pending(mo
     assert run.info.status == "FAILED"
     (model,) = client.search_logged_models(experiment_ids=[experiment])
     assert str(model.status) == "FAILED"
+
+
+def test_a_japanese_excel_csv_trains_end_to_end_and_is_recorded_as_stored(tmp_path, capsys):
+    """What Excel writes on Japanese Windows, here with ; and decimal commas as well:
+    Shift_JIS (cp932) bytes, Japanese column names and labels. Read with the overrides
+    the refusal names, the run keeps every name and label as written, and records the
+    digest of the file's bytes; reproduce reads it back with the recorded settings."""
+    import hashlib
+
+    import numpy as np
+
+    from logistic_regression.reproduce import check_data, read_recorded
+
+    rng = np.random.default_rng(3)
+    table = pd.DataFrame(
+        {
+            "長さ": np.round(rng.normal(size=60), 3),
+            "色": np.tile(["赤", "青", "緑"], 20),
+            "判定": np.tile(["合格", "不合格"], 30),
+        }
+    )
+    path = tmp_path / "結果.csv"
+    path.write_bytes(table.to_csv(index=False, sep=";", decimal=",").encode("cp932"))
+    args = [f"data.input='{path}'", "data.target='判定'", "data.output=out"]
+
+    assert train.main(args) == 2
+    assert "data.encoding=cp932" in capsys.readouterr().err
+    assert train.main([*args, "data.encoding=cp932"]) == 2
+    assert "data.sep=';' and data.decimal=','" in capsys.readouterr().err
+    assert train.main([*args, "data.encoding=cp932", "data.sep=';'", "data.decimal=','"]) == 0
+
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name("logistic-regression")
+    (run,) = client.search_runs([experiment.experiment_id])
+    params = run.data.params
+    assert params["data.target"] == "判定" and params["classes"] == "不合格, 合格"
+    assert params["data.encoding"] == "cp932" and params["data.decimal"] == ","
+    assert params["input_digest"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    artifacts = Path(run.info.artifact_uri.removeprefix("file://"))
+    assert (artifacts / "features.txt").read_text().split() == ["長さ", "色"]
+    predictions = pd.read_csv(artifacts / "predictions.csv")
+    assert {"probability_合格", "probability_不合格", "色"} <= set(predictions.columns)
+    assert set(predictions["prediction"]) <= {"合格", "不合格"}
+    assert predictions["長さ"].dtype == "float64"  # decimal commas read as numbers
+    report = (artifacts / "report.html").read_text()
+    assert "判定" in report and "合格" in report and "色" in report
+
+    check_data(read_recorded(client, run.info.run_id, tmp_path))  # read as recorded

@@ -139,3 +139,43 @@ def test_reproduce_checks_an_s3_input_by_its_recorded_version_or_refuses_a_chang
     check_data(versioned)  # the recorded version still has the recorded bytes
     with pytest.raises(NotReproducible, match=r"input s3://kit/plain/c.csv changed since run"):
         check_data(plain)
+
+
+def test_compressed_csv_and_workbook_objects_load_with_the_digest_of_their_stored_bytes(
+    s3_env, cancer_csv
+):
+    """Objects as stored: the digest is of the compressed (or workbook) bytes, the table
+    the same as the plain CSV's; a Shift_JIS object is read with data.encoding."""
+    import gzip
+
+    import pandas as pd
+    import zstandard
+
+    from logistic_regression.formats import ReadOptions
+
+    frame = load_breast_cancer(as_frame=True).frame
+    book = io.BytesIO()
+    frame.to_excel(book, index=False, sheet_name="cancer")
+    japanese = frame.rename(columns={"target": "診断"}).to_csv(index=False).encode("cp932")
+    objects = {
+        "data/cancer.csv.gz": gzip.compress(cancer_csv),
+        "data/cancer.csv.zst": zstandard.ZstdCompressor().compress(cancer_csv),
+        "data/cancer.xlsx": book.getvalue(),
+        "data/日本.csv.gz": gzip.compress(japanese),
+    }
+    s3 = s3_env.client()
+    for key, body in objects.items():
+        s3.put_object(Bucket="kit", Key=key, Body=body)
+    plain = pd.read_csv(io.BytesIO(cancer_csv)).drop(columns="target").astype("float64")
+
+    for key in ("data/cancer.csv.gz", "data/cancer.csv.zst", "data/cancer.xlsx"):
+        loaded = load(f"s3://kit/{key}", "target")
+        assert loaded.ref.kind == "s3"
+        assert loaded.ref.digest == hashlib.sha256(objects[key]).hexdigest()
+        assert loaded.features.equals(plain), key
+
+    with pytest.raises(DataError, match="data.encoding=cp932$"):
+        load("s3://kit/data/日本.csv.gz", "診断")
+    loaded = load("s3://kit/data/日本.csv.gz", "診断", options=ReadOptions(encoding="cp932"))
+    assert loaded.ref.digest == hashlib.sha256(objects["data/日本.csv.gz"]).hexdigest()
+    assert loaded.target.name == "診断" and loaded.features.equals(plain)
