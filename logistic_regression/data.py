@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,7 +119,22 @@ def check_input(uri: str) -> None:
     if table_format(path.name) is None:
         raise DataError(f"data.input={uri!r} is not supported; use {ALLOWED_INPUTS}")
     if not path.is_file():
-        raise DataError(f"data.input={uri!r}: no such file; use {ALLOWED_INPUTS}")
+        raise DataError(f"data.input={uri!r}: {what_is_there(path)}; use {ALLOWED_INPUTS}")
+
+
+def what_is_there(path: Path) -> str:
+    """Why `path` is not a file to read, in a few words: missing, or what it is."""
+    try:
+        kind = path.stat().st_mode
+    except FileNotFoundError:
+        return "is a link to a missing file" if path.is_symlink() else "no such file"
+    except OSError as exc:  # a link that loops: ELOOP
+        return f"cannot be followed ({exc.strerror or first_line(exc)})"
+    if stat.S_ISDIR(kind):
+        return "is a folder, not a file"
+    if stat.S_ISFIFO(kind):
+        return "is a named pipe, not a file; save what it carries to a file and pass that"
+    return "is not a regular file"
 
 
 def read_table(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import sys
 from pathlib import Path
@@ -104,6 +105,12 @@ def bad_files(tmp_path_factory) -> dict[str, str]:
     files[key("broken.parquet")] = str(folder / "broken.parquet")
     (folder / "a_file").write_text("not a folder")
     files["a_file"] = str(folder / "a_file")
+    (folder / "folder.csv").mkdir()  # paths that are not files to read
+    os.mkfifo(folder / "pipe.csv")
+    (folder / "loop.csv").symlink_to(folder / "loop.csv")
+    (folder / "dangling.csv").symlink_to(folder / "gone.csv")
+    for name in ("folder.csv", "pipe.csv", "loop.csv", "dangling.csv"):
+        files[key(name)] = str(folder / name)
     return files
 
 
@@ -152,6 +159,20 @@ CASES = [
     ("headline", [*T, "evaluation.headline_metric=mse"], "headline_metric"),
     # several values where one is expected: a sweep, and how to run one
     ("several-values", [*T, "model.C=0.1,1"], "several values are a sweep; run them with -m"),
+    ("input-folder", [*T, "data.input={folder_csv}"], "is a folder, not a file"),
+    ("input-pipe", [*T, "data.input={pipe_csv}"], "is a named pipe, not a file"),
+    (
+        "input-loop",
+        [*T, "data.input={loop_csv}"],
+        "cannot be followed (Too many levels of symbolic",
+    ),
+    ("input-dangling", [*T, "data.input={dangling_csv}"], "is a link to a missing file"),
+    # a count of test rows smaller than the classes (three here)
+    (
+        "test-size-count",
+        [*D, "data.input={three_classes_csv}", "evaluation.test_size=2"],
+        "evaluation.test_size=2",
+    ),
     # names with / and = unquoted: Hydra's grammar error, with how to quote them
     (
         "unquoted-names",
