@@ -122,6 +122,15 @@ def check_input(uri: str) -> None:
         raise DataError(f"data.input={uri!r}: {what_is_there(path)}; use {ALLOWED_INPUTS}")
 
 
+def table_name(uri: str) -> str:
+    """A short name for the input: a built-in dataset's, else the file's without its
+    suffixes (`penguins` for s3://bucket/tables/penguins.csv.gz)."""
+    if uri in BUILTIN_DATASETS:
+        return uri
+    name = uri.rstrip("/").rsplit("/", 1)[-1]
+    return name.split(".", 1)[0] or name
+
+
 def what_is_there(path: Path) -> str:
     """Why `path` is not a file to read, in a few words: missing, or what it is."""
     try:

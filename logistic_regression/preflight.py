@@ -122,10 +122,16 @@ def recorded_config(config: Config) -> dict:
 
 
 def run_name(config: Config) -> str:
+    """`tracking.run_name`, else the table, its target and the model's settings
+    (`penguins-species-C0.5-l2`): runs on two tables or targets differ at a glance."""
     if config.tracking.run_name:
         return redact(config.tracking.run_name)
     m = config.model
     if m.penalty == Penalty.NONE:
-        return "logreg-nopenalty"
-    suffix = f"{m.penalty}{m.l1_ratio:g}" if m.penalty == Penalty.ELASTICNET else m.penalty
-    return f"logreg-C{m.C:g}-{suffix}"
+        model = "nopenalty"
+    else:
+        suffix = f"{m.penalty}{m.l1_ratio:g}" if m.penalty == Penalty.ELASTICNET else m.penalty
+        model = f"C{m.C:g}-{suffix}"
+    table = data.table_name(config.data.input)
+    target = f"-{config.data.target}" if config.data.target else ""
+    return redact(f"{table}{target}-{model}")

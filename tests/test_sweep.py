@@ -78,12 +78,13 @@ def test_a_failing_configuration_is_recorded_and_the_sweep_goes_on(capsys):
     printed = capsys.readouterr()
     assert "2 configurations, 1 failed" in printed.out
     # One line per configuration (name, headline metric, status); the block once, at the end.
-    (finished,) = [line for line in printed.out.splitlines() if line.startswith("logreg-")]
-    assert finished.startswith("logreg-C1-l2 (") and " ± " in finished
+    name = "breast_cancer-target-C"
+    (finished,) = [line for line in printed.out.splitlines() if line.startswith(name)]
+    assert finished.startswith(f"{name}1-l2 (") and " ± " in finished
     assert finished.endswith(", FINISHED")
     assert printed.out.count("report.html") == 1 and printed.out.count("UI: ") == 1
-    (refused,) = [line for line in printed.err.splitlines() if line.startswith("logreg-")]
-    assert refused.startswith("logreg-C-1-l2: FAILED: model.C=-1.0 is not allowed")
+    (refused,) = [line for line in printed.err.splitlines() if line.startswith(name)]
+    assert refused.startswith(f"{name}-1-l2: FAILED: model.C=-1.0 is not allowed")
 
 
 def test_a_sweep_where_everything_fails_fails_its_parent():

@@ -27,7 +27,7 @@ def test_a_run_records_everything_needed_to_reproduce_it(config):
     run = client.get_run(summary.run_id)
 
     assert run.info.status == "FINISHED"
-    assert run.info.run_name == "logreg-C0.5-l2"
+    assert run.info.run_name == "breast_cancer-target-C0.5-l2"  # table, target, model
     assert client.get_experiment(run.info.experiment_id).name == "logistic-regression"
     params = run.data.params
     assert params["model.C"] == "0.5" and params["model.penalty"] == "l2"
@@ -191,3 +191,23 @@ def test_a_japanese_excel_csv_trains_end_to_end_and_is_recorded_as_stored(tmp_pa
     assert "判定" in report and "合格" in report and "色" in report
 
     check_data(read_recorded(client, run.info.run_id, tmp_path))  # read as recorded
+
+
+def test_runs_on_two_tables_or_targets_are_named_apart(tmp_path):
+    """Every default run was `logreg-C1-l2` whatever the data."""
+    from logistic_regression.config import compose_config
+    from logistic_regression.preflight import run_name
+
+    def named(*overrides: str) -> str:
+        return run_name(compose_config(list(overrides)))
+
+    assert named("data.input=s3://team/tables/penguins.csv.gz", "data.target=species") == (
+        "penguins-species-C1-l2"
+    )
+    assert named("data.input=s3://team/tables/penguins.csv.gz", "data.target=island") == (
+        "penguins-island-C1-l2"
+    )
+    assert named("data.input=/data/titanic.parquet", "data.target=survived", "model.C=0.5") == (
+        "titanic-survived-C0.5-l2"
+    )
+    assert named("tracking.run_name=mine") == "mine"

@@ -8,6 +8,10 @@ the loser reads it back instead of failing its run.
 A deleted experiment (the UI's delete, `mlflow experiments delete`) keeps its name until
 it is purged, and MLflow refuses new runs in it: that is one line saying how to restore
 it, not a traceback.
+
+The MLflow UI opens an experiment without a `mlflow.experimentKind` tag on its GenAI
+overview, with a "Detect Issues" pop-up. An experiment the kit creates is tagged as
+model training (`custom_model_development`), so the UI opens on its runs.
 """
 
 from __future__ import annotations
@@ -17,6 +21,10 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from logistic_regression.errors import KitError
+
+# What the MLflow UI reads to choose an experiment's first page (its own values).
+KIND_TAG = "mlflow.experimentKind"
+MODEL_TRAINING = "custom_model_development"
 
 
 class DeletedExperiment(KitError):
@@ -31,7 +39,10 @@ def get_or_create_experiment(
     if experiment is not None:
         return active(experiment)
     try:
-        return client.get_experiment(client.create_experiment(name, artifact_location))
+        created = client.create_experiment(
+            name, artifact_location, tags={KIND_TAG: MODEL_TRAINING}
+        )
+        return client.get_experiment(created)
     except MlflowException as exc:
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":
             raise

@@ -141,3 +141,13 @@ def test_listing_a_deleted_experiment_says_it_is_deleted_not_empty(command, caps
     assert kit(command) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: experiment 'gone' (id {gone}) is deleted; restore it"), err
+
+
+def test_an_experiment_the_kit_creates_opens_on_model_training_in_the_ui(isolated_mlflow):
+    """Without `mlflow.experimentKind` the MLflow UI opens the experiment on its GenAI
+    overview with a "Detect Issues" pop-up."""
+    from logistic_regression import train
+
+    assert train.main(["tracking.experiment_name=kinds"]) == 0
+    experiment = MlflowClient().get_experiment_by_name("kinds")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
