@@ -188,7 +188,11 @@ def split_target(
     categorical, kept as it was read."""
     if target not in frame.columns:
         shown = ", ".join(map(str, frame.columns[:12])) + (", ..." if frame.shape[1] > 12 else "")
-        raise DataError(f"data.target={target!r} is not a column of {uri}; columns are: {shown}")
+        spelled = [str(c) for c in frame.columns if str(c).strip().lower() == target.lower()]
+        hint = f"; did you mean data.target={spelled[0]!r}?" if spelled else ""
+        raise DataError(
+            f"data.target={target!r} is not a column of {uri}{hint}; columns are: {shown}"
+        )
     if frame.shape[0] == 0:
         raise DataError(f"data.input={uri!r} has no rows (only a header); the kit needs rows")
     frame = frame.rename(columns=str)
@@ -229,7 +233,13 @@ def target_classes(y: pd.Series, target: str) -> list:
     missing cells, a single class, mixed kinds of labels, or a continuous number column
     (more than two values, not all whole numbers)."""
     if y.isna().any():
-        raise DataError(f"data.target={target!r} has {int(y.isna().sum())} missing values")
+        missing = int(y.isna().sum())
+        raise DataError(
+            f"data.target={target!r} has {missing} missing "
+            f"{'value' if missing == 1 else 'values'} (of {len(y)} rows); a row without a "
+            "label cannot be learned from or scored: drop those rows from the file, or fill "
+            "them with a class of their own"
+        )
     try:
         classes = sorted(y.unique().tolist())
     except TypeError:

@@ -155,11 +155,13 @@ def check_feasible(dataset: Dataset, evaluation: EvaluationConfig) -> None:
         which = "smaller" if len(counts) == 2 else "smallest"
         rare = counts.idxmin()
         rare = repr(rare) if isinstance(rare, str) else str(rare)
+        rows = "1 row" if smallest == 1 else f"{smallest} rows"
         raise DataError(
             f"evaluation.cv_folds={evaluation.cv_folds} with evaluation.test_size="
             f"{evaluation.test_size} needs more rows: the {which} class "
-            f"({rare}) has {smallest} rows, "
-            f"so each fold and the test part cannot all hold a row of it"
+            f"({rare}) has {rows}, so each fold and the test part cannot all hold a row of "
+            f"it; use fewer folds (evaluation.cv_folds=2 at least), add rows of {rare}, or "
+            "merge it into another class (or drop its rows) in the file"
         )
 
 

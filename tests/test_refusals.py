@@ -70,6 +70,8 @@ def bad_files(tmp_path_factory) -> dict[str, str]:
     write("one_class.csv", y=np.zeros(ROWS, dtype=int))
     write("three_classes.csv", y=np.tile(["cat", "dog", "eel", "eel"], ROWS // 4))
     write("rare_class.csv", y=np.array(["cat", "dog"] * 18 + ["eel"] * 4))
+    write("lone_class.csv", y=np.array(["cat", "dog"] * 19 + ["eel", "cat"]))
+    write("missing_label.csv", y=_with(np.array(["cat", "dog"] * (ROWS // 2)), 3, None))
     overflow = folder / "overflow.csv"  # 1e400 is beyond float64: pandas reads inf
     overflow.write_text(
         "x1,label\n" + "".join(f"{'1e400' if i == 7 else i},{i % 2}\n" for i in range(ROWS))
@@ -159,6 +161,21 @@ CASES = [
     ("headline", [*T, "evaluation.headline_metric=mse"], "headline_metric"),
     # several values where one is expected: a sweep, and how to run one
     ("several-values", [*T, "model.C=0.1,1"], "several values are a sweep; run them with -m"),
+    (
+        "target-case",
+        [*T, "data.input={inf_csv}", "data.target=LABEL"],
+        "did you mean data.target='label'?",
+    ),
+    (
+        "lone-class",
+        [*T, "data.input={lone_class_csv}", "data.target=y"],
+        "('eel') has 1 row, so each fold",
+    ),
+    (
+        "missing-labels",
+        [*T, "data.input={missing_label_csv}", "data.target=y"],
+        "1 missing value (of 40 rows); a row without a label",
+    ),
     ("input-folder", [*T, "data.input={folder_csv}"], "is a folder, not a file"),
     ("input-pipe", [*T, "data.input={pipe_csv}"], "is a named pipe, not a file"),
     (
