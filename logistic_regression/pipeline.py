@@ -279,6 +279,8 @@ def write_run_files(
         files["uncommitted.patch"], hidden = provenance.redacted_patch(git.patch)
         if hidden:
             runs.log_tags(context.run_id, {provenance.PATCH_REDACTED: str(hidden)})
+        if git.left_out:
+            runs.log_tags(context.run_id, {provenance.LEFT_OUT: ", ".join(git.left_out)})
     contents = {"predictions.csv": predictions}
     contents.update({name: text.encode("utf-8") for name, text in files.items()})
     context.writer.put_bytes(contents, context.run_root, "the report and run files", "artifacts")

@@ -48,6 +48,7 @@ class GitState:
     repo_url: str | None
     dirty: bool
     patch: str  # uncommitted changes (tracked and untracked files) as a `git apply` patch
+    left_out: tuple[str, ...] = ()  # untracked files too large or binary for the patch
 
 
 def _git(cwd: Path, *args: str, ok_codes: tuple[int, ...] = (0,)) -> str | None:
@@ -71,24 +72,49 @@ def git_state(path: Path) -> GitState | None:
     remote = _git(root, "remote", "get-url", "origin")
     status = _git(root, "status", "--porcelain", "--untracked-files=normal") or ""
     dirty = bool(status.strip())
+    patch, left_out = uncommitted_patch(root) if dirty else ("", ())
     return GitState(
         root=root,
         commit=commit.strip(),
         branch=branch if branch and branch != "HEAD" else None,
         repo_url=remote.strip() if remote else None,
         dirty=dirty,
-        patch=uncommitted_patch(root) if dirty else "",
+        patch=patch,
+        left_out=left_out,
     )
 
 
-def uncommitted_patch(root: Path) -> str:
-    """Tracked changes against HEAD plus untracked files, as one patch for `git apply`."""
+# An untracked file larger than this, or binary, stays out of uncommitted.patch: a model
+# file or a tool's cache left in the checkout made every later run carry megabytes of
+# patch. Tracked files are always in it (git already holds their history).
+UNTRACKED_LIMIT = 256 * 1024
+LEFT_OUT = "kit.patch_left_out"
+
+
+def uncommitted_patch(root: Path) -> tuple[str, tuple[str, ...]]:
+    """Tracked changes against HEAD plus untracked text files, as one patch for `git
+    apply`, and the untracked files left out of it (too large or binary)."""
     parts = [_git(root, "diff", "HEAD", "--binary") or ""]
     untracked = (_git(root, "ls-files", "--others", "--exclude-standard", "-z") or "").split("\0")
+    left_out: list[str] = []
     for name in filter(None, untracked):
+        if not _small_text(root / name):
+            left_out.append(name)
+            continue
         diff = _git(root, "diff", "--no-index", "--binary", "--", "/dev/null", name, ok_codes=(1,))
         parts.append(diff or "")
-    return "".join(parts)
+    return "".join(parts), tuple(left_out)
+
+
+def _small_text(path: Path) -> bool:
+    """At most UNTRACKED_LIMIT bytes with no NUL byte (git's own test for binary)."""
+    try:
+        if path.stat().st_size > UNTRACKED_LIMIT:
+            return False
+        with path.open("rb") as handle:
+            return b"\0" not in handle.read(8000)
+    except OSError:
+        return False
 
 
 PATCH_REDACTED = "kit.patch_redacted"

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from logistic_regression.provenance import PATCH_REDACTED
+from logistic_regression.provenance import LEFT_OUT, PATCH_REDACTED
 from logistic_regression.tracking.baselines import COMPARISON_PREFIX
 
 if TYPE_CHECKING:
@@ -81,6 +81,11 @@ def print_comparison(recorded: Recorded, new_run_id: str, result: Comparison, to
         + (" + recorded uncommitted.patch" if recorded.patch else "")
         + (f" ({hidden} secret values in it recorded as ***)" if hidden else "")
     )
+    if left_out := recorded.tags.get(LEFT_OUT):
+        print(
+            f"  not recorded: untracked files too large or binary for the patch ({left_out}); "
+            "the rerun ran without them"
+        )
     rule = "exact" if tolerance == 0 else f"within {tolerance:g}"
     print(f"  metrics ({rule}):")
     width = max((len(name) for name, *_ in result.metrics + result.context), default=6)

@@ -114,3 +114,18 @@ def test_the_recorded_patch_hides_known_secrets_and_leaves_binary_files_whole(mo
     assert "+export AWS_SECRET_ACCESS_KEY=***\n" in shown and "s3://***@bucket/x" in shown
     assert shown.endswith(binary), "a binary file's lines are left whole"
     assert redacted_patch(binary) == (binary, 0)
+
+
+def test_large_or_binary_untracked_files_stay_out_of_the_patch_and_are_named(tmp_path):
+    """A model file or a tool's cache left in the checkout made every later run carry a
+    patch of megabytes (390 KB of model.skops, 3-20 MB of .mypy_cache)."""
+    repo = make_repo(tmp_path / "repo")
+    (repo / "notes.py").write_text("print('mine')\n")
+    (repo / "big.csv").write_text("x\n" * (provenance.UNTRACKED_LIMIT // 2 + 1))
+    (repo / "model.skops").write_bytes(b"PK\x03\x04\x00\x00binary")
+    state = provenance.git_state(repo)
+    assert state.dirty
+    assert sorted(state.left_out) == ["big.csv", "model.skops"]
+    assert "notes.py" in state.patch and "print('mine')" in state.patch
+    assert "big.csv" not in state.patch and "model.skops" not in state.patch
+    assert len(state.patch) < 2000

@@ -39,9 +39,7 @@ def get_or_create_experiment(
     if experiment is not None:
         return active(experiment)
     try:
-        created = client.create_experiment(
-            name, artifact_location, tags={KIND_TAG: MODEL_TRAINING}
-        )
+        created = client.create_experiment(name, artifact_location, tags={KIND_TAG: MODEL_TRAINING})
         return client.get_experiment(created)
     except MlflowException as exc:
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":
