@@ -156,7 +156,7 @@ def record(context: RunContext) -> console.RunSummary:
     records = metric_records(result)
     runs.log_metrics(context.run_id, records)
     baseline = baselines.compare_with_baseline(
-        context.run_id, {k: v for k, v, step in records if not step}
+        context.run_id, {k: v for k, v, step in records if not step}, dataset.ref.digest
     )
     predictions = made()
     output_path = outputs.write_predictions(predictions, config.data.output, context.run_id, writer)
@@ -166,7 +166,8 @@ def record(context: RunContext) -> console.RunSummary:
     if result.positive_label is not None:
         data_params["positive_label"] = str(result.positive_label)
     runs.log_params(context.run_id, data_params)
-    result = dataclasses.replace(result, warnings=[*dataset.warnings, *result.warnings])
+    noted = [baseline["note"]] if baseline and baseline.get("note") else []
+    result = dataclasses.replace(result, warnings=[*dataset.warnings, *result.warnings, *noted])
     if result.warnings:
         runs.log_tags(context.run_id, {runs.WARNINGS_TAG: " | ".join(result.warnings)})
         for warning in result.warnings:

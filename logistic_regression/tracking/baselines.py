@@ -58,13 +58,30 @@ def baseline_of(experiment_id: str, run_id: str):
     return next((run for run in found if run.info.run_id != run_id), None)
 
 
-def compare_with_baseline(run_id: str, metrics: Mapping[str, float]) -> dict | None:
+OTHER_DATA_TAG = "kit.baseline_not_compared"
+
+
+def compare_with_baseline(
+    run_id: str, metrics: Mapping[str, float], input_digest: str = ""
+) -> dict | None:
     """Log `vs_baseline_<metric>_diff` and `_ratio` for the key metrics and tag the run
-    with the baseline's id; returns what the report shows (None without a baseline)."""
+    with the baseline's id; returns what the report shows (None without a baseline).
+    A baseline trained on other data (another input digest) is not compared with: its
+    scores say nothing of this run's; the run is tagged with why (`OTHER_DATA_TAG`)."""
     experiment = MlflowClient().get_run(run_id).info.experiment_id
     baseline = baseline_of(experiment, run_id)
     if baseline is None:
         return None
+    theirs = baseline.data.params.get("input_digest", "")
+    if input_digest and theirs and theirs != input_digest:
+        note = (
+            f"the baseline {baseline.info.run_id} ({baseline.info.run_name}) was trained on "
+            f"other data ({baseline.data.params.get('input_path', '?')}), so this run is not "
+            "compared with it"
+        )
+        log_tags(run_id, {OTHER_DATA_TAG: note})
+        return {"run_id": baseline.info.run_id, "run_name": baseline.info.run_name,
+                "rows": [], "note": note}  # fmt: skip
     rows, records = [], []
     for name in KEY_METRICS:
         if name not in metrics or name not in baseline.data.metrics:

@@ -94,3 +94,24 @@ def test_a_deleted_run_is_refused_with_how_to_restore_it(capsys):
         f"error: run {gone} is deleted; restore it with `mlflow runs restore --run-id {gone}` "
         "against this tracking store, or mark another run\n"
     )
+
+
+def test_a_run_on_other_data_is_not_compared_with_the_baseline_and_says_so(config, caplog):
+    """A baseline trained on another table used to give every run vs_baseline_* metrics
+    against it without a word."""
+    client = MlflowClient()
+    other = recorded_run(
+        "baselines",
+        "on-penguins",
+        {"model.C": "0.01", "input_digest": "f" * 64, "input_path": "penguins.csv"},
+        {"cv_roc_auc_mean": 0.7, "test_roc_auc": 0.7},
+    )
+    mark_baseline(other)
+    later = run_with(config, 1.0)  # on breast_cancer
+    run = client.get_run(later)
+    assert not [name for name in run.data.metrics if name.startswith("vs_baseline_")]
+    note = run.data.tags["kit.baseline_not_compared"]
+    assert f"the baseline {other} (on-penguins) was trained on other data (penguins.csv)" in note
+    assert note in caplog.text and note in run.data.tags["kit.warnings"]
+    report = mlflow.artifacts.load_text(f"{run.info.artifact_uri}/report.html")
+    assert "Not compared: the baseline" in report
