@@ -3,6 +3,8 @@ per configuration, in this very process; failures are recorded and the sweep goe
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import mlflow
 import pytest
 from conftest import recorded_run
@@ -85,6 +87,9 @@ def test_a_failing_configuration_is_recorded_and_the_sweep_goes_on(capsys):
     assert printed.out.count("report.html") == 1 and printed.out.count("UI: ") == 1
     (refused,) = [line for line in printed.err.splitlines() if line.startswith(name)]
     assert refused.startswith(f"{name}-1-l2: FAILED: model.C=-1.0 is not allowed")
+    # Hydra's per-configuration log file is made only for a line logged to it
+    logs = list(Path("multirun").rglob("*.log"))
+    assert [p for p in logs if p.stat().st_size == 0] == [], logs
 
 
 def test_a_sweep_where_everything_fails_fails_its_parent():
