@@ -217,8 +217,12 @@ def report_input(
     packages: dict[str, str],
     baseline: dict | None,
 ) -> report.ReportInput:
-    """Everything the report shows, once the whole run is known."""
+    """Everything the report shows, once the whole run is known. Provenance as the run
+    holds it: under `mlflow run`, MLflow's values (source type PROJECT, its source name)
+    stand for the keys it recorded first."""
     config = context.config
+    stored = runs.recorded_tags(context.run_id)
+    recorded = {key: stored.get(key, value) for key, value in context.prepared.tags.items()}
     return report.ReportInput.of(
         charts,
         run_id=context.run_id,
@@ -231,7 +235,7 @@ def report_input(
         train_rows=len(fitted.split.y_train),
         class_counts=class_counts(fitted),
         preprocessing=model.preprocessing_summary(fitted.model, context.dataset.features),
-        provenance={**context.prepared.tags, **data_params, "python": provenance.python_version()},
+        provenance={**recorded, **data_params, "python": provenance.python_version()},
         packages={k: v for k, v in packages.items() if k in KEY_PACKAGES},
         warnings=result.warnings,
         baseline=baseline,

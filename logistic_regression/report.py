@@ -52,7 +52,10 @@ class ReportInput(Charts):
     train_rows: int | None = None
     class_counts: dict[str, int] = field(default_factory=dict)  # every labelled row
     # The report is written before the run ends: its state then, never a guessed outcome.
-    status: str = "trained and evaluated; its files still being stored"
+    status: str = (
+        "trained and evaluated; its files were stored after this was written (the run's "
+        "kit.artifacts tag in the MLflow UI says whether all were)"
+    )
     written: str = field(default_factory=_now)
 
     @classmethod
@@ -80,10 +83,14 @@ PARAMETER_GROUPS = {
 
 
 def parameter_groups(params: dict[str, str]) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
-    """(the model, data and evaluation parameters by group, the infrastructure rest)."""
+    """(the model, data and evaluation parameters by group, the infrastructure rest),
+    without what does not apply to this run: an empty setting, or `model.l1_ratio`
+    unless the penalty is elasticnet (config.yaml still holds every value)."""
     groups: dict[str, dict[str, str]] = {name: {} for name in PARAMETER_GROUPS}
     rest: dict[str, str] = {}
     for key, value in sorted(params.items()):
+        if value == "" or (key == "model.l1_ratio" and params.get("model.penalty") != "elasticnet"):
+            continue
         group = next(
             (g for g, prefixes in PARAMETER_GROUPS.items() if key.startswith(prefixes)), None
         )

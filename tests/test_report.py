@@ -186,7 +186,7 @@ def test_the_report_leads_with_a_summary_then_provenance_then_metrics(report_inp
         "kit-experiments",
         "deadbee<",  # the short commit
         ">dirty<",
-        "still being stored",  # the status when written: not an invented FINISHED
+        "stored after this was written",  # the status when written: not an invented FINISHED
         "UTC",
     ):
         assert fact in summary, fact
@@ -392,3 +392,18 @@ def test_the_sweep_summary_escapes_run_names():
     hostile = dataclasses.replace(second, name=HOSTILE)
     html, _, _ = render_summary("p" * 32, [first, hostile], "cv_roc_auc_mean", "maximize")
     assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+def test_the_report_leaves_out_what_does_not_apply_to_the_run():
+    """`model.l1_ratio 0.5` on an l2 run, an empty `data.positive_label`, and a row of
+    zeros per numeric column in the preprocessing table read as if they mattered."""
+    from logistic_regression.report import parameter_groups
+
+    groups, _ = parameter_groups(
+        {"model.penalty": "l2", "model.l1_ratio": "0.5", "model.C": "1.0",
+         "data.positive_label": "", "data.target": "y"}
+    )  # fmt: skip
+    assert groups["model"] == {"model.penalty": "l2", "model.C": "1.0"}
+    assert groups["data"] == {"data.target": "y"}
+    elastic, _ = parameter_groups({"model.penalty": "elasticnet", "model.l1_ratio": "0.5"})
+    assert elastic["model"]["model.l1_ratio"] == "0.5"

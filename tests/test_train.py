@@ -66,7 +66,10 @@ def test_a_run_records_everything_needed_to_reproduce_it(config):
     } <= files
     assert ("uncommitted.patch" in files) == state.dirty
     artifacts = Path(run.info.artifact_uri.removeprefix("file://"))
-    assert "first try &lt;b&gt;bold&lt;/b&gt;" in (artifacts / "report.html").read_text()
+    html = (artifacts / "report.html").read_text()
+    assert "first try &lt;b&gt;bold&lt;/b&gt;" in html
+    # no row of zeros per complete numeric column, no l1_ratio on an l2 run
+    assert "30 numeric columns had no missing cells." in html and "l1_ratio" not in html
     assert "C: 0.5" in (artifacts / "config.yaml").read_text()
     assert len((artifacts / "features.txt").read_text().splitlines()) == 30
     predictions = pd.read_csv(artifacts / "predictions.csv")

@@ -322,6 +322,11 @@ def run_note(run_id: str) -> str:
     return MlflowClient().get_run(run_id).data.tags.get("mlflow.note.content", "")
 
 
+def recorded_tags(run_id: str) -> dict[str, str]:
+    """The run's tags as stored (under `mlflow run`, MLflow's own values for its keys)."""
+    return dict(MlflowClient().get_run(run_id).data.tags)
+
+
 def run_name(run_id: str) -> str:
     return MlflowClient().get_run(run_id).info.run_name or ""
 

@@ -94,7 +94,7 @@ def test_mlflow_run_and_python_m_record_the_same_provenance(kit, tmp_path):
     }
     for run in (by_mlflow_run, by_python_m):
         assert run.info.status == "FINISHED"
-        assert run.info.run_name == "logreg-C0.5-l2"
+        assert run.info.run_name == "breast_cancer-target-C0.5-l2"
         assert {k: run.data.tags.get(k) for k in PROVENANCE_TAGS} == expected
         assert run.data.params["model.C"] == "0.5"
         assert run.data.params["input_path"] == "breast_cancer"
@@ -108,6 +108,9 @@ def test_mlflow_run_and_python_m_record_the_same_provenance(kit, tmp_path):
         } <= artifact_files(run)
         assert "uncommitted.patch" not in artifact_files(run)
     assert by_mlflow_run.data.tags["mlflow.project.entryPoint"] == "main"
+    # The report shows provenance as the run holds it: MLflow's PROJECT, not LOCAL.
+    root = Path(by_mlflow_run.info.artifact_uri.removeprefix("file://"))
+    assert ">PROJECT<" in (root / "report.html").read_text()
     # The run page shows what the user passed and the resolved config, no placeholder.
     assert by_mlflow_run.data.params["C"] == "0.5"
     assert by_mlflow_run.data.params.keys() - by_python_m.data.params.keys() == {"C", "note"}

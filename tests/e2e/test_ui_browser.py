@@ -91,7 +91,7 @@ def test_the_run_page_and_the_report_in_the_artifact_view_render(mlflow_server, 
             page = chromium.new_page(viewport={"width": width, "height": 900})
             page.goto(page_url)
             # The run page: its name, status, the note as description, params, metrics.
-            page.get_by_text("logreg-C0.5-l2").first.wait_for(timeout=60_000)
+            page.get_by_text("breast_cancer-target-C0.5-l2").first.wait_for(timeout=60_000)
             page.get_by_text(NOTE).first.wait_for(timeout=30_000)
             body = page.inner_text("body")
             assert "Finished" in body
