@@ -12,9 +12,17 @@ from mlflow.entities import LoggedModelOutput
 from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema
+from mlflow.types.schema import AnyType
 
-# Types beyond skops' defaults that the kit's pipeline holds (and nothing else).
-SKOPS_TRUSTED_TYPES = ["numpy.dtype"]
+from logistic_regression import columns
+
+# Types beyond skops' defaults that the kit's pipeline holds (and nothing else): the
+# imputers remember the dtype they were fitted on; the casts are the kit's own (columns.py).
+SKOPS_TRUSTED_TYPES = [
+    "numpy.dtype",
+    f"{columns.__name__}.{columns.as_numbers.__name__}",
+    f"{columns.__name__}.{columns.as_text.__name__}",
+]
 
 
 def column_type(values: pd.Series | np.ndarray) -> str:
@@ -29,11 +37,20 @@ def column_type(values: pd.Series | np.ndarray) -> str:
     return "string"
 
 
+def input_type(values: pd.Series) -> str | AnyType:
+    """A text column is `string`; any other is `Any`: MLflow would refuse the int64 that
+    pandas reads from a whole-number column declared `double`, the float64 of the same
+    column with a gap declared `long`, and nullable `Int64` or `boolean` either way. The
+    model's first step (columns.as_numbers, as_text) makes each what training saw."""
+    text = pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)
+    return "string" if text and not isinstance(values.dtype, pd.CategoricalDtype) else AnyType()
+
+
 def model_signature(features: pd.DataFrame, prediction: np.ndarray) -> ModelSignature:
-    """The raw input columns with their types (numbers as doubles, the kit reads them so;
-    text columns as strings), the output as the label's type."""
+    """The raw input columns by name (text as `string`, the rest `Any`: `input_type`),
+    the output as the label's type."""
     return ModelSignature(
-        inputs=Schema([ColSpec(column_type(features[name]), str(name)) for name in features]),
+        inputs=Schema([ColSpec(input_type(features[name]), str(name)) for name in features]),
         outputs=Schema([ColSpec(column_type(np.asarray(prediction)))]),
     )
 
@@ -76,7 +93,6 @@ def save_model(
         signature=signature,
         input_example=input_example,
         pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True),
-        # The preprocessing's imputers remember the dtype they were fitted on.
         skops_trusted_types=SKOPS_TRUSTED_TYPES,
     )
 
