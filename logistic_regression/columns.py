@@ -71,9 +71,11 @@ def time_columns(X: pd.DataFrame) -> list[str]:
 
 def time_note(column: str, dtype) -> str:
     """The one-line note a run records for a date or duration column it left out."""
-    kind = "durations" if pd.api.types.is_timedelta64_dtype(dtype) else "dates"
+    if pd.api.types.is_timedelta64_dtype(dtype):
+        kind, use = "durations", "add it as a column of numbers (seconds, days)"
+    else:
+        kind, use = "dates", "add the part that matters (year, month, weekday, hour) as a number"
     return (
         f"feature column {column!r} holds {kind} ({dtype}) and was left out of the model; "
-        "to use it, add the part that matters (year, month, weekday, hours) as a column "
-        "of numbers"
+        f"to use it, {use} column"
     )
