@@ -194,7 +194,7 @@ def split_target(
     if X.shape[1] == 0:
         raise DataError(f"{uri} has no feature columns besides the target {target!r}")
     target_classes(y, target)
-    X = X.drop(columns=time_features(X, uri, [*numeric, *categorical]))
+    X = X.drop(columns=time_features(X, uri, numeric, categorical))
     if X.shape[1] == 0:
         raise DataError(
             f"{uri} has no feature columns besides the target {target!r} and date columns"
@@ -216,18 +216,22 @@ def split_target(
     return X, y
 
 
-def time_features(X: pd.DataFrame, uri: str, listed: Sequence[str]) -> list[str]:
-    """The date and duration columns, which the kit leaves out of the model (columns.py);
-    one listed as numeric or categorical is refused: the kit cannot do what it says."""
+def time_features(
+    X: pd.DataFrame, uri: str, numeric: Sequence[str], categorical: Sequence[str]
+) -> list[str]:
+    """The date and duration columns, which the kit leaves out of the model (columns.py),
+    but text dates listed as categorical (their text is a category then). One listed as
+    numeric, or a true date listed as categorical, is refused: the kit cannot do it."""
     found = columns.time_columns(X)
-    named = [c for c in found if c in listed]
+    kept = [c for c, kind in found.items() if kind == columns.DATES_AS_TEXT and c in categorical]
+    named = [c for c in found if c in {*numeric, *categorical} and c not in kept]
     if named:
         raise DataError(
             f"{', '.join(named)} in {uri} holds dates or durations, which the kit leaves out "
             "of the model; list it in neither preprocessing.numeric_columns nor "
             "categorical_columns, or add its parts as columns of numbers"
         )
-    return found
+    return [c for c in found if c not in kept]
 
 
 def _numeric(column: pd.Series) -> bool:
@@ -306,11 +310,11 @@ def load(
 ) -> Dataset:
     frame, ref = read_table(uri, timeout_s, options)
     features, labels = split_target(frame, target, uri, drop, numeric, categorical)
-    named = frame.rename(columns=str)
+    # The columns split_target left out that were not asked to be: dates and durations.
+    unused = frame.rename(columns=str).drop(columns=[target, *drop, *features.columns])
     left_out = [
-        columns.time_note(c, named[c].dtype)
-        for c in columns.time_columns(named)
-        if c != target and c not in drop
+        columns.time_note(c, kind, unused[c].dtype)
+        for c, kind in columns.time_columns(unused).items()
     ]
     return Dataset(features, labels, ref, (*left_out, *lookalike_labels(labels, target)))
 

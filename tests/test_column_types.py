@@ -4,6 +4,7 @@ read_excel), never built by hand; dates and durations are left out with a note."
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import mlflow
@@ -25,12 +26,17 @@ def labelled(rng: np.random.Generator) -> pd.DataFrame:
 
 
 def every_dtype() -> pd.DataFrame:
-    """One column of each kind a Parquet file keeps: dates (naive and tz-aware), a
-    duration, whole numbers, nullable integers with gaps, booleans, categories."""
+    """One column of each kind a Parquet file keeps: timestamps (naive and tz-aware),
+    calendar dates and times of day (read back as Python objects), a duration, whole
+    numbers, nullable integers with gaps, booleans, categories."""
     rng = np.random.default_rng(7)
     frame = labelled(rng)
     frame["when"] = pd.date_range("2024-01-01 08:00", periods=ROWS, freq="37h")
     frame["when_utc"] = pd.date_range("2024-03-01", periods=ROWS, freq="D", tz="Europe/Paris")
+    frame["born"] = [
+        dt.date(1950, 1, 1) + dt.timedelta(days=int(d)) for d in rng.integers(0, 20000, ROWS)
+    ]
+    frame["opens"] = [dt.time(int(h), 30) for h in rng.integers(6, 11, ROWS)]
     frame["waited"] = pd.to_timedelta(rng.integers(0, 5000, ROWS), unit="s")
     frame["count"] = rng.integers(0, 40, ROWS)
     frame["visits"] = pd.array([v if v % 6 else None for v in rng.integers(1, 9, ROWS)], "Int64")
@@ -72,19 +78,21 @@ def test_a_parquet_table_of_every_dtype_trains_and_its_model_takes_the_rows_read
     run, model = trained(path)
 
     warnings = run.data.tags["kit.warnings"]
-    for column, kind in [("when", "dates"), ("when_utc", "dates"), ("waited", "durations")]:
+    left_out = {"when": "dates", "when_utc": "dates", "born": "dates", "opens": "times of day"}
+    for column, kind in [*left_out.items(), ("waited", "durations")]:
         assert f"feature column {column!r} holds {kind}" in warnings
     assert "'when' holds dates" in caplog.text  # the terminal's line
     report = (Path(run.info.artifact_uri.removeprefix("file://")) / "report.html").read_text()
     assert "left out of the model" in report
     features = (Path(run.info.artifact_uri.removeprefix("file://")) / "features.txt").read_text()
-    assert not any(name.startswith("when") or name == "waited" for name in features.split())
+    assert not {*left_out, "waited"} & set(features.split())
     assert len(features.split()) < 12  # no column per timestamp
 
     inputs = model.metadata.get_input_schema().input_names()
     assert inputs == ["x", "count", "visits", "member", "opted_in", "plan"]
     back = pd.read_parquet(path)
     assert str(back["visits"].dtype) == "Int64" and str(back["plan"].dtype) == "category"
+    assert isinstance(back["born"][0], dt.date) and back["born"].dtype == object
     assert_answers_like_the_run(model, back, run)
     csv = tmp_path / "customers.csv"
     back.to_csv(csv, index=False)
@@ -151,6 +159,42 @@ def test_a_workbook_column_of_mixed_numbers_and_text_trains_and_predicts(tmp_pat
     csv = tmp_path / "codes.csv"
     back.to_csv(csv, index=False)
     assert_answers_like_the_run(model, pd.read_csv(csv), run)
+
+
+def test_dates_written_as_text_are_left_out_unless_listed_as_categorical(tmp_path, caplog):
+    """A CSV's dates are text: one-hot encoded they would make a column per day."""
+    rng = np.random.default_rng(2)
+    frame = labelled(rng)
+    days = pd.date_range("2023-01-01", periods=ROWS, freq="D")
+    frame["day"] = days.strftime("%Y-%m-%d")
+    frame["stamp"] = days.strftime("%d/%m/%Y %H:%M")
+    frame.loc[4, "day"] = None
+    path = tmp_path / "days.csv"
+    frame.to_csv(path, index=False)
+    run, model = trained(path)
+    warnings = run.data.tags["kit.warnings"]
+    assert "'day' holds dates written as text" in warnings and "'stamp'" in warnings
+    assert model.metadata.get_input_schema().input_names() == ["x"]
+    assert_answers_like_the_run(model, pd.read_csv(path), run)
+
+    MlflowClient().delete_experiment(run.info.experiment_id)
+    assert (
+        train.main(
+            [
+                f"data.input={path}",
+                "data.target=label",
+                "tracking.experiment_name=kept",
+                "preprocessing.categorical_columns=[day]",
+            ]
+        )
+        == 0
+    )
+    client = MlflowClient()
+    (kept,) = client.search_runs([client.get_experiment_by_name("kept").experiment_id])
+    assert (
+        "'day'" not in kept.data.tags["kit.warnings"]
+        and "'stamp'" in kept.data.tags["kit.warnings"]
+    )
 
 
 @pytest.mark.parametrize("listed", ["numeric_columns", "categorical_columns"])

@@ -123,3 +123,31 @@ def test_a_served_multiclass_model_answers_with_the_users_labels_from_raw_rows(t
     answered = serve_and_ask("models:/animals/1", raw)
     assert len(answered) == 4 and set(answered) <= {"cat", "dog", "eel"}
     assert answered[3] == "cat"
+
+
+def test_a_served_model_from_a_parquet_table_with_dates_takes_its_rows_read_back(tmp_path):
+    """Dates (left out of the model), nullable integers with gaps, booleans, categories
+    and whole numbers: the rows pd.read_parquet gives back from the training file, sent as
+    JSON (`dataframe_split`, dates as ISO text, gaps as null), are answered as the run's
+    own predictions."""
+    from test_column_types import every_dtype
+
+    path = tmp_path / "customers.parquet"
+    every_dtype().to_parquet(path)
+    settings = [
+        f"data.input={path}",
+        "data.target=label",
+        "evaluation.cv_folds=3",
+        "registry.register=true",
+        "registry.model_name=customers",
+    ]
+    assert train.main(settings) == 0
+    (version,) = MlflowClient().search_model_versions("name = 'customers'")
+    predictions = pd.read_csv(MlflowClient().get_run(version.run_id).data.params["output_path"])
+    rows = pd.read_parquet(path).drop(columns="label")
+    split = json.loads(rows.to_json(orient="split", date_format="iso", index=False))
+    assert None in [row[rows.columns.get_loc("visits")] for row in split["data"]]
+    answered = serve_and_ask("models:/customers/1", split)
+    assert [answered[row] for row in predictions["row"]] == predictions["prediction"].tolist()
+    local = mlflow.pyfunc.load_model("models:/customers/1").predict(rows)
+    assert answered == list(local)  # rows with gaps too
