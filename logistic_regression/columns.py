@@ -2,58 +2,19 @@
 
 Numbers (ints, floats, nullable `Int64`, `bool`/`boolean`) are numeric features; text,
 pandas `category` columns and object columns (mixed numbers and text included) are
-categorical; dates (`datetime64`, tz-aware or not) and durations (`timedelta64`) are
-dropped with a note: a timestamp one-hot encoded would make a column per row, and as a
-number it means nothing to a linear model unless the user says which part matters.
+categorical; dates (`datetime64`, tz-aware or not, Python dates and times of day as
+Parquet's date32 and time64 are read, dates written as text) and durations
+(`timedelta64`) are dropped with a note: a timestamp one-hot encoded would make a column
+per row, and as a number it means nothing to a linear model unless the user says which
+part matters.
 
-`as_numbers` and `as_text` run inside the logged model (scikit-learn FunctionTransformers,
-trusted by name for skops in tracking/models.py): rows arrive in whatever dtypes pandas
-read them in, from a CSV, a Parquet file or a JSON request, and must mean the same as in
-training. They import nothing but pandas and numpy, so loading a model stays cheap.
+Inside the logged model, `logistic_regression_casts` makes each column what training
+saw (numbers float64, mixed text strings) from whatever dtypes pandas read it in.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
-
-
-def as_numbers(X):
-    """Every column as float64: whole numbers, nullable integers (`pd.NA` becomes NaN, for
-    the imputer), booleans (1 and 0) and numbers held as objects. A table already all
-    float64 (what training passes) is returned as it is: its values and memory layout,
-    to the last bit of the classifier's sums, stay those of a model without this step."""
-    if not isinstance(X, pd.DataFrame):
-        return np.asarray(X, dtype="float64")
-    if all(dtype == np.float64 for dtype in X.dtypes):
-        return X
-    return X.apply(lambda column: pd.to_numeric(column).astype("float64"))
-
-
-def as_text(X):
-    """Categorical values as text, missing cells kept missing (NaN, for the imputer): a
-    column of mixed numbers and text (`3` and `'3a'`, as Excel gives them) can be sorted
-    into categories, the `3` read from a CSV is the category `3` an Excel cell was in
-    training, and the saved categories are plain strings. Number columns listed as
-    categorical keep their numbers."""
-    if not isinstance(X, pd.DataFrame):
-        return X
-    return X.apply(_text_column)
-
-
-def _text_column(column: pd.Series) -> pd.Series:
-    """The column as it is when it holds numbers only or text only (checked in C: what
-    nearly every table has), else each present value as its text."""
-    if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
-        return column
-    if not isinstance(column.dtype, pd.CategoricalDtype):
-        if pd.api.types.infer_dtype(column, skipna=True) in ("string", "empty"):
-            return column
-    missing = column.isna().to_numpy()
-    values = np.array([str(v) for v in column.to_numpy(dtype=object)], dtype=object)
-    values[missing] = np.nan
-    return pd.Series(values, index=column.index, name=column.name, dtype=object)
-
 
 # A date as spreadsheets and exports write it: 2024-03-01, 2024-03-01T08:30:00Z,
 # 01/03/2024, 1.3.24 08:30.

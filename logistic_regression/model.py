@@ -23,8 +23,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
-from logistic_regression.columns import as_numbers, as_text
 from logistic_regression.config import ModelConfig, PreprocessingConfig
+from logistic_regression_casts import as_numbers, as_text
 
 
 def penalty_arguments(model: ModelConfig) -> dict[str, float]:
@@ -50,7 +50,7 @@ def column_choice(prep: PreprocessingConfig, features: pd.DataFrame) -> tuple[li
 
 def preprocessor(prep: PreprocessingConfig, features: pd.DataFrame | None) -> ColumnTransformer:
     # First, each column as training saw it: the logged model takes ints, nullable ints,
-    # booleans and mixed text as pandas reads them (columns.py).
+    # booleans and mixed text as pandas reads them (logistic_regression_casts).
     numeric_steps: list[tuple[str, object]] = [
         ("cast", FunctionTransformer(as_numbers, feature_names_out="one-to-one")),
         (
