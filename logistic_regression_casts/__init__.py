@@ -31,21 +31,29 @@ def as_text(X):
     column of mixed numbers and text (`3` and `'3a'`, as Excel gives them) can be sorted
     into categories, the `3` read from a CSV is the category `3` an Excel cell was in
     training, and the saved categories are plain strings. Number columns listed as
-    categorical keep their numbers."""
+    categorical, and categories that are all numbers, stay numbers."""
     if not isinstance(X, pd.DataFrame):
         return X
     return X.apply(_text_column)
 
 
 def _text_column(column: pd.Series) -> pd.Series:
-    """The column as it is when it holds numbers only or text only (checked in C: what
-    nearly every table has), else each present value as its text."""
+    """The column as it is when it holds text only or numbers only (checked in C: what
+    nearly every table has; a `category` column as its values), else each present value
+    as its text."""
     if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
         return column
-    if not isinstance(column.dtype, pd.CategoricalDtype):
-        if pd.api.types.infer_dtype(column, skipna=True) in ("string", "empty"):
-            return column
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        column = column.astype(object)
+    kind = pd.api.types.infer_dtype(column, skipna=True)
+    if kind in ("string", "empty"):
+        return column
+    if kind in NUMBERS:  # as a CSV of the same cells reads them
+        return pd.to_numeric(column)
     missing = column.isna().to_numpy()
     values = np.array([str(v) for v in column.to_numpy(dtype=object)], dtype=object)
     values[missing] = np.nan
     return pd.Series(values, index=column.index, name=column.name, dtype=object)
+
+
+NUMBERS = ("integer", "floating", "mixed-integer-float", "decimal")

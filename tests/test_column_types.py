@@ -28,7 +28,7 @@ def labelled(rng: np.random.Generator) -> pd.DataFrame:
 def every_dtype() -> pd.DataFrame:
     """One column of each kind a Parquet file keeps: timestamps (naive and tz-aware),
     calendar dates and times of day (read back as Python objects), a duration, whole
-    numbers, nullable integers with gaps, booleans, categories."""
+    numbers, nullable integers with gaps, booleans, categories (of text, of numbers)."""
     rng = np.random.default_rng(7)
     frame = labelled(rng)
     frame["when"] = pd.date_range("2024-01-01 08:00", periods=ROWS, freq="37h")
@@ -44,6 +44,7 @@ def every_dtype() -> pd.DataFrame:
     flags = [bool(v) if i % 9 else None for i, v in enumerate(rng.integers(0, 2, ROWS))]
     frame["opted_in"] = pd.array(flags, dtype="boolean")
     frame["plan"] = pd.Categorical(rng.choice(["basic", "plus", "pro"], ROWS))
+    frame["tier"] = pd.Categorical(rng.choice([1, 2, 3], ROWS))  # a CSV reads it as int64
     return frame
 
 
@@ -89,13 +90,14 @@ def test_a_parquet_table_of_every_dtype_trains_and_its_model_takes_the_rows_read
     assert len(features.split()) < 12  # no column per timestamp
 
     inputs = model.metadata.get_input_schema().input_names()
-    assert inputs == ["x", "count", "visits", "member", "opted_in", "plan"]
+    assert inputs == ["x", "count", "visits", "member", "opted_in", "plan", "tier"]
     back = pd.read_parquet(path)
     assert str(back["visits"].dtype) == "Int64" and str(back["plan"].dtype) == "category"
     assert isinstance(back["born"][0], dt.date) and back["born"].dtype == object
     assert_answers_like_the_run(model, back, run)
     csv = tmp_path / "customers.csv"
     back.to_csv(csv, index=False)
+    assert pd.read_csv(csv)["tier"].dtype == "int64"
     assert_answers_like_the_run(model, pd.read_csv(csv), run)
 
 
