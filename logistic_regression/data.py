@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from logistic_regression import tables
+from logistic_regression import columns, tables
 from logistic_regression.errors import DataError, first_line
 from logistic_regression.formats import PLAIN_CSV, SUFFIXES, ReadOptions, table_format
 
@@ -184,8 +184,8 @@ def split_target(
     a target of two or more classes (`target_classes`), the columns to `drop` present.
     Numeric features (by type, or listed in `numeric`) become float64: missing cells are
     left for the pipeline's imputer, present values must be finite and small enough to
-    standardise (`feature_limit`). Every other column (or one listed in `categorical`) is
-    categorical, kept as it was read."""
+    standardise (`feature_limit`). Dates and durations are left out (`time_features`).
+    Every other column (or one listed in `categorical`) is categorical, kept as it was read."""
     if target not in frame.columns:
         shown = ", ".join(map(str, frame.columns[:12])) + (", ..." if frame.shape[1] > 12 else "")
         spelled = [str(c) for c in frame.columns if str(c).strip().lower() == target.lower()]
@@ -198,8 +198,8 @@ def split_target(
     frame = frame.rename(columns=str)
     named = {"preprocessing.drop_columns": drop, "preprocessing.numeric_columns": numeric}
     named["preprocessing.categorical_columns"] = categorical
-    for key, columns in named.items():
-        unknown = [c for c in columns if c not in frame.columns or c == target]
+    for key, listed in named.items():
+        unknown = [c for c in listed if c not in frame.columns or c == target]
         if unknown:
             raise DataError(f"{key} names {', '.join(unknown)}, not a feature column of {uri}")
     y = frame[target]
@@ -207,6 +207,11 @@ def split_target(
     if X.shape[1] == 0:
         raise DataError(f"{uri} has no feature columns besides the target {target!r}")
     target_classes(y, target)
+    X = X.drop(columns=time_features(X, uri, numeric, categorical))
+    if X.shape[1] == 0:
+        raise DataError(
+            f"{uri} has no feature columns besides the target {target!r} and date columns"
+        )
     text = [c for c in numeric if not _numeric(X[c])]
     if text:
         raise DataError(
@@ -222,6 +227,24 @@ def split_target(
     )
     check_finite(X[numbers], uri)
     return X, y
+
+
+def time_features(
+    X: pd.DataFrame, uri: str, numeric: Sequence[str], categorical: Sequence[str]
+) -> list[str]:
+    """The date and duration columns, which the kit leaves out of the model (columns.py),
+    but text dates listed as categorical (their text is a category then). One listed as
+    numeric, or a true date listed as categorical, is refused: the kit cannot do it."""
+    found = columns.time_columns(X)
+    kept = [c for c, kind in found.items() if kind == columns.DATES_AS_TEXT and c in categorical]
+    named = [c for c in found if c in {*numeric, *categorical} and c not in kept]
+    if named:
+        raise DataError(
+            f"{', '.join(named)} in {uri} holds dates or durations, which the kit leaves out "
+            "of the model; list it in neither preprocessing.numeric_columns nor "
+            "categorical_columns, or add its parts as columns of numbers"
+        )
+    return [c for c in found if c not in kept]
 
 
 def _numeric(column: pd.Series) -> bool:
@@ -306,7 +329,13 @@ def load(
 ) -> Dataset:
     frame, ref = read_table(uri, timeout_s, options)
     features, labels = split_target(frame, target, uri, drop, numeric, categorical)
-    return Dataset(features, labels, ref, tuple(lookalike_labels(labels, target)))
+    # The columns split_target left out that were not asked to be: dates and durations.
+    unused = frame.rename(columns=str).drop(columns=[target, *drop, *features.columns])
+    left_out = [
+        columns.time_note(c, kind, unused[c].dtype)
+        for c, kind in columns.time_columns(unused).items()
+    ]
+    return Dataset(features, labels, ref, (*left_out, *lookalike_labels(labels, target)))
 
 
 def lookalike_labels(y: pd.Series, target: str) -> list[str]:

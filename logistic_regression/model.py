@@ -21,9 +21,10 @@ from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
 from logistic_regression.config import ModelConfig, PreprocessingConfig
+from logistic_regression_casts import as_numbers, as_text
 
 
 def penalty_arguments(model: ModelConfig) -> dict[str, float]:
@@ -48,15 +49,19 @@ def column_choice(prep: PreprocessingConfig, features: pd.DataFrame) -> tuple[li
 
 
 def preprocessor(prep: PreprocessingConfig, features: pd.DataFrame | None) -> ColumnTransformer:
+    # First, each column as training saw it: the logged model takes ints, nullable ints,
+    # booleans and mixed text as pandas reads them (logistic_regression_casts).
     numeric_steps: list[tuple[str, object]] = [
+        ("cast", FunctionTransformer(as_numbers, feature_names_out="one-to-one")),
         (
             "impute",
             SimpleImputer(strategy=prep.numeric_impute, fill_value=prep.numeric_fill_value),
-        )
+        ),
     ]
     if prep.scale:
         numeric_steps.append(("scale", StandardScaler()))
     categorical_steps = [
+        ("cast", FunctionTransformer(as_text, feature_names_out="one-to-one")),
         (
             "impute",
             SimpleImputer(strategy=prep.categorical_impute, fill_value=prep.categorical_fill_value),

@@ -3,7 +3,10 @@ background, marked READY once every file is stored, registered on request."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Mapping
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -12,9 +15,17 @@ from mlflow.entities import LoggedModelOutput
 from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema
+from mlflow.types.schema import AnyType
 
-# Types beyond skops' defaults that the kit's pipeline holds (and nothing else).
-SKOPS_TRUSTED_TYPES = ["numpy.dtype"]
+import logistic_regression_casts as casts
+
+# Types beyond skops' defaults that the kit's pipeline holds (and nothing else): the
+# imputers remember the dtype they were fitted on; the casts are the kit's own.
+SKOPS_TRUSTED_TYPES = [
+    "numpy.dtype",
+    f"{casts.__name__}.{casts.as_numbers.__name__}",
+    f"{casts.__name__}.{casts.as_text.__name__}",
+]
 
 
 def column_type(values: pd.Series | np.ndarray) -> str:
@@ -29,11 +40,20 @@ def column_type(values: pd.Series | np.ndarray) -> str:
     return "string"
 
 
+def input_type(values: pd.Series) -> str | AnyType:
+    """A text column is `string`; any other is `Any`: MLflow would refuse the int64 that
+    pandas reads from a whole-number column declared `double`, the float64 of the same
+    column with a gap declared `long`, and nullable `Int64` or `boolean` either way. The
+    model's first step (logistic_regression_casts) makes each what training saw."""
+    text = pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)
+    return "string" if text and not isinstance(values.dtype, pd.CategoricalDtype) else AnyType()
+
+
 def model_signature(features: pd.DataFrame, prediction: np.ndarray) -> ModelSignature:
-    """The raw input columns with their types (numbers as doubles, the kit reads them so;
-    text columns as strings), the output as the label's type."""
+    """The raw input columns by name (text as `string`, the rest `Any`: `input_type`),
+    the output as the label's type."""
     return ModelSignature(
-        inputs=Schema([ColSpec(column_type(features[name]), str(name)) for name in features]),
+        inputs=Schema([ColSpec(input_type(features[name]), str(name)) for name in features]),
         outputs=Schema([ColSpec(column_type(np.asarray(prediction)))]),
     )
 
@@ -69,16 +89,27 @@ def save_model(
     metadata = Model(
         artifact_path=artifact_location, model_uuid=model_id, run_id=run_id, model_id=model_id
     )
-    mlflow.sklearn.save_model(
-        estimator,
-        path,
-        mlflow_model=metadata,
-        signature=signature,
-        input_example=input_example,
-        pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True),
-        # The preprocessing's imputers remember the dtype they were fitted on.
-        skops_trusted_types=SKOPS_TRUSTED_TYPES,
-    )
+    with tempfile.TemporaryDirectory() as folder:
+        mlflow.sklearn.save_model(
+            estimator,
+            path,
+            mlflow_model=metadata,
+            signature=signature,
+            input_example=input_example,
+            pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True),
+            skops_trusted_types=SKOPS_TRUSTED_TYPES,
+            code_paths=model_code(folder),
+        )
+
+
+def model_code(folder: str) -> list[str]:
+    """The kit's code the model runs (`logistic_regression_casts`), copied into `folder`
+    without caches: MLflow stores it with the model (`code/`) and puts it on the path when
+    it loads it, so the model loads where the kit is not installed."""
+    package = Path(casts.__file__).parent
+    copy = Path(folder) / package.name
+    shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    return [str(copy)]
 
 
 def finalize_model(model_id: str) -> None:

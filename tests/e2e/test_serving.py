@@ -10,6 +10,7 @@ import signal
 import subprocess
 import time
 import urllib.request
+from pathlib import Path
 
 import mlflow
 import pandas as pd
@@ -40,9 +41,10 @@ def test_register_then_serve_answers_like_the_runs_predictions(tmp_path):
     assert mlflow.pyfunc.load_model("models:/cancer/2").metadata.run_id == versions[1].run_id
 
 
-def serve_and_ask(model_uri: str, split: dict) -> list:
-    """Serve the model with `mlflow models serve` on a free loopback port, send it the
-    rows (pandas' "split" orient) and return its answers; the server is stopped."""
+def serve_and_ask(model_uri: str, split: dict, env: dict[str, str] | None = None) -> list:
+    """Serve the model with `mlflow models serve` on a free loopback port (in `env`, this
+    process's environment by default), send it the rows (pandas' "split" orient) and
+    return its answers; the server is stopped."""
     port = free_port()
     server = subprocess.Popen(
         [
@@ -60,7 +62,7 @@ def serve_and_ask(model_uri: str, split: dict) -> list:
             "-p",
             str(port),
         ],
-        env={**os.environ},
+        env=env or {**os.environ},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         start_new_session=True,
@@ -123,3 +125,36 @@ def test_a_served_multiclass_model_answers_with_the_users_labels_from_raw_rows(t
     answered = serve_and_ask("models:/animals/1", raw)
     assert len(answered) == 4 and set(answered) <= {"cat", "dog", "eel"}
     assert answered[3] == "cat"
+
+
+def test_a_served_model_from_a_parquet_table_with_dates_takes_its_rows_read_back(tmp_path):
+    """Dates (left out of the model), nullable integers with gaps, booleans, categories
+    and whole numbers: the rows pd.read_parquet gives back from the training file, sent as
+    JSON (`dataframe_split`, dates as ISO text, gaps as null), are answered as the run's
+    own predictions. The server runs without this checkout on its path: the model
+    brings the kit's code it runs (its casts) along."""
+    from test_column_types import every_dtype
+
+    path = tmp_path / "customers.parquet"
+    every_dtype().to_parquet(path)
+    settings = [
+        f"data.input={path}",
+        "data.target=label",
+        "evaluation.cv_folds=3",
+        "registry.register=true",
+        "registry.model_name=customers",
+    ]
+    assert train.main(settings) == 0
+    (version,) = MlflowClient().search_model_versions("name = 'customers'")
+    predictions = pd.read_csv(MlflowClient().get_run(version.run_id).data.params["output_path"])
+    rows = pd.read_parquet(path).drop(columns="label")
+    split = json.loads(rows.to_json(orient="split", date_format="iso", index=False))
+    assert None in [row[rows.columns.get_loc("visits")] for row in split["data"]]
+    elsewhere = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    answered = serve_and_ask("models:/customers/1", split, env=elsewhere)
+    assert [answered[row] for row in predictions["row"]] == predictions["prediction"].tolist()
+    local = mlflow.pyfunc.load_model("models:/customers/1").predict(rows)
+    assert answered == list(local)  # rows with gaps too
+    folder = mlflow.artifacts.download_artifacts("models:/customers/1")
+    shipped = [p.name for p in (Path(folder) / "code").rglob("*")]
+    assert shipped == ["logistic_regression_casts", "__init__.py"]
