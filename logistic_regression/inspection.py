@@ -15,6 +15,7 @@ from mlflow.tracking import MlflowClient
 from logistic_regression.config import LOWER_IS_BETTER
 from logistic_regression.errors import KitError, first_line
 from logistic_regression.provenance import LEGACY_REPRODUCTION_OF, REPRODUCTION_OF
+from logistic_regression.storage import s3
 from logistic_regression.tracking import experiments
 
 KEY_METRICS = ("cv_roc_auc_mean", "cv_roc_auc_std", "test_roc_auc", "test_accuracy")
@@ -78,8 +79,19 @@ def run_tree(run_id: str, client: MlflowClient | None = None) -> str:
         mark = "└── " if index == len(models) - 1 else "├── "
         lines.append(f"│   {mark}{logged.name}  {logged.model_id}  {logged.artifact_location}")
     lines.append(f"└── artifacts  {run.info.artifact_uri}")
-    lines += _artifact_lines(client, run_id, None, "    ")
+    lines += _listed(client, run_id, run.info.artifact_uri)
     return "\n".join(lines)
+
+
+def _listed(client: MlflowClient, run_id: str, root: str) -> list[str]:
+    """The run's artifact tree; one line when S3 cannot be read (no credentials, no
+    endpoint), not boto3's NoCredentialsError as a bug of the kit."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return list(_artifact_lines(client, run_id, None, "    "))
+    except (BotoCoreError, ClientError) as exc:
+        raise s3.unreadable(root, exc) from None
 
 
 def _experiment(name: str, client: MlflowClient):

@@ -96,3 +96,24 @@ def test_an_experiment_of_more_runs_than_one_search_returns_is_listed_whole(monk
     out = capsys.readouterr().out
     assert ": 7 runs" in out.splitlines()[0]
     assert {line.split()[0] for line in out.splitlines()[2:]} == made
+
+
+def test_inspecting_an_s3_run_without_credentials_is_one_line(monkeypatch, capsys):
+    """`unexpected NoCredentialsError ... (a bug in the kit)` before; now what is missing,
+    and that without an endpoint boto3 would ask AWS's public one."""
+    from mlflow.tracking import MlflowClient
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE",
+                 "AWS_SESSION_TOKEN", "MLFLOW_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/config")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # never ask a cloud's metadata
+    client = MlflowClient()
+    experiment = client.create_experiment("on-s3", artifact_location="s3://team/mlflow")
+    run_id = client.create_run(experiment).info.run_id
+    capsys.readouterr()
+    assert cli(["inspect", run_id]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unexpected" not in err, err
+    assert "no S3 credentials found" in err and "AWS's public endpoint" in err

@@ -247,6 +247,18 @@ def _explain(uri: str, exc: Exception, error: type[KitError] = DataError) -> Kit
     return error(f"{uri}: {first_line(exc)}")
 
 
+def unreadable(uri: str, exc: Exception) -> KitError:
+    """An S3 read that failed, in one line, saying which endpoint was asked: without
+    MLFLOW_S3_ENDPOINT_URL (or storage.endpoint) boto3 goes to AWS's public one."""
+    problem = _explain(uri, exc, StorageError)
+    if endpoint():
+        return problem
+    return StorageError(
+        f"{problem}; MLFLOW_S3_ENDPOINT_URL is not set, so this asked AWS's public endpoint "
+        "(set it to your S3 store's URL)"
+    )
+
+
 def get_object(uri: str, timeout_s: float = 60.0) -> S3Object:
     """Read a whole object (tables the kit trains on fit in memory) with its ETag/version;
     an endpoint that stops answering is given up after `timeout_s` per read, twice."""
