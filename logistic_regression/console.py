@@ -12,7 +12,7 @@ from pathlib import Path
 
 from logistic_regression.config import Config
 from logistic_regression.storage import abandoned
-from logistic_regression.tracking import runs
+from logistic_regression.tracking import runs, store
 from logistic_regression.uris import absolute_tracking_uri, redact
 
 
@@ -55,6 +55,24 @@ def warn_other_experiment(config: Config, experiment_id: str) -> None:
         f"note: mlflow run recorded this run in the experiment 'Default', not {wanted!r} "
         f"where best, inspect and baselines look; add --experiment-name {wanted} "
         "(or run from a checkout of the kit)",
+        file=sys.stderr,
+    )
+
+
+def note_new_store_here(raw_uri: str, project_dir: Path) -> None:
+    """One line when a relative SQLite store (the default `sqlite:///mlflow.db`) is about
+    to be made in a subfolder of the checkout (`cd docs && python -m ...train`): a second
+    store, with its own mlruns/ and outputs/, where the user would not look for runs."""
+    path = store.sqlite_path(raw_uri)
+    if path is None or path.is_absolute() or path.exists():
+        return
+    here, root = Path.cwd().resolve(), project_dir.resolve()
+    if here == root or root not in here.parents:
+        return
+    print(
+        f"note: making a new tracking store {here / path} in this subfolder of the checkout; "
+        f"the checkout's store is {root / path}: run from {root}, or set "
+        f"MLFLOW_TRACKING_URI=sqlite:///{root / path}",
         file=sys.stderr,
     )
 

@@ -52,6 +52,7 @@ def prepare(config: Config) -> Prepared:
     data.check_input(config.data.input)
     raw_uri = runs.use_tracking_uri(config.tracking)
     store.check_store_layout(raw_uri)
+    console.note_new_store_here(raw_uri, PROJECT_DIR)
     tracking_uri = absolute_tracking_uri(raw_uri)
     store.check(tracking_uri, config.tracking.timeout_s)
     check_storage(config)

@@ -72,3 +72,24 @@ def test_mlruns_being_a_file_is_refused_before_the_run(isolated_mlflow, capsys):
     )
     client = MlflowClient(isolated_mlflow)
     assert client.search_runs([e.experiment_id for e in client.search_experiments()]) == []
+
+
+def test_a_new_default_store_in_a_subfolder_of_the_checkout_is_said(tmp_path, monkeypatch, capsys):
+    """`cd docs && python -m logistic_regression.train` made docs/mlflow.db, docs/mlruns
+    and docs/outputs without a word: a second store where nobody looks for runs."""
+    from logistic_regression import console
+
+    root = tmp_path / "checkout"
+    (root / "docs").mkdir(parents=True)
+    monkeypatch.chdir(root / "docs")
+    console.note_new_store_here("sqlite:///mlflow.db", root)
+    err = capsys.readouterr().err
+    assert err == (
+        f"note: making a new tracking store {root / 'docs' / 'mlflow.db'} in this subfolder "
+        f"of the checkout; the checkout's store is {root / 'mlflow.db'}: run from {root}, "
+        f"or set MLFLOW_TRACKING_URI=sqlite:///{root / 'mlflow.db'}\n"
+    )
+    monkeypatch.chdir(root)  # at the root, or for a store given in full: nothing to say
+    console.note_new_store_here("sqlite:///mlflow.db", root)
+    console.note_new_store_here(f"sqlite:///{root / 'docs' / 'x.db'}", root)
+    assert capsys.readouterr().err == ""
