@@ -67,8 +67,38 @@ def swept_parameters(children: list[Child]) -> list[str]:
     ]
 
 
+# The settings a reader of a sweep wants to see even when the sweep did not vary them.
+FIXED_SECTIONS = ("model.", "evaluation.", "preprocessing.", "data.input", "data.target")
+
+
+def fixed_parameters(children: list[Child], swept: list[str]) -> dict[str, str]:
+    """The model, evaluation, preprocessing and data settings every configuration shared
+    (`model.solver=liblinear` for the whole sweep), without empty ones and l1_ratio
+    unless the penalty is elasticnet."""
+    if not children:
+        return {}
+    first = children[0].params
+    shared = {
+        name: value
+        for name, value in sorted(first.items())
+        if name not in swept
+        and name.startswith(FIXED_SECTIONS)
+        and value != ""
+        and all(c.params.get(name) == value for c in children)
+    }
+    if not any(c.params.get("model.penalty") == "elasticnet" for c in children):
+        shared.pop("model.l1_ratio", None)
+    return shared
+
+
+# At most this many lines in one chart: one per combination of the other swept values.
+MAX_SERIES = 8
+
+
 def charts(children: list[Child], parameters: list[str], metric: str) -> dict[str, str]:
-    """The metric against each swept parameter, as inline PNG data URIs."""
+    """The metric against each swept parameter, as inline PNG data URIs: one line per
+    combination of the other swept parameters (l1 and l2 apart), the folds' std as
+    error bars for a cross-validated metric."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -79,22 +109,50 @@ def charts(children: list[Child], parameters: list[str], metric: str) -> dict[st
     if not scored:
         return images
     for name in parameters:
+        others = [p for p in parameters if p != name]
+        groups: dict[str, list[Child]] = {}
+        for child in scored:
+            label = ", ".join(f"{p}={child.params.get(p, '')}" for p in others)
+            groups.setdefault(label, []).append(child)
+        if len(groups) > MAX_SERIES:
+            groups = {"": scored}
         figure = Figure(figsize=(4.2, 3.0))
         axes = figure.subplots()
-        values = [c.params.get(name, "") for c in scored]
-        try:
-            xs: list[Any] = [float(v) for v in values]
-            numeric = True
-        except ValueError:
-            xs, numeric = values, False
-        axes.scatter(xs, [c.value or 0.0 for c in scored])  # scored: every value is set
-        if numeric and all(x > 0 for x in xs) and max(xs) / min(xs) >= 100:
+        numeric = all(_number(c.params.get(name, "")) is not None for c in scored)
+        for label, members in groups.items():
+            xs: list[Any] = [
+                _number(c.params.get(name, "")) if numeric else c.params.get(name, "")
+                for c in members
+            ]
+            pairs = list(zip(xs, members, strict=True))
+            if numeric:
+                pairs.sort(key=lambda pair: pair[0])
+            axes.errorbar(
+                [x for x, _ in pairs],
+                [c.value or 0.0 for _, c in pairs],  # scored: every value is set
+                yerr=[c.std or 0.0 for _, c in pairs],
+                marker="o",
+                capsize=3,
+                linestyle="-" if numeric and len(pairs) > 1 else "none",
+                label=label or None,
+            )
+        values = [_number(c.params.get(name, "")) or 0.0 for c in scored]
+        if numeric and all(x > 0 for x in values) and max(values) / min(values) >= 100:
             axes.set_xscale("log")
+        if len(groups) > 1:
+            axes.legend(fontsize=7)
         axes.set_xlabel(name)
         axes.set_ylabel(metric)
         axes.grid(alpha=0.3)
         images[name] = png_data_uri(figure)
     return images
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 def render_summary(
@@ -128,6 +186,7 @@ def render_summary(
             ),
         ),
         parameters=parameters,
+        fixed=fixed_parameters(children, parameters),
         metric=metric,
         direction=direction,
         best=best,

@@ -407,3 +407,38 @@ def test_the_report_leaves_out_what_does_not_apply_to_the_run():
     assert groups["data"] == {"data.target": "y"}
     elastic, _ = parameter_groups({"model.penalty": "elasticnet", "model.l1_ratio": "0.5"})
     assert elastic["model"]["model.l1_ratio"] == "0.5"
+
+
+def test_the_sweep_summary_shows_what_was_fixed_and_plots_each_penalty_apart(monkeypatch):
+    """A setting fixed for the whole sweep (`model.solver=liblinear`) appeared nowhere,
+    and the C chart mixed l1 and l2 points with no std bars."""
+    from logistic_regression import sweep_summary
+
+    def child(run_id, c, penalty, value):
+        params = {"model.C": c, "model.penalty": penalty, "model.solver": "liblinear",
+                  "model.l1_ratio": "0.5", "data.target": "y", "tracking.note": ""}  # fmt: skip
+        return Child(run_id, f"C{c}-{penalty}", "FINISHED", params, value, "", "7", std=0.01)
+
+    children = [
+        child(f"{i}" * 32, c, penalty, 0.9 + i / 100)
+        for i, (c, penalty) in enumerate([("0.1", "l1"), ("1", "l1"), ("0.1", "l2"), ("1", "l2")])
+    ]
+    assert sweep_summary.fixed_parameters(children, ["model.C", "model.penalty"]) == {
+        "data.target": "y",
+        "model.solver": "liblinear",
+    }
+    drawn: list[dict] = []
+    real = sweep_summary.png_data_uri
+
+    def seen(figure):
+        for axes in figure.axes:
+            drawn.append({"lines": len(axes.containers), "legend": axes.get_legend() is not None})
+        return real(figure)
+
+    monkeypatch.setattr(sweep_summary, "png_data_uri", seen)
+    html, _, swept = render_summary("p" * 32, children, "cv_roc_auc_mean", "maximize")
+    assert swept == ["model.C", "model.penalty"]
+    assert "The same in every configuration" in html and "liblinear" in html
+    # the C chart: one error-bar series per penalty, with a legend
+    assert drawn[0] == {"lines": 2, "legend": True}
+    assert f'title="{"0" * 32}">{"0" * 12}…</code>' in html  # a short id, the full one kept
