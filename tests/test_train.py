@@ -28,6 +28,12 @@ def test_a_run_records_everything_needed_to_reproduce_it(config):
 
     assert run.info.status == "FINISHED"
     assert run.info.run_name == "breast_cancer-target-C0.5-l2"  # table, target, model
+    # the headline as one value on the run page: mean ± std over the folds, and test
+    metrics = run.data.metrics
+    assert run.data.tags["kit.result"] == (
+        f"CV roc_auc {metrics['cv_roc_auc_mean']:.4f} ± {metrics['cv_roc_auc_std']:.4f} "
+        f"(5 folds) · test roc_auc {metrics['test_roc_auc']:.4f}"
+    )
     assert client.get_experiment(run.info.experiment_id).name == "logistic-regression"
     params = run.data.params
     assert params["model.C"] == "0.5" and params["model.penalty"] == "l2"
