@@ -98,33 +98,36 @@ def serve_and_ask(model_uri: str, split: dict, env: dict[str, str] | None = None
 
 def test_a_served_multiclass_model_answers_with_the_users_labels_from_raw_rows(tmp_path):
     """Text labels, a text feature: rows with missing cells (JSON null) and a category
-    never seen in training are answered with the user's own labels."""
+    never seen in training are answered with the user's own labels. The table is what
+    Excel writes on Japanese Windows: Shift_JIS (cp932), Japanese column names and
+    labels, which the served model takes and answers in."""
     rows = 60
     frame = pd.DataFrame(
         {
-            "size": [float(i % 3) * 2 + (i % 7) / 10 for i in range(rows)],
-            "colour": [["red", "green", "blue"][i % 3] for i in range(rows)],
-            "species": [["cat", "dog", "eel"][i % 3] for i in range(rows)],
+            "大きさ": [float(i % 3) * 2 + (i % 7) / 10 for i in range(rows)],
+            "色": [["赤", "緑", "青"][i % 3] for i in range(rows)],
+            "種": [["猫", "犬", "鰻"][i % 3] for i in range(rows)],
         }
     )
-    frame.loc[[4, 9], "size"] = None
-    frame.loc[[5], "colour"] = None
-    frame.to_csv(tmp_path / "animals.csv", index=False)
+    frame.loc[[4, 9], "大きさ"] = None
+    frame.loc[[5], "色"] = None
+    frame.to_csv(tmp_path / "animals.csv", index=False, encoding="cp932")
     settings = [
         f"data.input={tmp_path / 'animals.csv'}",
-        "data.target=species",
+        "data.encoding=cp932",
+        "data.target='種'",
         "evaluation.cv_folds=3",
         "registry.register=true",
         "registry.model_name=animals",
     ]
     assert train.main(settings) == 0
     raw = {
-        "columns": ["size", "colour"],
-        "data": [[None, "red"], [2.1, None], [4.0, "violet"], [0.1, "red"]],
+        "columns": ["大きさ", "色"],
+        "data": [[None, "赤"], [2.1, None], [4.0, "紫"], [0.1, "赤"]],
     }
     answered = serve_and_ask("models:/animals/1", raw)
-    assert len(answered) == 4 and set(answered) <= {"cat", "dog", "eel"}
-    assert answered[3] == "cat"
+    assert len(answered) == 4 and set(answered) <= {"猫", "犬", "鰻"}
+    assert answered[3] == "猫"
 
 
 def test_a_served_model_from_a_parquet_table_with_dates_takes_its_rows_read_back(tmp_path):
