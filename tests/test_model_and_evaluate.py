@@ -89,7 +89,9 @@ def test_too_few_rows_for_the_folds_is_refused_before_training(base_config, tmp_
 
 
 def test_a_rare_class_of_a_multiclass_target_is_refused_by_name(base_config, tmp_path):
-    frame = pd.DataFrame({"x": range(30), "y": ["a"] * 14 + ["b"] * 13 + ["c"] * 3})
+    frame = pd.DataFrame(
+        {"x": [i % 7 for i in range(30)], "y": ["a"] * 14 + ["b"] * 13 + ["c"] * 3}
+    )
     frame.to_csv(tmp_path / "small.csv", index=False)
     small = load(str(tmp_path / "small.csv"), "y")
     with pytest.raises(DataError, match=r"the smallest class \('c'\) has 3 rows"):
