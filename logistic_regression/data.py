@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from logistic_regression import columns, tables
+from logistic_regression import columns, leaks, tables
 from logistic_regression.errors import DataError, first_line
 from logistic_regression.formats import PLAIN_CSV, SUFFIXES, ReadOptions, table_format
 
@@ -342,7 +342,8 @@ def load(
         columns.identifier_note(c, kind)
         for c, kind in columns.identifier_columns(unused.drop(columns=list(times))).items()
     ]
-    return Dataset(features, labels, ref, (*left_out, *lookalike_labels(labels, target)))
+    found = (*left_out, *lookalike_labels(labels, target), *leaks.leak_warnings(features, labels))
+    return Dataset(features, labels, ref, found)
 
 
 def lookalike_labels(y: pd.Series, target: str) -> list[str]:

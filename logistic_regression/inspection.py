@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from logistic_regression import leaks
 from logistic_regression.config import LOWER_IS_BETTER
 from logistic_regression.errors import KitError, first_line
 from logistic_regression.provenance import LEGACY_REPRODUCTION_OF, REPRODUCTION_OF
@@ -175,7 +176,7 @@ def best_runs(
     lines = [f"best {len(runs)} runs of {experiment_name!r} by {metric} ({order} first)"]
     if not runs:
         return lines[0] + ": none match" + _unknown_metric_hint(metric, experiment, client)
-    header = ["rank", "run_id", "name", metric, *BEST_PARAMS]
+    header = ["rank", "run_id", "name", metric, *BEST_PARAMS, "warning"]
     rows = [
         [
             str(rank),
@@ -183,10 +184,18 @@ def best_runs(
             run.info.run_name or "",
             f"{run.data.metrics[metric]:.6f}",
             *(_best_param(run.data.params, name) for name in BEST_PARAMS),
+            LEAK_WARNING if leaks.MARK in run.data.tags.get(WARNINGS_TAG, "") else "",
         ]
         for rank, run in enumerate(runs, start=1)
     ]
-    return "\n".join(lines + _table(header, rows))
+    if not any(row[-1] for row in rows):  # the column only when a run needs it
+        return "\n".join(lines + _table(header[:-1], [row[:-1] for row in rows]))
+    note = f"{LEAK_WARNING}: one column alone gives the target away (see the run's kit.warnings)"
+    return "\n".join([*lines, *_table(header, rows), note])
+
+
+LEAK_WARNING = "leak?"
+WARNINGS_TAG = "kit.warnings"
 
 
 # Runs asked for per search: MLflow returns at most this many at a time (and 1,000 when

@@ -487,3 +487,37 @@ def test_a_table_sorted_by_its_target_with_rownames_does_not_score_perfectly(tmp
     assert leaked.data.metrics["cv_accuracy_mean"] > 0.95  # the leak, when asked for
     assert dropped.data.metrics["cv_accuracy_mean"] < 0.8
     assert "'rownames' holds row numbers" in dropped.data.tags["kit.warnings"]
+
+
+def test_a_planted_leak_is_warned_about_and_marked_in_best(tmp_path, capsys):
+    """CreditCard's `expenditure` is 0 for every "no": ROC AUC 0.987 on the table, 0.84
+    honestly. A column that alone separates the classes is said, and `best` marks it."""
+    from logistic_regression import train
+    from logistic_regression.__main__ import main as kit
+
+    rng = np.random.default_rng(5)
+    rows = 200
+    card = rng.integers(0, 2, size=rows)
+    pd.DataFrame(
+        {
+            "income": rng.normal(3, 1, size=rows),
+            "expenditure": np.where(card == 1, rng.uniform(10, 500, size=rows), 0.0),
+            "owner": rng.choice(["yes", "no"], size=rows),
+            "card": np.where(card == 1, "yes", "no"),
+        }
+    ).to_csv(tmp_path / "credit.csv", index=False)
+    dataset = load(str(tmp_path / "credit.csv"), "card")
+    (warning,) = dataset.warnings
+    assert "'expenditure' alone separates the classes almost perfectly" in warning
+    assert "ROC AUC 1.000" in warning and "preprocessing.drop_columns" in warning
+
+    args = [f"data.input={tmp_path / 'credit.csv'}", "data.target=card"]
+    assert train.main([*args, "tracking.experiment_name=credit"]) == 0
+    assert train.main([*args, "preprocessing.drop_columns=[expenditure]",
+                       "tracking.experiment_name=credit"]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert kit(["best", "--experiment", "credit", "--metric", "cv_roc_auc_mean"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[2].startswith("1 ") and out[2].rstrip().endswith("leak?"), out
+    assert not out[3].rstrip().endswith("leak?"), out
+    assert out[-1].startswith("leak?: one column alone gives the target away")

@@ -109,6 +109,11 @@ def test_inspecting_an_s3_run_without_credentials_is_one_line(monkeypatch, capsy
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/config")
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # never ask a cloud's metadata
+    import boto3
+
+    # boto3's default session keeps the credentials an earlier test resolved; with them
+    # the request would leave for AWS. A fresh session finds none and asks nobody.
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
     client = MlflowClient()
     experiment = client.create_experiment("on-s3", artifact_location="s3://team/mlflow")
     run_id = client.create_run(experiment).info.run_id
