@@ -18,6 +18,7 @@ from logistic_regression.errors import KitError, first_line
 from logistic_regression.provenance import LEGACY_REPRODUCTION_OF, REPRODUCTION_OF
 from logistic_regression.storage import s3
 from logistic_regression.tracking import experiments
+from logistic_regression.tracking.runs import WARNINGS_TAG
 
 KEY_METRICS = ("cv_roc_auc_mean", "cv_roc_auc_std", "test_roc_auc", "test_accuracy")
 
@@ -195,7 +196,6 @@ def best_runs(
 
 
 LEAK_WARNING = "leak?"
-WARNINGS_TAG = "kit.warnings"
 
 
 # Runs asked for per search: MLflow returns at most this many at a time (and 1,000 when

@@ -60,9 +60,9 @@ def _parent(pid: int) -> int:
     return int(stat.rsplit(")", 1)[1].split()[1])  # the name in parentheses may hold spaces
 
 
-def launcher(start: int | None = None) -> int | None:
-    """The pid of the `mlflow run` this process (or `start`) runs under, if any."""
-    pid = os.getppid() if start is None else _parent(start)
+def launcher() -> int | None:
+    """The pid of the `mlflow run` this process runs under, if any."""
+    pid = os.getppid()
     for _ in range(LEVELS):
         if pid <= 1:
             return None

@@ -148,9 +148,11 @@ def config_params(resolved: dict) -> dict[str, str]:
     return {**flatten(nested), **flatten(top, "run.")}
 
 
-def fail_run(run_id: str, reason: str, status: str = Status.FAILED) -> None:
+def fail_run(
+    run_id: str, reason: str, status: str = Status.FAILED, client: MlflowClient | None = None
+) -> None:
     """Record why a run stopped and end it; used for runs this process did not open itself."""
-    client = MlflowClient()
+    client = client or MlflowClient()
     client.set_tag(run_id, ERROR_TAG, clip(redact(reason)))
     client.set_terminated(run_id, status)
 

@@ -32,7 +32,7 @@ import fcntl
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -88,33 +88,28 @@ def check(uri: str, timeout_s: float) -> None:
     check_kind(uri)
     path = sqlite_path(uri)
     if path is None:
-        _ask(uri, timeout_s)
+        _ask(uri, timeout_s, lambda exc: _unanswered(uri, exc, timeout_s))
         return
     check_sqlite(uri, path, timeout_s)
     with one_creator(uri, path):
-        try:
-            _ask(uri, timeout_s)
-        except StorageError:
-            raise
-        except (MlflowException, SQLAlchemyError, CommandError) as exc:
-            raise StorageError(_incomplete(uri, path, exc)) from None
+        _ask(uri, timeout_s, lambda exc: StorageError(_incomplete(uri, path, exc)))
 
 
-def _ask(uri: str, timeout_s: float) -> None:
-    """One call to the store; MLflow opens it (and makes a new SQLite file's tables)."""
+def _ask(uri: str, timeout_s: float, failed: Callable[[Exception], StorageError]) -> None:
+    """One call to the store; MLflow opens it (and makes a new SQLite file's tables).
+    A failure is `failed(exc)`: a server that did not answer, a SQLite file whose tables
+    could not be made."""
     try:
         with bounded_store(timeout_s):
             MlflowClient(uri).search_experiments(max_results=1)
     except MlflowException as exc:
         if exc.error_code == "UNAUTHENTICATED":
             raise StorageError(unauthenticated(uri)) from None
-        if sqlite_path(uri) is not None:
-            raise
+        raise failed(exc) from None
+    except OSError as exc:
         raise _unanswered(uri, exc, timeout_s) from None
-    except (SQLAlchemyError, OSError) as exc:
-        if sqlite_path(uri) is not None and isinstance(exc, SQLAlchemyError):
-            raise
-        raise _unanswered(uri, exc, timeout_s) from None
+    except (SQLAlchemyError, CommandError) as exc:
+        raise failed(exc) from None
 
 
 # How long a process waits for another one making a new SQLite store's tables (a few

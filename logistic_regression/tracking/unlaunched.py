@@ -22,7 +22,7 @@ from mlflow.tracking import MlflowClient
 from logistic_regression import launcher
 from logistic_regression.provenance import KIT_VERSION
 from logistic_regression.status import Status
-from logistic_regression.tracking.runs import ERROR_TAG, clip
+from logistic_regression.tracking.runs import fail_run
 from logistic_regression.uris import store_uri
 
 REASON = "mlflow run was stopped before it started the kit (settled by sync)"
@@ -79,6 +79,5 @@ def settle(uri: str, local: bool) -> Unlaunched:
         pids = ", ".join(map(str, running))
         return Unlaunched(left=tuple(found), why=f"mlflow run is running here (pid {pids})")
     for run_id in found:
-        client.set_tag(run_id, ERROR_TAG, clip(REASON))
-        client.set_terminated(run_id, Status.KILLED)
+        fail_run(run_id, REASON, Status.KILLED, client)
     return Unlaunched(settled=tuple(found))
