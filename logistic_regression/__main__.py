@@ -2,7 +2,7 @@
 
     python -m logistic_regression train [hydra overrides]
     python -m logistic_regression sweep "model.C=0.1,1 model.penalty=l1,l2" [more overrides]
-    python -m logistic_regression reproduce RUN_ID [--tolerance 1e-9]
+    python -m logistic_regression reproduce RUN_ID [--tolerance 1e-9] [--env recorded]
     python -m logistic_regression inspect RUN_ID
     python -m logistic_regression inspect --experiment NAME
     python -m logistic_regression baseline RUN_ID [--allow-reproduction]
@@ -79,6 +79,27 @@ def parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         help="allowed absolute difference per metric (default: exact)",
+    )
+    reproduce.add_argument(
+        "--env",
+        choices=("current", "recorded"),
+        default="current",
+        help="re-run in this environment (current, the default) or in the one the run "
+        "recorded, rebuilt with uv and cached (recorded)",
+    )
+    reproduce.add_argument(
+        "--python",
+        default="",
+        metavar="X.Y",
+        help="with --env recorded: this Python instead of the recorded version",
+    )
+    reproduce.add_argument(
+        "--env-cache",
+        type=Path,
+        metavar="DIR",
+        help="with --env recorded: where rebuilt environments are kept (default: "
+        "$XDG_CACHE_HOME/logistic-regression-kit/environments, else ~/.cache/...; "
+        "deleting it clears the cache)",
     )
     reproduce.add_argument("--tracking-uri", help="tracking store (default: MLFLOW_TRACKING_URI)")
     reproduce.add_argument(
@@ -169,14 +190,19 @@ def command(args: argparse.Namespace) -> int:
         raise KitError(
             f"--tolerance={args.tolerance} is not allowed; it must be a finite number >= 0"
         )
+    if args.command == "reproduce" and args.env == "current" and (args.python or args.env_cache):
+        raise KitError(
+            "--python and --env-cache choose the rebuilt environment: add --env recorded"
+        )
     _use_tracking_store(args.tracking_uri)
     if args.command == "inspect":
         _warn_abandoned()
     if args.command == "reproduce":
-        from logistic_regression.reproduce import reproduce
+        from logistic_regression.reproduce import RerunIn, reproduce
 
         trusted = tuple(url for given in args.trust for url in given.split())
-        return reproduce(args.run_id, args.tolerance, trusted)
+        rerun_in = RerunIn(args.env == "recorded", args.python, args.env_cache)
+        return reproduce(args.run_id, args.tolerance, trusted, rerun_in)
     if args.command == "import":
         from logistic_regression.importer import import_file
 

@@ -32,12 +32,13 @@ from logistic_regression import (
     lifecycle,
     model,
     outputs,
+    packages,
     preflight,
     provenance,
     report,
 )
 from logistic_regression.background import Background
-from logistic_regression.config import Config
+from logistic_regression.config import PROJECT_DIR, Config
 from logistic_regression.errors import KitError
 from logistic_regression.storage.writer import ArtifactWriter
 from logistic_regression.tracking import artifact_state, baselines, datasets, models, runs
@@ -122,7 +123,7 @@ def record(context: RunContext) -> console.RunSummary:
     nothing else, so the background worker makes them while the folds are fitted (on a
     large table, formatting the predictions alone takes seconds)."""
     config, dataset, writer = context.config, context.dataset, context.writer
-    installed = context.background.submit(provenance.installed_packages)
+    installed = context.background.submit(packages.current, PROJECT_DIR)
     runs.log_params(context.run_id, context.params)
     datasets.log_dataset(
         dataset.frame,
@@ -174,10 +175,10 @@ def record(context: RunContext) -> console.RunSummary:
         for warning in result.warnings:
             log.warning(warning)
 
-    packages = installed()
-    whole = report_input(context, shown, fitted, result, data_params, packages, baseline)
+    environment = installed()
+    whole = report_input(context, shown, fitted, result, data_params, environment, baseline)
     html = redact(report.render(whole, charts()))
-    write_run_files(context, predictions, packages, html)
+    write_run_files(context, predictions, environment, html)
     writer.put_model(model_folder, model_root, model_id, saved, model_size)
 
     headline = config.evaluation.headline_metric
@@ -229,7 +230,7 @@ def report_input(
     fitted: evaluate.Evaluation,
     result: evaluate.Evaluation,
     data_params: dict[str, str],
-    packages: dict[str, str],
+    environment: packages.Environment,
     baseline: dict | None,
 ) -> report.ReportInput:
     """Everything the report shows, once the whole run is known. Provenance as the run
@@ -250,8 +251,8 @@ def report_input(
         train_rows=len(fitted.split.y_train),
         class_counts=class_counts(fitted),
         preprocessing=model.preprocessing_summary(fitted.model, context.dataset.features),
-        provenance={**recorded, **data_params, "python": provenance.python_version()},
-        packages={k: v for k, v in packages.items() if k in KEY_PACKAGES},
+        provenance={**recorded, **data_params, "python": environment.python},
+        packages={k: v for k, v in environment.packages.items() if k in KEY_PACKAGES},
         warnings=result.warnings,
         baseline=baseline,
     )
@@ -285,14 +286,14 @@ def estimated_model_size(estimator: Pipeline, n_features: int) -> int:
 
 
 def write_run_files(
-    context: RunContext, predictions: bytes, packages: dict[str, str], html: str
+    context: RunContext, predictions: bytes, environment: packages.Environment, html: str
 ) -> None:
     """The run's own files, written straight into the spool (queued without a copy)."""
     git = context.prepared.git
     files = {
         "features.txt": "\n".join(context.dataset.features.columns) + "\n",
         "config.yaml": OmegaConf.to_yaml(preflight.recorded_config(context.config)),
-        "environment.txt": provenance.environment_lock(packages),
+        "environment.txt": packages.lock(environment),
         "report.html": html,
     }
     if git is not None and git.dirty:

@@ -9,8 +9,6 @@ same tags as one started by `mlflow run`.
 from __future__ import annotations
 
 import getpass
-import importlib.metadata
-import platform
 import re
 import subprocess
 from dataclasses import dataclass
@@ -172,27 +170,3 @@ def user_name() -> str:
         return getpass.getuser()
     except (KeyError, OSError):  # no name for this uid (a bare container)
         return "unknown"
-
-
-def installed_packages() -> dict[str, str]:
-    """Every distribution importable by this interpreter, by normalised name."""
-    found: dict[str, str] = {}
-    for dist in importlib.metadata.distributions():
-        name = (dist.metadata["Name"] or "").lower().replace("_", "-")
-        if name and name not in found:
-            found[name] = dist.version
-    return dict(sorted(found.items()))
-
-
-def python_version() -> str:
-    return platform.python_version()
-
-
-def environment_lock(packages: dict[str, str] | None = None) -> str:
-    """Exact Python and package versions, as a pip requirements file with a header."""
-    packages = installed_packages() if packages is None else packages
-    header = [
-        f"# python {python_version()} ({platform.python_implementation()})",
-        f"# platform {platform.system()}-{platform.machine()}",
-    ]
-    return "\n".join(header + [f"{name}=={version}" for name, version in packages.items()]) + "\n"

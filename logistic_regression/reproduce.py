@@ -22,10 +22,15 @@ recorded, input data changed, an experiment this user may only read) or not trus
 the run's repository must be this checkout's own or one the user named (`--trust`,
 trust.py), since reproducing runs that code with the user's credentials. The rerun gets
 only the environment a training run needs (`environment.for_rerun`).
+
+The rerun runs in this environment (`--env current`), or in the one the run recorded,
+rebuilt with uv and cached (`--env recorded`, rebuild.py). Either way the verdict lists
+the packages that differ among what the run imports (packages.py).
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -35,20 +40,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
-import yaml
-from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from logistic_regression import data, provenance, trust
-from logistic_regression.config import flatten_tree, hydra_quote
+from logistic_regression import packages, provenance, rebuild, trust
+from logistic_regression.config import PROJECT_DIR, flatten_tree, hydra_quote
 from logistic_regression.environment import for_rerun
-from logistic_regression.errors import Interrupted, KitError, first_line
-from logistic_regression.formats import read_options
+from logistic_regression.errors import Interrupted, first_line
+from logistic_regression.packages import Environment
+from logistic_regression.recorded import (
+    NotReproducible,
+    Recorded,
+    check_data,
+    download,
+    input_uri,
+    read_recorded,
+)
 from logistic_regression.status import Status
-from logistic_regression.storage import s3
 from logistic_regression.tracking import experiments, runs
 from logistic_regression.tracking.runs import ERROR_TAG
-from logistic_regression.uris import absolute_tracking_uri, redact, without_redacted_userinfo
+from logistic_regression.uris import absolute_tracking_uri, redact
 from logistic_regression.validation import NOTE_LIMIT
 from logistic_regression.verdict import compare, print_comparison
 
@@ -62,6 +72,7 @@ CODE_TAGS = (
 )
 
 VERDICT_TAG = "reproduce.verdict"
+ENVIRONMENT_TAG = "reproduce.environment"  # `recorded` (rebuilt) or `current`
 MISMATCH_TAG = "reproduce.mismatches"
 # Settings that describe where the rerun records, not what it computes.
 NOT_REPLAYED = {
@@ -73,135 +84,15 @@ NOT_REPLAYED = {
 }
 
 
-class NotReproducible(KitError):
-    """Reproduction is impossible; the message says why."""
-
-
 @dataclass(frozen=True)
-class Recorded:
-    """What the original run recorded, enough to re-run it."""
+class RerunIn:
+    """The environment the rerun runs in: this one (`current`), or the one the run
+    recorded, rebuilt (`recorded`: with `python` instead of the recorded version when
+    given, cached under `cache`; rebuild.py)."""
 
-    run_id: str
-    run_name: str
-    experiment_id: str
-    repository: str  # what `git clone` takes
-    subdirectory: str
-    commit: str
-    dirty: bool
-    config: dict
-    input_path: str
-    input_digest: str
-    metrics: dict[str, float]
-    environment: dict[str, str]
-    patch: Path | None
-    tags: dict[str, str]
-    input_version: str | None = None  # S3 VersionId, when the bucket is versioned
-
-
-def _download(run_id: str, path: str, destination: Path) -> Path | None:
-    try:
-        return Path(
-            mlflow.artifacts.download_artifacts(
-                run_id=run_id, artifact_path=path, dst_path=str(destination)
-            )
-        )
-    except (MlflowException, OSError):
-        return None
-
-
-def parse_environment(text: str) -> dict[str, str]:
-    """`name==version` lines of an environment.txt, with `python` from its header."""
-    packages: dict[str, str] = {}
-    for line in text.splitlines():
-        if line.startswith("# python "):
-            packages["python"] = line.split()[2]
-        elif "==" in line and not line.startswith("#"):
-            name, _, version = line.partition("==")
-            packages[name.strip()] = version.strip()
-    return packages
-
-
-def _repository(tags: dict[str, str]) -> tuple[str, str]:
-    """(clone source, subdirectory) from the source name, else from the remote URL."""
-    source = tags.get(provenance.SOURCE_NAME, "")
-    location, _, subdirectory = source.partition("#")
-    if location.startswith("file://"):
-        local = Path(location.removeprefix("file://"))
-        if local.is_dir():
-            return str(local), subdirectory
-        location = tags.get(provenance.GIT_REPO_URL, "")
-    if "://" in location or location.startswith("git@"):
-        # Recorded redacted (`https://***@host/...`): git authenticates its own way.
-        return without_redacted_userinfo(location), subdirectory
-    raise NotReproducible(
-        f"run's source {source!r} is not a git repository the kit can clone; "
-        "only runs recorded from a git checkout or a git URL can be reproduced"
-    )
-
-
-def read_recorded(client: MlflowClient, run_id: str, scratch: Path) -> Recorded:
-    try:
-        run = client.get_run(run_id)
-    except MlflowException:
-        raise NotReproducible(
-            f"no run with id {run_id!r} in {redact(mlflow.get_tracking_uri())}"
-        ) from None
-    tags = run.data.tags
-    commit = tags.get(provenance.GIT_COMMIT)
-    if not commit:
-        raise NotReproducible(f"run {run_id} recorded no git commit, so its code is unknown")
-    repository, subdirectory = _repository(tags)
-    dirty = tags.get(provenance.GIT_DIRTY) == "true"
-    patch = _download(run_id, "uncommitted.patch", scratch) if dirty else None
-    if dirty and patch is None:
-        raise NotReproducible(
-            f"run {run_id} was made from a dirty tree and its uncommitted.patch was not "
-            "recorded, so its exact code is unknown"
-        )
-    config_file = _download(run_id, "config.yaml", scratch)
-    if config_file is None:
-        raise NotReproducible(f"run {run_id} has no config.yaml artifact to replay")
-    environment = _download(run_id, "environment.txt", scratch)
-    return Recorded(
-        run_id=run_id,
-        run_name=run.info.run_name,
-        experiment_id=run.info.experiment_id,
-        repository=repository,
-        subdirectory=subdirectory,
-        commit=commit,
-        dirty=dirty,
-        config=yaml.safe_load(config_file.read_text()),
-        input_path=run.data.params.get("input_path", ""),
-        input_digest=run.data.params.get("input_digest", ""),
-        input_version=run.data.params.get("input_version") or None,
-        metrics=runs.metrics_with_steps(run),
-        environment=parse_environment(environment.read_text()) if environment else {},
-        patch=patch,
-        tags=tags,
-    )
-
-
-def input_uri(recorded: Recorded) -> str:
-    """The input as the run read it: the recorded S3 version when there is one."""
-    if recorded.input_version and recorded.input_path.startswith("s3://"):
-        return s3.versioned_uri(recorded.input_path, recorded.input_version)
-    return recorded.input_path
-
-
-def check_data(recorded: Recorded) -> None:
-    """The input must still be the bytes the run read (read with its recorded encoding
-    and separators): the same file, or a versioned S3 object's recorded version."""
-    options = read_options((recorded.config or {}).get("data") or {})
-    try:
-        _, ref = data.read_table(input_uri(recorded), options=options)
-    except KitError as exc:
-        raise NotReproducible(f"the run's input cannot be read now: {exc}") from None
-    if ref.digest != recorded.input_digest:
-        raise NotReproducible(
-            f"input {recorded.input_path} changed since run {recorded.run_id}: recorded digest "
-            f"{recorded.input_digest[:12]}…, now {ref.digest[:12]}…, and no version of the "
-            "original data was recorded"
-        )
+    recorded: bool = False
+    python: str = ""
+    cache: Path | None = None
 
 
 def _git(cwd: Path, *args: str) -> None:
@@ -298,13 +189,19 @@ def open_reproduction(client: MlflowClient, recorded: Recorded) -> tuple[str, st
     return created.info.run_id, recorded.experiment_id
 
 
-def reproduce(run_id: str, tolerance: float = 0.0, trusted: tuple[str, ...] = ()) -> int:
+def reproduce(
+    run_id: str,
+    tolerance: float = 0.0,
+    trusted: tuple[str, ...] = (),
+    rerun_in: RerunIn = RerunIn(),
+) -> int:
     """Re-run `run_id` and compare; 0 when it reproduced, 1 when not (refusals raise).
     `trusted`: repositories the user trusts besides this checkout's own (trust.py).
 
     Everything that can be refused is, before any clone: the run, its code's repository
-    (trusted?), its experiment (deleted? may this user record in it?), its data. The
-    reproduction run exists from the clone on, and ends FAILED if the clone does."""
+    (trusted?), its experiment (deleted? may this user record in it?), its data, and the
+    recorded environment (rebuilt before the run exists). The reproduction run exists
+    from the clone on, and ends FAILED if the clone does."""
     client = MlflowClient()
     with tempfile.TemporaryDirectory(prefix="logreg-reproduce-") as scratch_dir:
         scratch = Path(scratch_dir)
@@ -318,14 +215,25 @@ def reproduce(run_id: str, tolerance: float = 0.0, trusted: tuple[str, ...] = ()
         # The repository answers (before a run exists); the clone itself waits until
         # the run is open, which an experiment this user may only read refuses.
         _git(scratch, "ls-remote", "--quiet", recorded.repository, "HEAD")
+        rebuilt = _rebuilt(recorded, rerun_in)
         with runs.refusing_read_only(experiment.name):
             new_id, experiment_id = open_reproduction(client, recorded)
+        runs.log_tags(new_id, {ENVIRONMENT_TAG: "recorded" if rebuilt else "current"})
         with _ended_if_stopped(client, new_id):
             project = checkout(recorded, scratch)
+            if rebuilt is not None:
+                rebuild.install_kit(rebuilt, project, scratch / "kit")
             code = _rerun_and_compare(
-                client, recorded, new_id, experiment_id, project, scratch, tolerance
+                client, recorded, new_id, experiment_id, project, scratch, tolerance, rebuilt
             )
     return code
+
+
+def _rebuilt(recorded: Recorded, rerun_in: RerunIn) -> rebuild.Rebuilt | None:
+    if not rerun_in.recorded:
+        return None
+    cache = rerun_in.cache or rebuild.default_cache(dict(os.environ))
+    return rebuild.rebuild(recorded.environment, recorded.run_id, cache, rerun_in.python)
 
 
 @contextmanager
@@ -353,8 +261,10 @@ def _rerun_and_compare(
     project: Path,
     scratch: Path,
     tolerance: float,
+    rebuilt: rebuild.Rebuilt | None,
 ) -> int:
-    """Train the recorded configuration again as run `new_id`, then compare and tell."""
+    """Train the recorded configuration again as run `new_id` (in the rebuilt
+    environment when there is one), then compare and tell."""
     # Without this process's own thread limits: the rerun's BLAS threads must be
     # what the original run had, whatever commit it runs.
     env = for_rerun(
@@ -364,13 +274,18 @@ def _rerun_and_compare(
             "MLFLOW_EXPERIMENT_ID": experiment_id,
         }
     )
+    python = sys.executable
+    if rebuilt is not None:
+        env.pop("PYTHONHOME", None)
+        env.update(rebuilt.variables(scratch / "kit", env.get("PATH", os.defpath)))
+        python = str(rebuilt.python)
     overrides = replay_overrides(recorded, Path.cwd() / "outputs")
     print(
         f"Re-running {recorded.commit[:12]} of {recorded.repository} as run {new_id} ...",
         flush=True,
     )
     done = subprocess.run(
-        [sys.executable, "-m", "logistic_regression.train", *overrides],
+        [python, "-m", "logistic_regression.train", *overrides],
         cwd=project,
         env=env,
         capture_output=True,
@@ -384,17 +299,18 @@ def _rerun_and_compare(
         runs.log_tags(new_id, {VERDICT_TAG: "failed", ERROR_TAG: reason})
         print(f"error: the rerun failed: {reason}", file=sys.stderr)
         return 1
-    environment = _download(new_id, "environment.txt", scratch / "new")
+    environment = download(new_id, "environment.txt", scratch / "new")
     result = compare(
         recorded,
         runs.metrics_with_steps(rerun),
         rerun.data.params.get("input_digest", ""),
-        parse_environment(environment.read_text()) if environment else {},
+        packages.parse(environment.read_text()) if environment else Environment(),
         tolerance,
+        packages.runtime_closure(packages.kit_requirements(PROJECT_DIR)),
     )
     verdict = {VERDICT_TAG: "reproduced" if result.reproduced else "not reproduced"}
     if result.mismatches:
         verdict[MISMATCH_TAG] = ", ".join(result.mismatches)
     runs.log_tags(new_id, verdict)
-    print_comparison(recorded, new_id, result, tolerance)
+    print_comparison(recorded, new_id, result, tolerance, rebuilt)
     return 0 if result.reproduced else 1

@@ -12,11 +12,13 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from logistic_regression.packages import Differences, Environment, differences
 from logistic_regression.provenance import LEFT_OUT, PATCH_REDACTED
 from logistic_regression.tracking.baselines import COMPARISON_PREFIX
 
 if TYPE_CHECKING:
-    from logistic_regression.reproduce import Recorded
+    from logistic_regression.rebuild import Rebuilt
+    from logistic_regression.recorded import Recorded
 
 # Metrics that compare a run with other runs: shown as context, never deciding.
 CONTEXT_PREFIXES = (COMPARISON_PREFIX,)
@@ -28,7 +30,7 @@ Row = tuple[str, float | None, float | None, bool]
 class Comparison:
     metrics: list[Row]  # the run's own metrics: these decide
     digest_matches: bool
-    environment: list[tuple[str, str | None, str | None]]
+    environment: Differences  # what the run imports decides nothing: it explains
     context: list[Row] = field(default_factory=list)  # comparisons with other runs
 
     @property
@@ -51,9 +53,12 @@ def compare(
     recorded: Recorded,
     new_metrics: dict[str, float],
     new_digest: str,
-    new_environment: dict[str, str],
+    new_environment: Environment,
     tolerance: float,
+    here: frozenset[str] = frozenset(),
 ) -> Comparison:
+    """The rerun against the record. `here`: the packages this kit imports, standing in
+    for a record that does not say which packages its run imported."""
     rows: list[Row] = []
     context: list[Row] = []
     for name in sorted(set(recorded.metrics) | set(new_metrics)):
@@ -64,16 +69,17 @@ def compare(
             and (old == new or math.isclose(old, new, rel_tol=0.0, abs_tol=tolerance))
         )
         (context if is_context(name) else rows).append((name, old, new, same))
-    packages = sorted(set(recorded.environment) | set(new_environment))
-    differing = [
-        (p, recorded.environment.get(p), new_environment.get(p))
-        for p in packages
-        if recorded.environment.get(p) != new_environment.get(p)
-    ]
-    return Comparison(rows, new_digest == recorded.input_digest, differing, context)
+    environment = differences(recorded.environment, new_environment, here)
+    return Comparison(rows, new_digest == recorded.input_digest, environment, context)
 
 
-def print_comparison(recorded: Recorded, new_run_id: str, result: Comparison, tolerance: float):
+def print_comparison(
+    recorded: Recorded,
+    new_run_id: str,
+    result: Comparison,
+    tolerance: float,
+    rebuilt: Rebuilt | None = None,
+) -> None:
     print(f"Reproduction of run {recorded.run_id} ({recorded.run_name}) as run {new_run_id}")
     hidden = recorded.tags.get(PATCH_REDACTED)
     print(
@@ -104,10 +110,27 @@ def print_comparison(recorded: Recorded, new_run_id: str, result: Comparison, to
                 f"{'same' if same else 'differs'}"
             )
     print(f"  data digest: {'same' if result.digest_matches else 'DIFFERENT'}")
-    if result.environment:
-        print("  environment differences (original -> rerun):")
-        for package, before, after in result.environment:
-            print(f"    {package}: {before or 'absent'} -> {after or 'absent'}")
-    else:
-        print("  environment: same packages and versions")
+    print_environment(result.environment, rebuilt)
     print(f"  verdict: {'reproduced' if result.reproduced else 'NOT reproduced'}")
+
+
+def print_environment(found: Differences, rebuilt: Rebuilt | None) -> None:
+    """The environment lines: how the rerun's environment was made, what differs among
+    what the run imports, and the other packages that differ as one folded line."""
+    if rebuilt is not None:
+        where = "reused from" if rebuilt.reused else "cached in"
+        print(f"  environment: rebuilt from the record ({where} {rebuilt.root})")
+    else:
+        print("  environment: this environment (--env current)")
+    if found.relevant:
+        print("    differences (original -> rerun) among what the run imports:")
+        for package, before, after in found.relevant:
+            print(f"      {package}: {before or 'absent'} -> {after or 'absent'}")
+    else:
+        print("    identical in Python and every package the run imports")
+    if found.others:
+        shown = ", ".join(found.others[:8]) + (", ..." if len(found.others) > 8 else "")
+        print(
+            f"    ({len(found.others)} other packages differ, none of which the run imports: "
+            f"{shown})"
+        )

@@ -149,6 +149,13 @@ def e2e_only_in_subprocesses(request, monkeypatch):
 
 
 @pytest.fixture(scope="session")
+def env_cache(tmp_path_factory) -> Path:
+    """The session's cache of environments `reproduce --env recorded` rebuilds (never the
+    user's): a record with the same packages is built once, as for a user."""
+    return tmp_path_factory.getbasetemp() / "environments"
+
+
+@pytest.fixture(scope="session")
 def migrated_store(tmp_path_factory) -> Path:
     """An empty SQLite tracking store that a real MlflowClient created and migrated."""
     from mlflow.tracking import MlflowClient

@@ -17,7 +17,7 @@ from conftest import git
 from mlflow.tracking import MlflowClient
 
 from logistic_regression import provenance, train, uris
-from logistic_regression.reproduce import _repository
+from logistic_regression.recorded import _repository
 from logistic_regression.storage.spool import RESULTS, Entry, Journal
 from logistic_regression.storage.uploader import Engine, Settings
 from logistic_regression.sweep import redact_saved_config

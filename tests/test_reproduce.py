@@ -13,12 +13,12 @@ from servers import free_port
 from logistic_regression import provenance, trust
 from logistic_regression.config import compose_config
 from logistic_regression.data import read_table
+from logistic_regression.packages import Environment
 from logistic_regression.reproduce import (
     MISMATCH_TAG,
     NotReproducible,
     Recorded,
     open_reproduction,
-    parse_environment,
     replay_overrides,
     reproduce,
 )
@@ -239,7 +239,7 @@ def test_replayed_overrides_recreate_the_recorded_config(config, tmp_path):
         input_path="breast_cancer",
         input_digest="",
         metrics={},
-        environment={},
+        environment=Environment(),
         patch=None,
         tags={},
     )
@@ -252,22 +252,37 @@ def test_replayed_overrides_recreate_the_recorded_config(config, tmp_path):
 
 def _recorded(metrics, environment=None) -> Recorded:
     return Recorded(
-        "r", "n", "0", "", "", "c", False, {}, "x", "d1", metrics, environment or {}, None, {}
+        "r",
+        "n",
+        "0",
+        "",
+        "",
+        "c",
+        False,
+        {},
+        "x",
+        "d1",
+        metrics,
+        environment or Environment(),
+        None,
+        {},
     )
 
 
 def test_comparison_is_exact_unless_a_tolerance_is_given():
     recorded = _recorded({"a": 0.9, "b": 0.5})
-    exact = compare(recorded, {"a": 0.9, "b": 0.5 + 1e-12}, "d1", {}, tolerance=0.0)
+    exact = compare(recorded, {"a": 0.9, "b": 0.5 + 1e-12}, "d1", Environment(), tolerance=0.0)
     assert not exact.reproduced
     assert [name for name, *_, same in exact.metrics if not same] == ["b"]
-    assert compare(recorded, {"a": 0.9, "b": 0.5 + 1e-12}, "d1", {}, tolerance=1e-9).reproduced
+    assert compare(
+        recorded, {"a": 0.9, "b": 0.5 + 1e-12}, "d1", Environment(), tolerance=1e-9
+    ).reproduced
 
 
 def test_missing_metric_or_other_data_is_not_reproduced():
     recorded = _recorded({"a": 0.9})
-    assert not compare(recorded, {}, "d1", {}, 0.0).reproduced
-    assert not compare(recorded, {"a": 0.9}, "d2", {}, 0.0).reproduced
+    assert not compare(recorded, {}, "d1", Environment(), 0.0).reproduced
+    assert not compare(recorded, {"a": 0.9}, "d2", Environment(), 0.0).reproduced
 
 
 def test_comparisons_with_the_baseline_are_context_never_the_verdict(capsys):
@@ -276,7 +291,7 @@ def test_comparisons_with_the_baseline_are_context_never_the_verdict(capsys):
     own = {"cv_roc_auc_mean": 0.99, "test_accuracy": 0.97}
     before_baseline = _recorded(own)
     rerun = {**own, "vs_baseline_test_accuracy_diff": 0.0, "vs_baseline_test_accuracy_ratio": 1.0}
-    result = compare(before_baseline, rerun, "d1", {}, 0.0)
+    result = compare(before_baseline, rerun, "d1", Environment(), 0.0)
     assert result.reproduced and result.mismatches == []
     assert [name for name, *_ in result.metrics] == ["cv_roc_auc_mean", "test_accuracy"]
     assert [name for name, *_, same in result.context if not same] == [
@@ -284,17 +299,17 @@ def test_comparisons_with_the_baseline_are_context_never_the_verdict(capsys):
         "vs_baseline_test_accuracy_ratio",
     ]
     moved = _recorded({**own, "vs_baseline_test_accuracy_diff": 0.02})  # another baseline then
-    assert compare(moved, rerun, "d1", {}, 0.0).reproduced
-    assert compare(moved, own, "d1", {}, 0.0).reproduced  # no baseline any more
+    assert compare(moved, rerun, "d1", Environment(), 0.0).reproduced
+    assert compare(moved, own, "d1", Environment(), 0.0).reproduced  # no baseline any more
 
     print_comparison(before_baseline, "new", result, 0.0)
     out = capsys.readouterr().out
     assert "not part of the verdict" in out and "vs_baseline_test_accuracy_diff" in out
     assert "verdict: reproduced" in out
 
-    different = compare(before_baseline, {**rerun, "test_accuracy": 0.5}, "d1", {}, 0.0)
+    different = compare(before_baseline, {**rerun, "test_accuracy": 0.5}, "d1", Environment(), 0.0)
     assert not different.reproduced and different.mismatches == ["test_accuracy"]
-    other_data = compare(before_baseline, rerun, "d2", {}, 0.0)
+    other_data = compare(before_baseline, rerun, "d2", Environment(), 0.0)
     assert not other_data.reproduced and other_data.mismatches == ["input_digest"]
 
 
@@ -355,23 +370,18 @@ def test_under_mlflow_run_the_run_it_made_is_the_reproduction(monkeypatch):
     assert MISMATCH_TAG not in run.data.tags
 
 
-def test_environment_differences_are_listed():
-    recorded = _recorded({}, {"python": "3.11.7", "numpy": "2.4.6", "gone": "1"})
-    result = compare(recorded, {}, "d1", {"python": "3.11.7", "numpy": "2.5.0", "new": "2"}, 0.0)
-    assert result.environment == [
+def test_environment_differences_are_listed_among_what_the_run_imports():
+    before = Environment("3.11.7", {"numpy": "2.4.6", "gone": "1", "pytest": "8"}, None)
+    recorded = _recorded({}, before)
+    after = Environment("3.11.8", {"numpy": "2.5.0", "new": "2", "pytest": "9"}, None)
+    result = compare(recorded, {}, "d1", after, 0.0, frozenset({"numpy", "gone", "new"}))
+    assert result.environment.relevant == [
+        ("python", "3.11.7", "3.11.8"),
         ("gone", "1", None),
         ("new", None, "2"),
         ("numpy", "2.4.6", "2.5.0"),
     ]
-
-
-def test_environment_lock_parses_back():
-    lock = provenance.environment_lock({"mlflow": "3.17.2", "numpy": "2.4.6"})
-    assert parse_environment(lock) == {
-        "python": provenance.python_version(),
-        "mlflow": "3.17.2",
-        "numpy": "2.4.6",
-    }
+    assert result.environment.others == ["pytest"]
 
 
 def test_cli_refusal_is_one_line(capsys):

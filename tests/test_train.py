@@ -163,7 +163,7 @@ def test_a_japanese_excel_csv_trains_end_to_end_and_is_recorded_as_stored(tmp_pa
 
     import numpy as np
 
-    from logistic_regression.reproduce import check_data, read_recorded
+    from logistic_regression.recorded import check_data, read_recorded
 
     rng = np.random.default_rng(3)
     table = pd.DataFrame(

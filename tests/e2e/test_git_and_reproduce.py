@@ -58,7 +58,9 @@ def set_default_c(repo: Path, value: str) -> None:
     conf.write_text("\n".join(lines) + "\n")
 
 
-def test_git_url_versions_run_the_requested_code_and_reproduce(kit_repo, git_server, tmp_path):
+def test_git_url_versions_run_the_requested_code_and_reproduce(
+    kit_repo, git_server, tmp_path, env_cache
+):
     old = git(kit_repo, "rev-parse", "HEAD")
     set_default_c(kit_repo, "0.25")
     git(kit_repo, "commit", "-q", "-am", "default C 0.25")
@@ -92,13 +94,18 @@ def test_git_url_versions_run_the_requested_code_and_reproduce(kit_repo, git_ser
         runs[extra] = run
 
     old_run = runs[("--version", old)]
-    done = kit_cli(tmp_path, "reproduce", old_run.info.run_id, "--trust", url)
+    done = kit_cli(
+        tmp_path, "reproduce", old_run.info.run_id, "--trust", url,
+        "--env", "recorded", "--env-cache", str(env_cache),
+    )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert "verdict: reproduced" in done.stdout
+    assert "environment: rebuilt from the record" in done.stdout
     assert f"{url} @ {old[:12]}" in done.stdout
     rerun = newest_run(client)
     assert rerun.data.tags["kit.reproduction_of"] == old_run.info.run_id
     assert rerun.data.tags["reproduce.verdict"] == "reproduced"
+    assert rerun.data.tags["reproduce.environment"] == "recorded"
     assert rerun.data.tags["mlflow.source.git.commit"] == old
     assert rerun.data.params["model.C"] == "1.0"
     assert rerun.data.metrics == old_run.data.metrics
@@ -245,7 +252,9 @@ def test_classic_file_store_layout(kit_repo, tmp_path):
     assert (run_dir / "artifacts" / "report.html").is_file()
 
 
-def test_a_run_on_versioned_s3_data_is_reproduced_from_its_version(kit_repo, s3_env, tmp_path):
+def test_a_run_on_versioned_s3_data_is_reproduced_from_its_version(
+    kit_repo, s3_env, tmp_path, env_cache
+):
     """Artifacts in S3, input a versioned S3 object that is overwritten after the run:
     `reproduce` replays the recorded VersionId, so the data and metrics still match.
     (An unversioned key that changed is refused before any work: tests/storage/test_s3_data.py;
@@ -270,9 +279,14 @@ def test_a_run_on_versioned_s3_data_is_reproduced_from_its_version(kit_repo, s3_
     changed = pd.concat([frame, frame.head(5)]).to_csv(index=False)
     s3.put_object(Bucket=bucket, Key="cancer.csv", Body=changed)  # the key moves on
 
-    done = kit_cli(tmp_path, "reproduce", original.info.run_id, "--trust", str(kit_repo))
+    # in the recorded environment: the S3 endpoint and keys reach the rebuilt one too
+    done = kit_cli(
+        tmp_path, "reproduce", original.info.run_id, "--trust", str(kit_repo),
+        "--env", "recorded", "--env-cache", str(env_cache),
+    )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert "verdict: reproduced" in done.stdout
+    assert "environment: rebuilt from the record" in done.stdout
     rerun = newest_run(client)
     assert rerun.data.tags["kit.reproduction_of"] == original.info.run_id
     assert rerun.data.params["input_version"] == first["VersionId"]

@@ -65,10 +65,25 @@ def test_the_kit_records_through_the_server_with_a_users_login(team, tmp_path):
     env["MLFLOW_TRACKING_URI"] = team.url
     synced = kit(team, tmp_path, env, "sync")
     assert synced.returncode == 0, synced.stderr[-2000:]
-    again = kit(team, tmp_path, env, "reproduce", run.info.run_id)
-    assert again.returncode == 0, again.stderr[-3000:]
+    # in the recorded environment, rebuilt: the login reaches it from the environment,
+    # and none of it is written into the environment's files
+    cache = tmp_path / "environments"
+    again = kit(
+        team, tmp_path, env, "reproduce", run.info.run_id, "--env", "recorded",
+        "--env-cache", str(cache),
+    )  # fmt: skip
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "environment: rebuilt from the record" in again.stdout
+    assert "verdict: reproduced" in again.stdout
     assert len(runs_of(team, "team-alice")) == 2
     assert_no_secret(team, team.outputs)
+    built = [path for path in cache.rglob("*") if path.is_file() and not path.is_symlink()]
+    assert any(path.name == "pyvenv.cfg" for path in built)
+    for path in built:
+        if path.stat().st_size < 1_000_000:  # what the kit or uv wrote, not the wheels' code
+            data = path.read_bytes()
+            for whose, value in team.secrets.items():
+                assert value.encode() not in data, f"the {whose} password is in {path}"
     tracking_store = team.database.dump("mlflow")  # every param, tag, metric, input
     assert run.info.run_id in tracking_store
     assert_no_secret(team, [tracking_store])

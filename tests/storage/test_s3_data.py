@@ -109,7 +109,7 @@ def test_reproduce_checks_an_s3_input_by_its_recorded_version_or_refuses_a_chang
     from mlflow.tracking import MlflowClient
 
     from logistic_regression import provenance
-    from logistic_regression.reproduce import NotReproducible, check_data, read_recorded
+    from logistic_regression.recorded import NotReproducible, check_data, read_recorded
 
     s3 = s3_env.client()
     s3.create_bucket(Bucket="replayed")
