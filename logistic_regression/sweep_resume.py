@@ -203,7 +203,8 @@ def reopen(parent_id: str, launched: str | None, name: str = "") -> str:
     sweeps.reopen(parent_id, values, dropped)
     if name and name != parent.info.run_name:  # more configurations than before
         runs.rename(parent_id, name)
-    if launched:
+    if launched:  # named for what it does, beside the parent in the run list
+        runs.rename(launched, f"resume of {parent.info.run_name}"[: runs.MAX_VALUE_LENGTH])
         page = f"#/experiments/{parent.info.experiment_id}/runs/{parent_id}"
         link = f"[{parent.info.run_name}]({page})"
         runs.log_tags(
