@@ -211,6 +211,8 @@ class StorageConfig:
 class SweepConfig:
     metric: str = "cv_roc_auc_mean"
     direction: str = "maximize"
+    # A sweep's parent run id: that sweep resumed (`sweep_resume.py`); empty: a new sweep.
+    resume: str = ""
 
 
 @dataclass

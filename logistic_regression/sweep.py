@@ -11,6 +11,8 @@ launcher; `run_child` records each configuration as a child run tagged
 `mlflow.parentRunId`. When the sweep ends the parent gets the best child
 (`sweep.best_run_id`, its swept values, `best_<metric>`), the counts, and
 `sweep_summary.html`. A failing child is FAILED with its reason; the sweep goes on.
+`sweep.resume=<parent run id>` resumes an earlier sweep under its parent, its finished
+configurations reused (`sweep_resume.py`).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from logistic_regression import (
     preflight,
     provenance,
     report,
+    sweep_resume,
     sweep_summary,
     uris,
 )
@@ -60,12 +63,9 @@ from logistic_regression.status import Status
 from logistic_regression.storage.uploader import local_root
 from logistic_regression.storage.writer import ArtifactWriter
 from logistic_regression.tracking import artifact_state, runs, store, sweeps
+from logistic_regression.tracking.sweeps import SWEEP_TAG
 from logistic_regression.uris import absolute_tracking_uri, add_secret, hide_secret_settings, redact
 from logistic_regression.validation import validate
-
-SWEEP_TAG = "kit.sweep"
-# On the best configuration's run: found by `tags.kit.sweep_best = 'true'`.
-BEST_TAG = "kit.sweep_best"
 
 
 def run_hydra(args: list[str], task: Callable[[], Any]) -> int:
@@ -135,6 +135,8 @@ def refuse_early(args: list[str]) -> None:
             raise problems[0]
     tracking_uri = absolute_tracking_uri(runs.use_tracking_uri(base.tracking))
     store.check(tracking_uri, base.tracking.timeout_s)
+    if base.sweep.resume:  # the sweep it resumes checked too (sweep_resume.py)
+        sweep_resume.check(base, configurations, tracking_uri)
 
 
 # Beyond this many configurations a sweep is not enumerated up front.
@@ -186,6 +188,9 @@ def run_child(config: Config, parent: str) -> float:
     its reason, and the sweep goes on. Returns the sweep metric (for Optuna), NaN if none."""
     opened: list[str] = []
     try:
+        reused = sweep_resume.reused(config, parent)  # a resumed sweep's finished ones
+        if reused is not None:
+            return reused
         summary = pipeline.run(config, parent_run_id=parent, on_open=opened.append)
     except Exception as exc:
         reason = redact(
@@ -215,8 +220,10 @@ def start_parent(config: Config, name: str = "") -> str:
     background.shared_pool(report.warm_up)
     add_secret(config.notify.webhook_url)
     runs.use_tracking_uri(config.tracking)
-    name = name or f"sweep-{time.strftime('%Y%m%d-%H%M%S')}"
     existing = runs.run_id_from_mlflow_run()
+    if config.sweep.resume:  # checked before Hydra started (refuse_early)
+        return sweep_resume.reopen(config.sweep.resume, existing, name)
+    name = name or f"sweep-{time.strftime('%Y%m%d-%H%M%S')}"
     if existing:
         runs.rename(existing, name)
         return existing
@@ -249,21 +256,7 @@ def finish(
     (`aborted_status` when `aborted` says why the sweep stopped early).
     Returns True when at least one configuration finished."""
     metric, direction = config.sweep.metric, config.sweep.direction
-    std_name, test_name = sweep_summary.companions(metric)
-    children = [
-        sweep_summary.Child(
-            run_id=child.info.run_id,
-            name=child.info.run_name,
-            status=child.info.status,
-            params={k: v for k, v in child.data.params.items() if "." in k},
-            value=child.data.metrics.get(metric),
-            error=child.data.tags.get(runs.ERROR_TAG, ""),
-            experiment_id=child.info.experiment_id,
-            std=child.data.metrics.get(std_name) if std_name else None,
-            test=child.data.metrics.get(test_name) if test_name else None,
-        )
-        for child in sweeps.child_runs(parent_id)
-    ]
+    children = sweep_resume.summary_children(parent_id, metric)  # each configuration once
     tracking_uri = absolute_tracking_uri(runs.use_tracking_uri(config.tracking))
     html, best, swept = sweep_summary.render_summary(
         parent_id,
@@ -274,17 +267,19 @@ def finish(
         ui_url=console.ui_url(tracking_uri),
     )
     failed = sum(child.status != Status.FINISHED for child in children)
+    reused = sum(child.reused for child in children)
     tags = {
         SWEEP_TAG: "aborted" if aborted else "finished",
         "sweep.children": str(len(children)),
         "sweep.failed": str(failed),
+        "sweep.reused": str(reused),
         "sweep.metric": metric,
         "sweep.direction": direction,
         "sweep.parameters": ", ".join(swept),
     }
     if best is not None and best.value is not None:
         tags["sweep.best_run_id"] = best.run_id
-        runs.log_tags(best.run_id, {BEST_TAG: "true"})
+        sweeps.mark_best(parent_id, best.run_id)  # kit.sweep_best, on this child alone
         tags[provenance.NOTE] = best_note(parent_id, best.run_id, best.name, metric, best.value)
         tags.update({f"sweep.best.{name}": best.params.get(name, "") for name in swept})
         runs.log_metrics(parent_id, [(f"best_{metric}", best.value, 0)])
@@ -305,6 +300,7 @@ def finish(
     notify.run_ended(config, tracking_uri, parent_id, status, tags.get(runs.ERROR_TAG, ""))
     print(
         f"Sweep {parent_id}: {len(children)} configurations, {failed} failed"
+        + (f", {reused} reused" if reused else "")
         + (f"; best {metric} = {best.value:.4f} in run {best.run_id}" if best else "")
     )
     if best is not None:
@@ -339,7 +335,7 @@ class SweepCallback(Callback):
         SweepCallback.sweep_dir = str(config.hydra.sweep.dir)
         parent_id = start_parent(SweepCallback.started, sweep_name([str(o) for o in task]))
         environment.announce_parent(parent_id)
-        runs.log_tags(parent_id, {SWEEP_TAG: "running"})
+        sweep_resume.mark_running(parent_id)  # SWEEP_TAG, and which process runs it
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         # Hydra has just saved multirun.yaml (the sweeper does, before its first job):

@@ -29,6 +29,7 @@ class Child:
     experiment_id: str = ""
     std: float | None = None  # the metric's std over the folds, for a cv_<m>_mean metric
     test: float | None = None  # test_<m> for a cv_<m>_mean metric
+    reused: bool = False  # recorded before the sweep was resumed, and not run again
 
 
 def companions(metric: str) -> tuple[str | None, str | None]:
@@ -191,6 +192,7 @@ def render_summary(
         direction=direction,
         best=best,
         failed=failed,
+        reused=sum(c.reused for c in children),
         images=images,
         sizes={name: css_size(uri) for name, uri in images.items()},
     )

@@ -29,6 +29,7 @@ from omegaconf import DictConfig
 
 from logistic_regression import cli, environment
 from logistic_regression.config import PROJECT_DIR, SECRET_KEYS, Config, compose_config, to_object
+from logistic_regression.errors import ConfigError
 from logistic_regression.uris import SECRET_SETTING, add_secret, hide_secret_settings, install
 from logistic_regression.validation import validate
 
@@ -83,6 +84,11 @@ def without_secrets(command: Callable[[], int]) -> int:
 def execute(config: Config) -> int:
     """Run (it prints its summary; its lifecycle tells the webhook how it ended)."""
     validate(config)  # a mistake in the values is one line before the heavy imports below
+    if config.sweep.resume:
+        raise ConfigError(
+            f"sweep.resume={config.sweep.resume} resumes a sweep: add -m and the sweep's "
+            "overrides (python -m logistic_regression.train -m sweep.resume=<id> model.C=...)"
+        )
     from logistic_regression import pipeline
 
     pipeline.run(config)

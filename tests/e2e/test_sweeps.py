@@ -9,7 +9,9 @@ import signal
 import subprocess
 import time
 
+import mlflow
 from conftest import PYTHON, run_command
+from mlflow.tracking import MlflowClient
 from test_sweep import runs_of
 
 
@@ -153,3 +155,72 @@ def test_a_sweep_stopped_by_sigterm_leaves_no_secret_behind(tmp_path):
     assert process.returncode != 0
     assert list(where["cwd"].glob("multirun/*/multirun.yaml"))
     _assert_nothing_holds(canaries, where["cwd"], out + err)
+
+
+def finished_children(experiment: str) -> list:
+    found = MlflowClient().get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    runs = MlflowClient().search_runs([found.experiment_id], "attributes.status = 'FINISHED'")
+    return [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+
+
+def test_a_sweep_stopped_by_ctrl_c_is_resumed_without_running_a_configuration_again(tmp_path):
+    """Ctrl-C (SIGINT to the process group) once the first configuration finished; then
+    `sweep.resume=<parent>` with the same overrides: the finished ones are reused (the
+    same runs), the rest run, and the parent ends FINISHED with all of them."""
+    command = [
+        PYTHON, "-m", "logistic_regression.train", "-m",
+        "tracking.experiment_name=resumed", "model.C=0.1,1,10",
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 300
+        while not finished_children("resumed") and process.poll() is None:
+            assert time.monotonic() < deadline, "no configuration finished within 300 s"
+            time.sleep(0.1)
+        assert process.poll() is None, process.communicate()
+        os.killpg(process.pid, signal.SIGINT)
+        _, err = process.communicate(timeout=300)
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise
+    assert process.returncode == 128 + signal.SIGINT, err[-3000:]
+    (parent,), before = runs_of("resumed")
+    assert parent.info.status == "KILLED" and parent.data.tags["kit.sweep"] == "aborted"
+    done = {c.data.params["model.C"]: c.info.run_id for c in before if c.info.status == "FINISHED"}
+    assert 1 <= len(done) < 3, "the sweep was not stopped between its configurations"
+
+    resumed = subprocess.run(
+        [*command, f"sweep.resume={parent.info.run_id}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    for run_id in done.values():
+        assert f"reused run {run_id}" in resumed.stdout
+    (after,), children = runs_of("resumed")
+    assert after.info.run_id == parent.info.run_id and after.info.status == "FINISHED"
+    finished = {}
+    for child in children:
+        if child.info.status == "FINISHED":
+            assert child.data.params["model.C"] not in finished, "a configuration ran twice"
+            finished[child.data.params["model.C"]] = child.info.run_id
+    assert sorted(finished) == ["0.1", "1.0", "10.0"]
+    assert {c: finished[c] for c in done} == done, "a finished configuration ran again"
+    for stopped in (c for c in children if c.info.status != "FINISHED"):  # the Ctrl-C'd one
+        if "model.C" in stopped.data.params:  # (none when stopped before it recorded them)
+            assert (
+                stopped.data.tags["kit.superseded_by"] == finished[stopped.data.params["model.C"]]
+            )
+    tags = after.data.tags
+    assert tags["sweep.children"] == "3" and tags["sweep.failed"] == "0"
+    assert tags["sweep.reused"] == str(len(done)) and "kit.error" not in tags
+    assert tags["sweep.best_run_id"] in finished.values()
+    summary = mlflow.artifacts.load_text(f"{after.info.artifact_uri}/sweep_summary.html")
+    assert "3 configurations, 0 failed" in summary
+    assert all(run_id[:12] in summary for run_id in finished.values())
