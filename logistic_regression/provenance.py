@@ -196,3 +196,16 @@ def environment_lock(packages: dict[str, str] | None = None) -> str:
         f"# platform {platform.system()}-{platform.machine()}",
     ]
     return "\n".join(header + [f"{name}=={version}" for name, version in packages.items()]) + "\n"
+
+
+def parse_environment(text: str) -> dict[str, str]:
+    """`name==version` lines of an environment.txt (`environment_lock`), with `python`
+    from its header."""
+    packages: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.startswith("# python "):
+            packages["python"] = line.split()[2]
+        elif "==" in line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            packages[name.strip()] = version.strip()
+    return packages

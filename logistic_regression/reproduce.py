@@ -44,6 +44,7 @@ from logistic_regression.config import flatten_tree, hydra_quote
 from logistic_regression.environment import for_rerun
 from logistic_regression.errors import Interrupted, KitError, first_line
 from logistic_regression.formats import read_options
+from logistic_regression.provenance import parse_environment
 from logistic_regression.status import Status
 from logistic_regression.storage import s3
 from logistic_regression.tracking import experiments, runs
@@ -107,18 +108,6 @@ def _download(run_id: str, path: str, destination: Path) -> Path | None:
         )
     except (MlflowException, OSError):
         return None
-
-
-def parse_environment(text: str) -> dict[str, str]:
-    """`name==version` lines of an environment.txt, with `python` from its header."""
-    packages: dict[str, str] = {}
-    for line in text.splitlines():
-        if line.startswith("# python "):
-            packages["python"] = line.split()[2]
-        elif "==" in line and not line.startswith("#"):
-            name, _, version = line.partition("==")
-            packages[name.strip()] = version.strip()
-    return packages
 
 
 def _repository(tags: dict[str, str]) -> tuple[str, str]:
