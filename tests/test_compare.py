@@ -259,3 +259,19 @@ def test_the_html_page_escapes_user_text_hides_secrets_and_stacks_on_a_phone(tmp
     assert html.count("<table") == html.count('<table class="stack">') > 0
     assert re.search(r"@media \(max-width: 40rem\) \{\s*table\.stack, [^}]*display: block", html)
     assert 'data-label="B">&lt;script&gt;' in html  # each value labelled when stacked
+
+
+def test_a_reproduction_is_named_and_what_neither_run_recorded_is_said(capsys):
+    original = recorded_run("exp", "first", {"model.C": "1.0"}, {"test_f1": 0.9})
+    again = recorded_run(
+        "exp", "first", {"model.C": "1.0"}, {"test_f1": 0.9},
+        tags={provenance.REPRODUCTION_OF: original, "reproduce.verdict": "reproduced"},
+    )  # fmt: skip
+    out = compared(capsys, original, again)
+    assert out[2] == (
+        f"  B: FINISHED in experiment 'exp'; a reproduction of run {original} (reproduced)"
+    )
+    assert out[3] == (
+        "no differences in parameters, code, data, environment, metrics "
+        "(recorded by neither run: code, data, environment)"
+    )
