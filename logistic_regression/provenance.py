@@ -269,7 +269,10 @@ def changed_files(
     repository that holds both: the repository of one of `checkouts` (this checkout's
     own), else a bare clone of one of `sources` (the runs' recorded repositories: a URL
     or a local folder, cloned rather than read in place, so that no setting of theirs
-    runs a program). None when none holds both."""
+    runs a program). None when none holds both, or either is not a commit's hex name
+    (a tag anyone may edit is never handed to git as an option)."""
+    if not all(re.fullmatch(r"[0-9a-f]{4,64}", commit) for commit in (old, new)):
+        return None
     tops: list[Path] = []
     for folder in checkouts:
         found = _git(folder, "rev-parse", "--show-toplevel")

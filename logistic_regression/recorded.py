@@ -162,8 +162,8 @@ def _balance(text: str | None) -> str | None:
         counts = json.loads(text) if text else None
     except ValueError:
         return text
-    if not isinstance(counts, dict):
-        return None if counts is None else str(text)
+    if not isinstance(counts, dict) or not all(isinstance(n, int) for n in counts.values()):
+        return text
     total = sum(counts.values()) or 1
     return ", ".join(f"{label}: {n} ({n / total:.1%})" for label, n in counts.items())
 
@@ -199,22 +199,18 @@ def _environment(text: str | None) -> dict[str, str] | None:
 
 def _metrics(run) -> tuple[dict[str, float], dict[str, dict[int, float]]]:
     """The run's single-valued metrics, and its folds: the steps of `cv_<m>` (or an
-    earlier kit's `cv_<m>_fold_<k>` metrics)."""
+    earlier kit's `cv_<m>_fold_<k>` metrics, where the run has no steps of `cv_<m>`)."""
     metrics: dict[str, float] = {}
     folds: dict[str, dict[int, float]] = {}
+    legacy: dict[str, dict[int, float]] = {}
     for key, value in runs.metrics_with_steps(run).items():
-        stepped = re.fullmatch(r"(.+)\[(\d+)\]", key)
-        legacy = LEGACY_FOLD.match(key)
-        if stepped:
+        if stepped := re.fullmatch(r"(.+)\[(\d+)\]", key):
             folds.setdefault(stepped.group(1), {})[int(stepped.group(2))] = value
-        elif legacy:
-            folds.setdefault(f"{legacy.group(1)}#legacy", {})[int(legacy.group(2))] = value
+        elif old := LEGACY_FOLD.match(key):
+            legacy.setdefault(old.group(1), {})[int(old.group(2))] = value
         else:
             metrics[key] = value
-    for key in [k for k in folds if k.endswith("#legacy")]:
-        legacy_folds = folds.pop(key)
-        folds.setdefault(key.removesuffix("#legacy"), legacy_folds)
-    return metrics, folds
+    return metrics, {**legacy, **folds}
 
 
 def read_run(client: MlflowClient, run_id: str) -> RunFacts:
