@@ -6,6 +6,7 @@
     python -m logistic_regression inspect RUN_ID
     python -m logistic_regression inspect --experiment NAME
     python -m logistic_regression baseline RUN_ID [--allow-reproduction]
+    python -m logistic_regression compare RUN_A RUN_B|--baseline [--all] [--html FILE]
     python -m logistic_regression import FILE.csv|FILE.xlsx [--experiment NAME]
     python -m logistic_regression sync [--all] [storage overrides, e.g. storage.spool_dir=...]
     python -m logistic_regression best --metric cv_roc_auc_mean [--experiment NAME]
@@ -32,7 +33,7 @@ from typing import NoReturn
 from logistic_regression import cli, environment
 from logistic_regression.config import compose_config
 from logistic_regression.errors import KitError
-from logistic_regression.uris import absolute_tracking_uri, install
+from logistic_regression.uris import absolute_tracking_uri, install, redact
 
 
 def _use_tracking_store(uri: str | None) -> None:
@@ -63,6 +64,16 @@ def _warn_abandoned() -> None:
     line = abandoned_notice(spool_root(compose_config([]).storage), mlflow.get_tracking_uri())
     if line:
         print(line, file=sys.stderr)
+
+
+def _yes(text: str) -> bool:
+    """`true`/`false` (and yes/no, 1/0, empty for false) as a flag's value."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "yes", "1"):
+        return True
+    if lowered in ("false", "no", "0", ""):
+        return False
+    raise argparse.ArgumentTypeError(f"{text!r} is not true or false")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -130,6 +141,16 @@ def parser() -> argparse.ArgumentParser:
         help="mark a run made by `reproduce` (refused by default: mark its original)",
     )
     baseline.add_argument("--tracking-uri", help="tracking store (default: MLFLOW_TRACKING_URI)")
+    compare = commands.add_parser("compare", help="what differs between two runs")
+    compare.add_argument("run_a")
+    compare.add_argument("run_b", nargs="?", default="", help="(empty: none, with --baseline)")
+    for flag, said in (
+        ("--baseline", "compare RUN_A with its experiment's baseline (instead of RUN_B)"),
+        ("--all", "show every row, not only what differs"),
+    ):  # `--flag`, or `--flag=true|false` (how the MLproject entry passes it)
+        compare.add_argument(flag, nargs="?", const=True, default=False, type=_yes, help=said)
+    compare.add_argument("--html", default="", metavar="FILE", help="also write an HTML page")
+    compare.add_argument("--tracking-uri", help="tracking store (default: MLFLOW_TRACKING_URI)")
     best = commands.add_parser("best", help="the best finished runs by a metric")
     best.add_argument("--metric", default="cv_roc_auc_mean")
     best.add_argument("--experiment", help="default: tracking.experiment_name from conf/")
@@ -218,6 +239,8 @@ def command(args: argparse.Namespace) -> int:
         experiment = mark_baseline(args.run_id, args.allow_reproduction)
         print(f"run {args.run_id} is now the baseline of experiment {experiment!r}")
         return 0
+    if args.command == "compare":
+        return _compare(args.run_a, args.run_b, args.baseline, args.all, args.html)
     from logistic_regression import inspection
 
     if args.command == "best":
@@ -239,6 +262,38 @@ def command(args: argparse.Namespace) -> int:
         if args.run_id
         else inspection.experiment_table(args.experiment)
     )
+    return 0
+
+
+def _compare(run_a: str, run_b: str, baseline: bool, show_all: bool, html: str) -> int:
+    """Print what differs between two runs (and write the HTML page). Under `mlflow run
+    -e compare`, the run it made is named after the two runs and keeps the text and the
+    page as its artifacts (comparison.txt, comparison.html)."""
+    from mlflow.tracking import MlflowClient
+
+    from logistic_regression import comparison, comparison_page, run_facts
+    from logistic_regression.tracking import runs
+
+    if bool(run_b) == baseline:
+        raise KitError("compare takes RUN_A and either RUN_B or --baseline (one of the two)")
+    if baseline:
+        run_a, run_b = run_facts.baseline_for(MlflowClient(), run_a), run_a  # B - baseline
+    result = comparison.compare_runs(run_a, run_b)
+    said = comparison_page.text(result, show_all)
+    print(said)
+    own = runs.run_id_from_mlflow_run()
+    page = redact(comparison_page.html(result, show_all)) if html or own else ""
+    if html:
+        try:
+            Path(html).write_text(page, encoding="utf-8")
+        except OSError as exc:
+            raise KitError(f"--html {html}: cannot write it: {exc.strerror or exc}") from None
+        print(f"HTML page: {Path(html).resolve()}")
+    if own:
+        runs.rename(own, f"compare {run_a[:8]} {run_b[:8]}")
+        runs.log_tags(own, {"kit.compare.a": run_a, "kit.compare.b": run_b})
+        runs.log_text(own, said + "\n", "comparison.txt")
+        runs.log_text(own, page, "comparison.html")
     return 0
 
 

@@ -15,6 +15,7 @@ is console.py's.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import pickle
 from collections.abc import Callable
@@ -165,6 +166,8 @@ def record(context: RunContext) -> console.RunSummary:
     data_params = data_provenance(dataset, output_path)
     data_params["task"] = result.task
     data_params["classes"] = ", ".join(map(str, result.classes))
+    # The class balance (rows per class, as JSON: labels may hold any text), for `compare`.
+    data_params["class_counts"] = json.dumps(class_counts(fitted), ensure_ascii=False)
     if result.positive_label is not None:
         data_params["positive_label"] = str(result.positive_label)
     runs.log_params(context.run_id, data_params)

@@ -9,8 +9,11 @@ same tags as one started by `mlflow run`.
 from __future__ import annotations
 
 import getpass
+import os
 import re
 import subprocess
+import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -170,3 +173,81 @@ def user_name() -> str:
         return getpass.getuser()
     except (KeyError, OSError):  # no name for this uid (a bare container)
         return "unknown"
+
+
+# -- the files two recorded commits differ in (`compare`) -------------------------------
+
+# A clone that takes longer (a large repository, a slow network) is given up on.
+CLONE_TIMEOUT_S = 120
+# git never runs a helper program of the repository's own for a diff.
+_PLAIN_DIFF = ("diff", "--no-ext-diff", "--no-textconv", "--no-renames", "--no-color")
+
+
+@dataclass(frozen=True)
+class ChangedFiles:
+    where: str  # the repository the diff was read in, redacted
+    files: tuple[tuple[str, str], ...]  # (git's status letter: A M D T, path)
+    summary: str  # `git diff --shortstat`: "3 files changed, 10 insertions(+), ..."
+
+
+def _holds(repository: Path, commits: Iterable[str]) -> bool:
+    return all(_git(repository, "cat-file", "-e", f"{c}^{{commit}}") is not None for c in commits)
+
+
+def _diff(repository: Path, old: str, new: str, where: str) -> ChangedFiles | None:
+    listed = _git(repository, *_PLAIN_DIFF, "--name-status", "-z", old, new)
+    summary = _git(repository, *_PLAIN_DIFF, "--shortstat", old, new)
+    if listed is None or summary is None:
+        return None
+    parts = listed.split("\0")
+    files = tuple((parts[i], parts[i + 1]) for i in range(0, len(parts) - 1, 2))
+    return ChangedFiles(redact(where), files, summary.strip())
+
+
+def _bare_clone(source: str, into: Path) -> Path | None:
+    """A bare clone of `source` (read only: no checkout, no hook of its own, nothing of
+    its code run), or None when it cannot be cloned within CLONE_TIMEOUT_S. Without a
+    terminal and with git's prompts off: a repository asking for a login is skipped."""
+    command = ["git", "-c", "protocol.ext.allow=never", "clone", "--bare", "--quiet"]
+    try:
+        done = subprocess.run(
+            [*command, "--", source, str(into)],
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            timeout=CLONE_TIMEOUT_S,
+            env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
+            start_new_session=True,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return into if done.returncode == 0 else None
+
+
+def changed_files(
+    old: str, new: str, checkouts: Iterable[Path], sources: Iterable[str]
+) -> ChangedFiles | None:
+    """The files that differ between commits `old` and `new`, read in the first
+    repository that holds both: the repository of one of `checkouts` (this checkout's
+    own), else a bare clone of one of `sources` (the runs' recorded repositories: a URL
+    or a local folder, cloned rather than read in place, so that no setting of theirs
+    runs a program). None when none holds both, or either is not a commit's hex name
+    (a tag anyone may edit is never handed to git as an option)."""
+    if not all(re.fullmatch(r"[0-9a-f]{4,64}", commit) for commit in (old, new)):
+        return None
+    tops: list[Path] = []
+    for folder in checkouts:
+        found = _git(folder, "rev-parse", "--show-toplevel")
+        if found and Path(found.strip()).resolve() not in tops:
+            tops.append(Path(found.strip()).resolve())
+    for top in tops:
+        if _holds(top, (old, new)):
+            return _diff(top, old, new, str(top))
+    remaining = [s for s in dict.fromkeys(sources) if s and Path(s).resolve() not in tops]
+    if not remaining:
+        return None
+    with tempfile.TemporaryDirectory(prefix="logreg-compare-") as scratch:
+        for index, source in enumerate(remaining):
+            clone = _bare_clone(source, Path(scratch) / str(index))
+            if clone is not None and _holds(clone, (old, new)):
+                return _diff(clone, old, new, source)
+    return None

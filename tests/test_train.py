@@ -39,6 +39,7 @@ def test_a_run_records_everything_needed_to_reproduce_it(config):
     assert params["model.C"] == "0.5" and params["model.penalty"] == "l2"
     assert params["evaluation.cv_folds"] == "5" and params["run.seed"] == "42"
     assert params["input_path"] == "breast_cancer"
+    assert params["class_counts"] == '{"0": 212, "1": 357}'  # every labelled row
     assert params["output_path"] == summary.output_path
     assert Path(summary.output_path).is_file()
 

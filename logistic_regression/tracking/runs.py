@@ -309,6 +309,11 @@ def log_tags(run_id: str, tags: Mapping[str, str]) -> None:
     MlflowClient().log_batch(run_id, tags=[RunTag(k, clip(redact(v))) for k, v in tags.items()])
 
 
+def log_text(run_id: str, text: str, path: str) -> None:
+    """A small text artifact (a command's output), redacted, straight to the store."""
+    MlflowClient().log_text(run_id, redact(text), path)
+
+
 def log_metrics(run_id: str, metrics: list[tuple[str, float, int]]) -> None:
     """Log `(key, value, step)` triples in one batch (MLflow chunks it as its limits need)."""
     now = int(time.time() * 1000)

@@ -297,3 +297,27 @@ def test_a_positive_label_mlflow_run_records_otherwise_is_logged_beside_it(
         assert "positive_label_resolved" not in params
     else:
         assert params["positive_label_resolved"] == expected
+
+
+def test_the_compare_entry_compares_a_run_with_its_baseline(kit, tmp_path):
+    """`-e compare -P baseline=true` (run_b left empty): the baseline is A, the run B; the
+    run `mlflow run` made is named after the two and keeps the comparison."""
+    from conftest import recorded_run
+
+    from logistic_regression.tracking.baselines import mark_baseline
+
+    base = recorded_run("logistic-regression", "base", {"model.C": "0.5"}, {"test_f1": 0.9})
+    other = recorded_run("logistic-regression", "other", {"model.C": "2.0"}, {"test_f1": 0.8})
+    mark_baseline(base)
+    done = run_command(
+        [PYTHON, "-m", "mlflow", "run", str(kit), "--env-manager", "local", "-e", "compare",
+         "-P", f"run_a={other}", "-P", "baseline=true"],
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert f"compare run A {base} (base) with run B {other} (other)" in done.stdout
+    assert "  model.C: 0.5 -> 2.0" in done.stdout.splitlines()
+    (made,) = [r for r in only_run(MlflowClient()) if r.info.run_id not in (base, other)]
+    assert made.info.status == "FINISHED"
+    assert made.info.run_name == f"compare {base[:8]} {other[:8]}"
+    assert {"comparison.txt", "comparison.html"} <= artifact_files(made)
