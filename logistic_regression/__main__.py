@@ -35,6 +35,23 @@ from logistic_regression.config import compose_config
 from logistic_regression.errors import KitError
 from logistic_regression.uris import absolute_tracking_uri, install, redact
 
+SWEEP_HELP = """\
+usage: python -m logistic_regression sweep "SWEEP OVERRIDES" [more overrides ...]
+       mlflow run . -e sweep -P sweep="SWEEP OVERRIDES" [-P resume=PARENT_RUN_ID]
+
+Every combination of the sweep overrides as a child run of one parent run, e.g.
+  python -m logistic_regression sweep "model.C=0.01,0.1,1,10 model.penalty=l1,l2" \\
+      model.solver=liblinear
+A comma list sweeps a key; any other key=value holds for every configuration.
+  hydra/launcher=joblib hydra.launcher.n_jobs=2   configurations in parallel
+  sweep.metric=cv_f1_mean sweep.direction=maximize  how the best child is chosen
+  sweep.resume=PARENT_RUN_ID   resume that sweep (give its own overrides): finished
+                               configurations are reused, the others run
+The parent gets the best child's id, the counts and sweep_summary.html. The same as
+`python -m logistic_regression.train -m SWEEP OVERRIDES`; every key and its default:
+`python -m logistic_regression.train --cfg job`; more in docs/running.md.
+"""
+
 
 def _use_tracking_store(uri: str | None) -> None:
     """Use `--tracking-uri`, else MLFLOW_TRACKING_URI, else `tracking.uri`, and refuse a
@@ -180,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
 
         return train.main(args_list[1:])
     if args_list[:1] == ["sweep"]:  # `mlflow run . -e sweep -P sweep="..."`: one string
+        if {"-h", "--help"} & set(args_list[1:]):
+            print(SWEEP_HELP, end="")
+            return 0
         from logistic_regression import train
 
         return train.main(["-m", *[part for arg in args_list[1:] for part in shlex.split(arg)]])

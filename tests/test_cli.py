@@ -343,3 +343,12 @@ def test_a_signal_during_an_import_is_raised_once_the_module_is_whole(tmp_path, 
 
     assert cli.guarded(command) == 128 + signal.SIGINT
     assert sys.modules["slow_module"].WHOLE is True
+
+
+def test_sweep_help_says_how_to_sweep_not_how_to_train(capsys):
+    from logistic_regression.__main__ import main
+
+    assert main(["sweep", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith('usage: python -m logistic_regression sweep "SWEEP OVERRIDES"')
+    assert "sweep.resume=PARENT_RUN_ID" in out and "powered by Hydra" not in out

@@ -462,3 +462,44 @@ def test_a_commit_gone_from_its_repository_is_named_with_what_would_help(config,
     experiment = client.get_run(run_id).info.experiment_id
     statuses = [run.info.status for run in client.search_runs([experiment])]
     assert "RUNNING" not in statuses
+
+
+@pytest.mark.parametrize(
+    ("environment", "expected"),
+    [
+        (None, "recorded no environment (no environment.txt)"),
+        ("# python 3.9.1 (CPython)\nmlflow==3.17.2\n", "recorded Python 3.9.1, which is not"),
+    ],
+    ids=["no-environment", "python-not-installed"],
+)
+def test_an_environment_that_cannot_be_rebuilt_is_one_line_before_any_run(
+    config, tmp_path, capsys, environment, expected
+):
+    """`reproduce --env recorded` refuses in one line, exit 2, with no reproduction run
+    and nothing in the cache, when the recorded environment cannot be built here."""
+    from conftest import git
+
+    from logistic_regression.__main__ import main
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "MLproject").write_text("name: kit\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "kit")
+    tags = {
+        provenance.SOURCE_NAME: f"file://{repo}",
+        provenance.GIT_COMMIT: git(repo, "rev-parse", "HEAD"),
+        provenance.GIT_DIRTY: "false",
+    }
+    run_id = recorded_run(config, tags)
+    if environment is not None:
+        MlflowClient().log_text(run_id, environment, "environment.txt")
+    before = runs_in_store()
+    cache = tmp_path / "cache"
+    args = ["reproduce", run_id, "--env", "recorded", "--env-cache", str(cache)]
+    assert main([*args, "--trust", str(repo)]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and err.count("\n") == 1, err
+    assert runs_in_store() == before, "no reproduction run"
+    assert not cache.exists() or list(cache.iterdir()) == []
