@@ -38,6 +38,7 @@ from filelock import FileLock, Timeout
 from logistic_regression import environment
 from logistic_regression.config import Config
 from logistic_regression.errors import first_line
+from logistic_regression.provenance import NOTE
 from logistic_regression.storage.spool import (
     LOCK,
     RESULTS,
@@ -107,6 +108,7 @@ def sync(config: Config, every_store: bool = False) -> int:
         left += outcome.left_behind
         _report(outcome, folder)
     settled = _settle_unlaunched(own_uri, _local(own))
+    _record_on_mlflow_run(handled, left, settled)
     if not handled and not settled:
         print(f"nothing to sync in {root}" + (" for this tracking store" if foreign else ""))
     if foreign:
@@ -115,6 +117,23 @@ def sync(config: Config, every_store: bool = False) -> int:
             "(`python -m logistic_regression sync --all` syncs them against their own stores)"
         )
     return 1 if left else 0
+
+
+SYNC_TAG = "kit.sync"
+
+
+def _record_on_mlflow_run(handled: int, left: int, settled: int) -> None:
+    """Under `mlflow run . -e sync`, the run MLflow made for it records what this sync
+    did (named `sync`, its result in `kit.sync` and its note) instead of staying an
+    empty run with a random name."""
+    run_id = runs.run_id_from_mlflow_run()
+    if not run_id:
+        return
+    result = f"{handled} spool folder(s) synced, {left} left behind" + (
+        f", {settled} run(s) `mlflow run` never started ended KILLED" if settled else ""
+    )
+    runs.rename(run_id, "sync")
+    runs.log_tags(run_id, {SYNC_TAG: result, NOTE: f"sync of the spool: {result}"})
 
 
 def _settle_unlaunched(uri: str, local: bool) -> int:

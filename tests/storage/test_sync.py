@@ -488,3 +488,15 @@ def test_sync_uploads_only_files_of_the_spool_folder_itself(
     )
     assert "someone's private file" not in stored
     assert run.folder.exists()
+
+
+def test_under_mlflow_run_the_sync_run_records_what_it_did(tmp_path, monkeypatch, capsys):
+    """`mlflow run . -e sync` makes a run for the command: it is named `sync` and says
+    what the sync did, instead of staying an empty run with a random name."""
+    run_id = recorded_run("sync-entry", "bold-fox-123", status=None)
+    monkeypatch.setenv("MLFLOW_RUN_ID", run_id)
+    assert main(["sync", f"storage.spool_dir={tmp_path / 'spool-here'}"]) == 0
+    run = MlflowClient().get_run(run_id)
+    assert run.info.run_name == "sync"
+    assert run.data.tags["kit.sync"] == "0 spool folder(s) synced, 0 left behind"
+    assert run.data.tags["mlflow.note.content"].startswith("sync of the spool: 0 spool")
