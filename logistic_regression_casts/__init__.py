@@ -31,7 +31,9 @@ def as_text(X):
     column of mixed numbers and text (`3` and `'3a'`, as Excel gives them) can be sorted
     into categories, the `3` read from a CSV is the category `3` an Excel cell was in
     training, and the saved categories are plain strings. Number columns listed as
-    categorical, and categories that are all numbers, stay numbers."""
+    categorical, and categories that are all numbers, stay numbers. A missing cell is
+    missing however it arrives (None, NaN, pd.NA; alone in its column or beside text), so
+    the imputer fills it and a row's answer never depends on the other rows sent."""
     if not isinstance(X, pd.DataFrame):
         return X
     return X.apply(_text_column)
@@ -41,12 +43,17 @@ def _text_column(column: pd.Series) -> pd.Series:
     """The column as it is when it holds text only or numbers only (checked in C: what
     nearly every table has; a `category` column as its values), else each present value
     as its text."""
+    if column.isna().all():  # nothing but missing cells (a JSON null alone, a blank CSV
+        # column read as float64 NaN): missing, as they are beside text
+        return pd.Series(np.nan, index=column.index, name=column.name, dtype=object)
     if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
         return column
     if isinstance(column.dtype, pd.CategoricalDtype):
         column = column.astype(object)
     kind = pd.api.types.infer_dtype(column, skipna=True)
-    if kind in ("string", "empty"):
+    if kind == "string":
+        if isinstance(column.dtype, pd.StringDtype) and column.dtype.na_value is pd.NA:
+            return column.astype(object).where(column.notna(), np.nan)  # pd.NA: NaN
         return column
     if kind in NUMBERS:  # as a CSV of the same cells reads them
         return pd.to_numeric(column)

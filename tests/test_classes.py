@@ -105,7 +105,7 @@ def test_any_labels_train_record_predict_and_report(config, tmp_path, kind):
     model = logged_model(run)
     schema = model.metadata.get_input_schema().inputs
     inputs = {spec.name: getattr(spec.type, "name", "Any") for spec in schema}
-    assert inputs == {"size": "Any", "weight": "Any", "colour": "string", "shape": "string"}
+    assert inputs == {"size": "Any", "weight": "Any", "colour": "Any", "shape": "Any"}
     raw = pd.DataFrame(
         {
             "size": [np.nan, 0.1, 4.2],

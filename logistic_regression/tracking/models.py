@@ -14,10 +14,11 @@ import pandas as pd
 from mlflow.entities import LoggedModelOutput
 from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
-from mlflow.types import ColSpec, Schema
+from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 from mlflow.types.schema import AnyType
 
 import logistic_regression_casts as casts
+from logistic_regression_casts import serving
 
 # Types beyond skops' defaults that the kit's pipeline holds (and nothing else): the
 # imputers remember the dtype they were fitted on; the casts are the kit's own.
@@ -40,21 +41,21 @@ def column_type(values: pd.Series | np.ndarray) -> str:
     return "string"
 
 
-def input_type(values: pd.Series) -> str | AnyType:
-    """A text column is `string`; any other is `Any`: MLflow would refuse the int64 that
-    pandas reads from a whole-number column declared `double`, the float64 of the same
-    column with a gap declared `long`, and nullable `Int64` or `boolean` either way. The
-    model's first step (logistic_regression_casts) makes each what training saw."""
-    text = pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)
-    return "string" if text and not isinstance(values.dtype, pd.CategoricalDtype) else AnyType()
-
-
 def model_signature(features: pd.DataFrame, prediction: np.ndarray) -> ModelSignature:
-    """The raw input columns by name (text as `string`, the rest `Any`: `input_type`),
-    the output as the label's type."""
+    """The raw input columns by name, each of type `Any`; the output as the label's type;
+    and the one parameter the model takes: `predict_method` (`predict`, or
+    `predict_proba` for the probabilities: serving.py).
+
+    `Any`, because MLflow refuses before the model sees them what pandas reads from the
+    user's own file: the int64 of a whole-number column declared `double`, the float64 of
+    the same column with a gap declared `long`, nullable `Int64` or `boolean` either way,
+    and the float64 NaN of a text column empty in every row sent (a one-row CSV request)
+    declared `string`. The model's first step (logistic_regression_casts) makes each
+    column what training saw, a missing cell missing however it arrives."""
     return ModelSignature(
-        inputs=Schema([ColSpec(input_type(features[name]), str(name)) for name in features]),
+        inputs=Schema([ColSpec(AnyType(), str(name)) for name in features]),
         outputs=Schema([ColSpec(column_type(np.asarray(prediction)))]),
+        params=ParamSchema([ParamSpec("predict_method", "string", "predict")]),
     )
 
 
@@ -100,6 +101,11 @@ def save_model(
             skops_trusted_types=SKOPS_TRUSTED_TYPES,
             code_paths=model_code(folder),
         )
+    # python_function loads through the kit's loader (in the model's code/), which takes
+    # `predict_method`; the sklearn flavor stays as MLflow wrote it
+    written = Model.load(path)
+    written.flavors["python_function"]["loader_module"] = serving.__name__
+    written.save(str(Path(path) / "MLmodel"))
 
 
 def model_code(folder: str) -> list[str]:

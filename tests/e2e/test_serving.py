@@ -9,11 +9,13 @@ import os
 import signal
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 import mlflow
 import pandas as pd
+import pytest
 from conftest import PYTHON
 from mlflow.tracking import MlflowClient
 from servers import free_port
@@ -42,31 +44,38 @@ def test_register_then_serve_answers_like_the_runs_predictions(tmp_path):
 
 
 def serve_and_ask(model_uri: str, split: dict, env: dict[str, str] | None = None) -> list:
-    """Serve the model with `mlflow models serve` on a free loopback port (in `env`, this
-    process's environment by default), send it the rows (pandas' "split" orient) and
-    return its answers; the server is stopped."""
+    """Serve the model, send it the rows (pandas' "split" orient), return its answers."""
+    with served(model_uri, env) as ask:
+        return ask(split)
+
+
+@contextlib.contextmanager
+def served(model_uri: str, env: dict[str, str] | None = None):
+    """The model served by `mlflow models serve` on a free loopback port (in `env`, this
+    process's environment by default): yields `ask(split, params=None)`, which sends rows
+    (and the request's params) and returns the answers; the server is stopped after."""
     port = free_port()
     server = subprocess.Popen(
         [
-            PYTHON,
-            "-m",
-            "mlflow",
-            "models",
-            "serve",
-            "-m",
-            model_uri,
-            "--env-manager",
-            "local",
-            "--host",
-            "127.0.0.1",
-            "-p",
-            str(port),
+            PYTHON, "-m", "mlflow", "models", "serve", "-m", model_uri, "--env-manager",
+            "local", "--host", "127.0.0.1", "-p", str(port),
         ],
         env=env or {**os.environ},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         start_new_session=True,
-    )
+    )  # fmt: skip
+
+    def ask(split: dict, params: dict | None = None) -> list:
+        payload = {"dataframe_split": split, **({"params": params} if params else {})}
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations",
+            data=json.dumps(payload).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return json.loads(response.read())["predictions"]
+
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -77,14 +86,7 @@ def serve_and_ask(model_uri: str, split: dict, env: dict[str, str] | None = None
                         break
             assert time.monotonic() < deadline, "the model server did not come up"
             time.sleep(0.5)
-        body = json.dumps({"dataframe_split": split}).encode()
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/invocations",
-            data=body,
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=60) as response:
-            answered = json.loads(response.read())["predictions"]
+        yield ask
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(server.pid, signal.SIGTERM)
@@ -93,7 +95,50 @@ def serve_and_ask(model_uri: str, split: dict, env: dict[str, str] | None = None
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
-    return answered
+
+
+def test_a_served_model_answers_probabilities_and_one_answer_for_a_missing_cell(tmp_path):
+    """Palmer penguins as its package ships it: the served model answers the rows
+    pd.read_csv gives back with the run's labels and, asked for predict_proba, with the
+    run's probabilities (summing to 1); a row with `sex` null gets the same answer alone
+    and beside another row; another predict_method is a 400 naming the allowed ones."""
+    from test_served_model import PENGUINS, SPECIES
+
+    settings = [
+        f"data.input={PENGUINS}", "data.target=species", "evaluation.cv_folds=3",
+        "registry.register=true", "registry.model_name=penguins",
+    ]  # fmt: skip
+    assert train.main(settings) == 0
+    (version,) = MlflowClient().search_model_versions("name = 'penguins'")
+    predictions = pd.read_csv(MlflowClient().get_run(version.run_id).data.params["output_path"])
+    rows = pd.read_csv(PENGUINS).drop(columns="species").iloc[predictions["row"]]
+    split = json.loads(rows.to_json(orient="split", index=False))
+    row = dict(zip(split["columns"], split["data"][0], strict=True))
+    lone = {**row, "sex": None}
+    other = {**row, "sex": "female", "island": "Biscoe"}
+    columns = list(row)
+    with served("models:/penguins/1") as ask:
+        assert ask(split) == predictions["prediction"].tolist()
+        answered = pd.DataFrame(ask(split, {"predict_method": "predict_proba"}))
+        alone = ask(
+            {"columns": columns, "data": [list(lone.values())]}, {"predict_method": "predict_proba"}
+        )
+        beside = ask(
+            {"columns": columns, "data": [list(lone.values()), list(other.values())]},
+            {"predict_method": "predict_proba"},
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            ask(split, {"predict_method": "labels"})
+    probability = [f"probability_{name}" for name in SPECIES]
+    assert list(answered.columns) == ["prediction", *probability]
+    assert answered["prediction"].tolist() == predictions["prediction"].tolist()
+    assert answered[probability].sum(axis=1).round(12).eq(1.0).all()
+    assert (answered[probability] - predictions[probability].to_numpy()).abs().max().max() < 1e-12
+    # the same answer (the probabilities to the last digits BLAS's batching leaves)
+    assert alone[0]["prediction"] == beside[0]["prediction"]
+    assert all(abs(alone[0][p] - beside[0][p]) < 1e-12 for p in probability)
+    assert refused.value.code == 400
+    assert "predict_method='labels' is not allowed" in refused.value.read().decode()
 
 
 def test_a_served_multiclass_model_answers_with_the_users_labels_from_raw_rows(tmp_path):
@@ -159,5 +204,5 @@ def test_a_served_model_from_a_parquet_table_with_dates_takes_its_rows_read_back
     local = mlflow.pyfunc.load_model("models:/customers/1").predict(rows)
     assert answered == list(local)  # rows with gaps too
     folder = mlflow.artifacts.download_artifacts("models:/customers/1")
-    shipped = [p.name for p in (Path(folder) / "code").rglob("*")]
-    assert shipped == ["logistic_regression_casts", "__init__.py"]
+    shipped = {p.name for p in (Path(folder) / "code").rglob("*")}
+    assert shipped == {"logistic_regression_casts", "__init__.py", "serving.py"}
