@@ -121,3 +121,22 @@ def identifier_note(column: str, kind: str) -> str:
         "target away); list it in preprocessing.numeric_columns or categorical_columns "
         "to keep it"
     )
+
+
+def capped_notes(features: pd.DataFrame, categorical: list[str], cap: int) -> list[str]:
+    """A note for each categorical column with more different values than `cap`
+    (preprocessing.max_categories): one-hot encoded whole, a name or a job title column
+    would make thousands of columns, each a handful of rows, and every future value
+    unseen."""
+    if cap <= 0:
+        return []
+    notes = []
+    for column in categorical:
+        levels = int(features[column].nunique(dropna=True))
+        if levels > cap:
+            notes.append(
+                f"categorical column {column!r} has {levels:,} different values: the model "
+                f"keeps the {cap - 1} most frequent as columns and groups the rest as one "
+                f"infrequent column (preprocessing.max_categories={cap}; 0 keeps every value)"
+            )
+    return notes

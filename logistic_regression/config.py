@@ -156,7 +156,7 @@ class PreprocessingConfig:
     categorical_fill_value: str = "missing"
     handle_unknown: str = "infrequent_if_exist"
     min_frequency: int = 1
-    max_categories: int = 0
+    max_categories: int = 50
 
 
 @dataclass

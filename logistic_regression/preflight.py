@@ -3,11 +3,20 @@ is refused here, in one line, before any work is recorded (`prepare`)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from sklearn.pipeline import Pipeline
 
-from logistic_regression import console, data, environment, evaluate, model, outputs, provenance
+from logistic_regression import (
+    columns,
+    console,
+    data,
+    environment,
+    evaluate,
+    model,
+    outputs,
+    provenance,
+)
 from logistic_regression.config import (
     PROJECT_DIR,
     Config,
@@ -67,6 +76,9 @@ def prepare(config: Config) -> Prepared:
         config.tracking.timeout_s,
         read_options(asdict(config.data)),
     )
+    _, categorical = model.column_choice(prep, dataset.features)
+    capped = columns.capped_notes(dataset.features, categorical, prep.max_categories)
+    dataset = replace(dataset, warnings=(*dataset.warnings, *capped))
     classes = data.target_classes(dataset.target, config.data.target)
     validate_for_task(config, evaluate.task_of(classes), classes)
     if evaluate.task_of(classes) == "binary":

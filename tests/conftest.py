@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
 import os
 import shlex
 import shutil
@@ -172,6 +173,17 @@ def new_store(migrated_store: Path, path: Path) -> str:
     """A copy of the migrated store at `path`, as a tracking URI."""
     shutil.copyfile(migrated_store, path)
     return f"sqlite:///{path}"
+
+
+@pytest.fixture(autouse=True)
+def root_log_handlers_restored():
+    """A command run in-process (a sweep's `hydra.main`, `logging.basicConfig` in train)
+    may add handlers to the root logger that write to this test's captured stream; the
+    next test in the worker must not log into that closed stream."""
+    before = list(logging.root.handlers)
+    yield
+    for handler in [h for h in logging.root.handlers if h not in before]:
+        logging.root.removeHandler(handler)
 
 
 @pytest.fixture(autouse=True)

@@ -192,10 +192,10 @@ def test_dates_written_as_text_are_left_out_unless_listed_as_categorical(tmp_pat
     )
     client = MlflowClient()
     (kept,) = client.search_runs([client.get_experiment_by_name("kept").experiment_id])
-    assert (
-        "'day'" not in kept.data.tags["kit.warnings"]
-        and "'stamp'" in kept.data.tags["kit.warnings"]
-    )
+    warned = kept.data.tags["kit.warnings"]
+    assert "'day' holds dates" not in warned and "'stamp'" in warned
+    # each of its 89 dates a category: more than max_categories, so capped, and said
+    assert "categorical column 'day' has 89 different values" in warned
 
 
 @pytest.mark.parametrize("listed", ["numeric_columns", "categorical_columns"])
@@ -235,3 +235,21 @@ def test_the_signature_declares_every_column_as_any_and_the_predict_method():
     assert signature.inputs.input_names() == ["x", "text", "mixed", "plan"]
     (method,) = signature.params.params
     assert (method.name, method.default) == ("predict_method", "predict")
+
+
+def test_a_text_column_of_many_values_is_capped_with_a_note(tmp_path):
+    """A job-title-like column (600 values, each in a few rows: not an identifier) is
+    one-hot encoded into max_categories columns, not 600, and the run says so."""
+    rng = np.random.default_rng(11)
+    frame = labelled(rng).sample(n=1800, replace=True, random_state=3).reset_index(drop=True)
+    frame["title"] = [f"title {i % 600}" for i in range(len(frame))]
+    path = tmp_path / "titles.csv"
+    frame.to_csv(path, index=False)
+    run, model = trained(path)
+    note = run.data.tags["kit.warnings"]
+    assert "categorical column 'title' has 600 different values: the model keeps the 49 " in note
+    pipeline = model.get_raw_model()
+    names = pipeline.named_steps["preprocess"].get_feature_names_out()
+    assert sum(name.startswith("title_") for name in names) == 50  # 49 and the infrequent
+    rows = pd.read_csv(path).drop(columns="label").head(3).assign(title="never seen")
+    assert len(model.predict(rows)) == 3
