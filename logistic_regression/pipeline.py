@@ -104,15 +104,17 @@ def run(
 
 
 def metric_records(result: evaluate.Evaluation) -> list[tuple[str, float, int]]:
-    """cv_<m>_mean/std, cv_<m> at step k for fold k (one chart per metric, the folds as
-    its points), test_<m>. Per-fold values are not logged again as separate metrics:
-    thirty single-point charts crowded the run page; the report tables them."""
+    """cv_<m>_mean/std, cv_<m>_per_fold at step k for fold k (one chart per metric, the
+    folds as its points; a bare `cv_<m>`, as earlier kits named it, read as the CV score
+    in the runs table though it held the last fold), test_<m>. Per-fold values are not
+    logged again as separate metrics: thirty single-point charts crowded the run page;
+    the report tables them."""
     records: list[tuple[str, float, int]] = []
     for name in result.metric_names:
         records.append((f"cv_{name}_mean", result.cv_mean(name), 0))
         records.append((f"cv_{name}_std", result.cv_std(name), 0))
         for k, fold in enumerate(result.folds, start=1):
-            records.append((f"cv_{name}", fold[name], k))
+            records.append((f"cv_{name}{runs.FOLD_SUFFIX}", fold[name], k))
         records.append((f"test_{name}", result.test[name], 0))
     return records
 

@@ -205,14 +205,16 @@ def _environment(text: str | None) -> dict[str, str] | None:
 
 
 def _metrics(run) -> tuple[dict[str, float], dict[str, dict[int, float]]]:
-    """The run's single-valued metrics, and its folds: the steps of `cv_<m>` (or an
-    earlier kit's `cv_<m>_fold_<k>` metrics, where the run has no steps of `cv_<m>`)."""
+    """The run's single-valued metrics, and its folds by `cv_<m>`: the steps of
+    `cv_<m>_per_fold` (earlier kits: the steps of `cv_<m>`, or `cv_<m>_fold_<k>` metrics
+    where the run has no steps), so runs of any kit pair fold by fold."""
     metrics: dict[str, float] = {}
     folds: dict[str, dict[int, float]] = {}
     legacy: dict[str, dict[int, float]] = {}
     for key, value in runs.metrics_with_steps(run).items():
         if stepped := re.fullmatch(r"(.+)\[(\d+)\]", key):
-            folds.setdefault(stepped.group(1), {})[int(stepped.group(2))] = value
+            name = stepped.group(1).removesuffix(runs.FOLD_SUFFIX)
+            folds.setdefault(name, {})[int(stepped.group(2))] = value
         elif old := LEGACY_FOLD.match(key):
             legacy.setdefault(old.group(1), {})[int(old.group(2))] = value
         else:

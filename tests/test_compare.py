@@ -87,7 +87,7 @@ def test_a_parameter_a_commit_and_a_package_that_differ_are_each_shown(
     assert "data: the same (" in text
 
     history = {
-        run_id: {m.step: m.value for m in client.get_metric_history(run_id, "cv_roc_auc")}
+        run_id: {m.step: m.value for m in client.get_metric_history(run_id, "cv_roc_auc_per_fold")}
         for run_id in (a, b)
     }
     differences = [history[b][k] - history[a][k] for k in range(1, 6)]

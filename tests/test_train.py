@@ -53,13 +53,13 @@ def test_a_run_records_everything_needed_to_reproduce_it(config):
     metrics = run.data.metrics
     for name in ("accuracy", "roc_auc", "log_loss", "f1", "precision", "recall"):
         assert f"test_{name}" in metrics
-        folds = [m.value for m in client.get_metric_history(summary.run_id, f"cv_{name}")]
+        folds = [m.value for m in client.get_metric_history(summary.run_id, f"cv_{name}_per_fold")]
         assert metrics[f"cv_{name}_mean"] == pytest.approx(sum(folds) / 5)
     # Each fold once, as a step of cv_<m>: no single-point per-fold charts on the run page.
     assert not any("_fold_" in name for name in metrics)
     assert not any(name.startswith("vs_baseline_") for name in metrics), "no baseline here"
     assert "kit.baseline_run_id" not in tags
-    history = client.get_metric_history(summary.run_id, "cv_roc_auc")
+    history = client.get_metric_history(summary.run_id, "cv_roc_auc_per_fold")
     assert sorted(m.step for m in history) == [1, 2, 3, 4, 5]
     assert summary.cv_mean == metrics["cv_roc_auc_mean"]
 

@@ -342,6 +342,10 @@ def experiment_of(run_id: str) -> str:
     return MlflowClient().get_run(run_id).info.experiment_id
 
 
+# The per-fold series of a cross-validated metric: `cv_roc_auc_per_fold`, step k fold k.
+FOLD_SUFFIX = "_per_fold"
+
+
 def metrics_with_steps(run: Run) -> dict[str, float]:
     """The run's metrics, a stepped series (`cv_<m>`, one value per fold) as one entry per
     step, `cv_roc_auc[3]`: what a reproduction must match, fold by fold."""

@@ -323,7 +323,7 @@ def test_a_multiclass_run_on_text_labels_gaps_and_categories_reproduces(kit_repo
     done = kit_cli(tmp_path, "reproduce", original.info.run_id, "--trust", str(kit_repo))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "verdict: reproduced" in done.stdout
-    assert "cv_f1_macro[3]" in done.stdout  # compared fold by fold
+    assert "cv_f1_macro_per_fold[3]" in done.stdout  # compared fold by fold
     rerun = newest_run(client)
     assert rerun.data.tags["kit.reproduction_of"] == original.info.run_id
     assert own_metrics(rerun) == own_metrics(original)
