@@ -165,7 +165,8 @@ def record(context: RunContext) -> console.RunSummary:
     )
     predictions = made()
     output_path = outputs.write_predictions(predictions, config.data.output, context.run_id, writer)
-    data_params = data_provenance(dataset, output_path)
+    runs.log_tags(context.run_id, {OUTPUT_TAG: output_path})
+    data_params = data_provenance(dataset, config.data.input)
     data_params["task"] = result.task
     data_params["classes"] = ", ".join(map(str, result.classes))
     # The class balance (rows per class, as JSON: labels may hold any text), for `compare`.
@@ -181,7 +182,8 @@ def record(context: RunContext) -> console.RunSummary:
             log.warning(warning)
 
     environment = installed()
-    whole = report_input(context, shown, fitted, result, data_params, environment, baseline)
+    recorded = {**data_params, "output_path": output_path}  # the report shows both
+    whole = report_input(context, shown, fitted, result, recorded, environment, baseline)
     html = redact(report.render(whole, charts()))
     write_run_files(context, predictions, environment, html)
     writer.put_model(model_folder, model_root, model_id, saved, model_size)
@@ -203,6 +205,7 @@ def record(context: RunContext) -> console.RunSummary:
 # The headline result as one value on the MLflow UI's run page (its metrics list the mean
 # and the std apart, as two single-bar charts).
 RESULT_TAG = "kit.result"
+OUTPUT_TAG = "kit.output_path"  # where predictions.csv went
 
 
 def result_line(result: evaluate.Evaluation, config: Config) -> str:
@@ -270,12 +273,15 @@ def class_counts(result: evaluate.Evaluation) -> dict[str, int]:
     return {str(label): int(counts.get(label, 0)) for label in result.classes}
 
 
-def data_provenance(dataset: data.Dataset, output_path: str) -> dict[str, str]:
-    """Where the data came from (with its digest, ETag, version) and where predictions went."""
+def data_provenance(dataset: data.Dataset, given: str) -> dict[str, str]:
+    """Where the data came from: `input` as given (for every run, as `mlflow run -P
+    input=` records it), the URI read, its digest, ETag and version. Where predictions
+    went is the tag OUTPUT_TAG: it holds the run id, and a param that differs in every
+    run is one the MLflow UI's parallel-coordinates chart plots first."""
     params = {
+        "input": given,
         "input_path": dataset.ref.uri,
         "input_digest": dataset.ref.digest,
-        "output_path": output_path,
     }
     if dataset.ref.etag:
         params["input_etag"] = dataset.ref.etag

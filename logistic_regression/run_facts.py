@@ -37,8 +37,10 @@ DATA_PARAMS = {
     "classes": "classes",
     "positive_label": "positive label",
 }
-# Where the run's predictions went: it holds the run's id, so it always differs.
-NOT_COMPARED = ("output_path",)
+# Params not compared: where an earlier kit's run put its predictions (it holds the run's
+# id, so it always differs; now the tag kit.output_path), and `input` as given (the
+# resolved data.input, shown among the settings, says the same).
+NOT_COMPARED = ("output_path", "input")
 LEGACY_FOLD = re.compile(r"^(cv_.+)_fold_(\d+)$")  # runs before folds were steps of cv_<m>
 
 

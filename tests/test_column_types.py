@@ -61,7 +61,7 @@ def trained(path: Path, *overrides: str) -> tuple:
 
 
 def run_predictions(run) -> pd.DataFrame:
-    return pd.read_csv(run.data.params["output_path"])
+    return pd.read_csv(run.data.tags["kit.output_path"])
 
 
 def assert_answers_like_the_run(model, rows: pd.DataFrame, run) -> None:

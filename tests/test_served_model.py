@@ -34,7 +34,7 @@ def penguins():
 
 def test_probabilities_through_pyfunc_are_the_runs_own_and_sum_to_one(penguins):
     run, model = penguins
-    recorded = pd.read_csv(run.data.params["output_path"])
+    recorded = pd.read_csv(run.data.tags["kit.output_path"])
     rows = pd.read_csv(PENGUINS).drop(columns="species").iloc[recorded["row"]]
     assert list(model.predict(rows)) == recorded["prediction"].tolist()
 

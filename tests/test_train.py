@@ -40,7 +40,8 @@ def test_a_run_records_everything_needed_to_reproduce_it(config):
     assert params["evaluation.cv_folds"] == "5" and params["run.seed"] == "42"
     assert params["input_path"] == "breast_cancer"
     assert params["class_counts"] == '{"0": 212, "1": 357}'  # every labelled row
-    assert params["output_path"] == summary.output_path
+    assert run.data.tags["kit.output_path"] == summary.output_path
+    assert "output_path" not in params and params["input"] == "breast_cancer"
     assert Path(summary.output_path).is_file()
 
     tags = run.data.tags

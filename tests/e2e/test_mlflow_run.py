@@ -98,7 +98,7 @@ def test_mlflow_run_and_python_m_record_the_same_provenance(kit, tmp_path):
         assert {k: run.data.tags.get(k) for k in PROVENANCE_TAGS} == expected
         assert run.data.params["model.C"] == "0.5"
         assert run.data.params["input_path"] == "breast_cancer"
-        assert Path(run.data.params["output_path"]).is_file()
+        assert Path(run.data.tags["kit.output_path"]).is_file()
         assert {
             "report.html",
             "predictions.csv",

@@ -34,7 +34,7 @@ def test_register_then_serve_answers_like_the_runs_predictions(tmp_path):
     assert first.data.params["model.C"] == "0.5"
     assert first.data.tags["kit.registered_model"] == "cancer/1"
 
-    predictions = pd.read_csv(first.data.params["output_path"])
+    predictions = pd.read_csv(first.data.tags["kit.output_path"])
     features = predictions.drop(columns=["row", "label", "prediction"]).filter(
         regex="^(?!probability_)"
     )
@@ -110,7 +110,7 @@ def test_a_served_model_answers_probabilities_and_one_answer_for_a_missing_cell(
     ]  # fmt: skip
     assert train.main(settings) == 0
     (version,) = MlflowClient().search_model_versions("name = 'penguins'")
-    predictions = pd.read_csv(MlflowClient().get_run(version.run_id).data.params["output_path"])
+    predictions = pd.read_csv(MlflowClient().get_run(version.run_id).data.tags["kit.output_path"])
     rows = pd.read_csv(PENGUINS).drop(columns="species").iloc[predictions["row"]]
     split = json.loads(rows.to_json(orient="split", index=False))
     row = dict(zip(split["columns"], split["data"][0], strict=True))
@@ -194,7 +194,7 @@ def test_a_served_model_from_a_parquet_table_with_dates_takes_its_rows_read_back
     ]
     assert train.main(settings) == 0
     (version,) = MlflowClient().search_model_versions("name = 'customers'")
-    predictions = pd.read_csv(MlflowClient().get_run(version.run_id).data.params["output_path"])
+    predictions = pd.read_csv(MlflowClient().get_run(version.run_id).data.tags["kit.output_path"])
     rows = pd.read_parquet(path).drop(columns="label")
     split = json.loads(rows.to_json(orient="split", date_format="iso", index=False))
     assert None in [row[rows.columns.get_loc("visits")] for row in split["data"]]

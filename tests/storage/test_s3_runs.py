@@ -45,7 +45,7 @@ def test_everything_a_run_writes_lands_in_s3(s3_env, cancer_in_s3, tmp_path, cap
         assert stored[name] == len(s3_bytes(s3_env, f"{root}/{name}")) > 0
     assert b"<html" in s3_bytes(s3_env, f"{root}/report.html")
 
-    output = run.data.params["output_path"]
+    output = run.data.tags["kit.output_path"]
     assert output == f"s3://kit/exports/{run.info.run_id}/predictions.csv"
     assert s3_bytes(s3_env, output) == s3_bytes(s3_env, f"{root}/predictions.csv")
     assert run.data.params["input_path"] == cancer_in_s3 and run.data.params["input_etag"]
