@@ -222,3 +222,16 @@ def test_runs_on_two_tables_or_targets_are_named_apart(tmp_path):
         "titanic-survived-C0.5-l2"
     )
     assert named("tracking.run_name=mine") == "mine"
+
+
+def test_two_runs_differ_in_the_params_the_ui_plots_first_only_where_they_differ(capsys):
+    """The MLflow UI's compare page starts its parallel-coordinates chart with the first
+    three params that differ between the runs, sorted (its JS: diffParamKeys.sort()
+    .slice(0, 3)): for two runs that differ in C, that is model.C alone, not a per-run
+    path or a param only one of them has."""
+    assert train.main(["model.C=0.5"]) == 0 and train.main(["model.C=2"]) == 0
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name("logistic-regression").experiment_id
+    a, b = (run.data.params for run in client.search_runs([experiment]))
+    differing = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    assert differing[:3] == ["model.C"]
