@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import select
 import signal
 import sys
@@ -266,7 +267,7 @@ def interrupted(exc: Interrupted) -> int:
         else ""
     )
     print(f"error: {exc}{run}{kept}", file=sys.stderr)
-    fail_pending_mlflow_run(str(exc), Status.KILLED)
+    fail_pending_mlflow_run(str(exc), Status.KILLED, what="stopped")
     return 128 + exc.signum
 
 
@@ -274,11 +275,23 @@ def refuse(exc: KitError) -> int:
     """A user error: one line on stderr, the pending `mlflow run` run failed, exit code 2."""
     message = redact(str(exc))
     print(f"error: {message}", file=sys.stderr)
-    fail_pending_mlflow_run(message)
+    fail_pending_mlflow_run(message, what="refused")
     return 2
 
 
-def fail_pending_mlflow_run(reason: str, status: str = Status.FAILED) -> None:
+# The name MLflow gives a run nobody named (`bold-fox-123`), which a run the kit never
+# got to name keeps unless renamed.
+MLFLOW_NAME = re.compile(r"[a-z]+-[a-z]+-\d{1,4}")
+
+
+def ended_name(reason: str, what: str) -> str:
+    """A name that says at a glance, in the runs list, why a run never trained:
+    `refused: data.input='x.csv' does not exist`."""
+    text = redact(f"{what}: {reason}")
+    return text if len(text) <= 100 else text[:99] + "…"
+
+
+def fail_pending_mlflow_run(reason: str, status: str = Status.FAILED, what: str = "failed") -> None:
     """`mlflow run` created a run before starting us; never leave it RUNNING."""
     if not os.environ.get("MLFLOW_RUN_ID"):  # no run to end: MLflow is not even imported
         return
@@ -289,5 +302,7 @@ def fail_pending_mlflow_run(reason: str, status: str = Status.FAILED) -> None:
         with runs.bounded_store():
             if runs.run_status(run_id) == Status.RUNNING:
                 runs.fail_run(run_id, reason, status)
+                if MLFLOW_NAME.fullmatch(runs.run_name(run_id)):  # not one the user chose
+                    runs.rename(run_id, ended_name(reason, what))
     except Exception as exc:  # the store is gone too: say so, do not mask the first error
         log.warning("could not mark run %s FAILED: %s", run_id, redact(first_line(exc)))

@@ -37,6 +37,19 @@ def test_a_user_error_is_one_line_exit_2_and_fails_the_pending_run(monkeypatch, 
     run = MlflowClient().get_run(run_id)
     assert run.info.status == "FAILED"
     assert run.data.tags["kit.error"].startswith("model.C=-1 is not allowed")
+    # MLflow's random name gave no clue; the runs list now says why it never trained
+    assert run.info.run_name == "refused: model.C=-1 is not allowed; C must be a number > 0"
+
+
+def test_a_refused_run_the_user_named_keeps_its_name(monkeypatch, capsys):
+    run_id = pending_mlflow_run(monkeypatch)
+    MlflowClient().update_run(run_id, name="my-experiment-run")
+
+    def command() -> int:
+        raise ConfigError("model.C=-1 is not allowed; C must be a number > 0")
+
+    assert cli.guarded(command) == 2
+    assert MlflowClient().get_run(run_id).info.run_name == "my-experiment-run"
 
 
 def test_anything_else_is_one_line_that_says_bug_exit_1(monkeypatch, capsys):
