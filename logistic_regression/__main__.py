@@ -35,6 +35,8 @@ from logistic_regression.config import compose_config
 from logistic_regression.errors import KitError
 from logistic_regression.uris import absolute_tracking_uri, install, redact
 
+STORE_HELP = "tracking store (default: MLFLOW_TRACKING_URI, else tracking.uri from conf/: sqlite:///mlflow.db)"
+
 SWEEP_HELP = """\
 usage: python -m logistic_regression sweep "SWEEP OVERRIDES" [more overrides ...]
        mlflow run . -e sweep -P sweep="SWEEP OVERRIDES" [-P resume=PARENT_RUN_ID]
@@ -129,7 +131,7 @@ def parser() -> argparse.ArgumentParser:
         "$XDG_CACHE_HOME/logistic-regression-kit/environments, else ~/.cache/...; "
         "deleting it clears the cache)",
     )
-    reproduce.add_argument("--tracking-uri", help="tracking store (default: MLFLOW_TRACKING_URI)")
+    reproduce.add_argument("--tracking-uri", help=STORE_HELP)
     reproduce.add_argument(
         "--trust",
         action="append",
@@ -149,7 +151,7 @@ def parser() -> argparse.ArgumentParser:
     importing = commands.add_parser("import", help="past results from a CSV/.xlsx as runs")
     importing.add_argument("file")
     importing.add_argument("--experiment", default="imported", help="default: imported")
-    importing.add_argument("--tracking-uri", help="tracking store (default: MLFLOW_TRACKING_URI)")
+    importing.add_argument("--tracking-uri", help=STORE_HELP)
     baseline = commands.add_parser("baseline", help="make a run its experiment's baseline")
     baseline.add_argument("run_id")
     baseline.add_argument(
@@ -157,7 +159,7 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="mark a run made by `reproduce` (refused by default: mark its original)",
     )
-    baseline.add_argument("--tracking-uri", help="tracking store (default: MLFLOW_TRACKING_URI)")
+    baseline.add_argument("--tracking-uri", help=STORE_HELP)
     compare = commands.add_parser("compare", help="what differs between two runs")
     compare.add_argument("run_a")
     compare.add_argument("run_b", nargs="?", default="", help="(empty: none, with --baseline)")
@@ -167,7 +169,7 @@ def parser() -> argparse.ArgumentParser:
     ):  # `--flag`, or `--flag=true|false` (how the MLproject entry passes it)
         compare.add_argument(flag, nargs="?", const=True, default=False, type=_yes, help=said)
     compare.add_argument("--html", default="", metavar="FILE", help="also write an HTML page")
-    compare.add_argument("--tracking-uri", help="tracking store (default: MLFLOW_TRACKING_URI)")
+    compare.add_argument("--tracking-uri", help=STORE_HELP)
     best = commands.add_parser("best", help="the best finished runs by a metric")
     best.add_argument("--metric", default="cv_roc_auc_mean")
     best.add_argument("--experiment", help="default: tracking.experiment_name from conf/")
@@ -180,11 +182,11 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also rank runs made by `reproduce` (left out by default)",
     )
-    best.add_argument("--tracking-uri", help="tracking store (default: MLFLOW_TRACKING_URI)")
+    best.add_argument("--tracking-uri", help=STORE_HELP)
     inspect = commands.add_parser("inspect", help="show a run as a tree, or an experiment's runs")
     inspect.add_argument("run_id", nargs="?")
     inspect.add_argument("--experiment", help="list the runs of this experiment instead")
-    inspect.add_argument("--tracking-uri", help="tracking store (default: MLFLOW_TRACKING_URI)")
+    inspect.add_argument("--tracking-uri", help=STORE_HELP)
     return top
 
 

@@ -9,6 +9,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 from logistic_regression.config import Config
 from logistic_regression.storage import abandoned
@@ -108,4 +109,41 @@ def ui_hint(tracking_uri: str) -> str:
     url = ui_url(tracking_uri)
     if url is not None:
         return url
-    return f"mlflow ui --backend-store-uri {redact(absolute_tracking_uri(tracking_uri))}"
+    store = absolute_tracking_uri(tracking_uri)
+    # MLflow's UI refuses a file store (its "maintenance mode") unless this is set
+    file_store = urlparse(store).scheme in ("", "file")
+    allow = "MLFLOW_ALLOW_FILE_STORE=true " if file_store else ""
+    return f"{allow}mlflow ui --backend-store-uri {redact(store)}"
+
+
+@dataclass(frozen=True)
+class SweepEnd:
+    """What the end of a sweep prints: its counts, best child so far, where to look."""
+
+    parent_id: str
+    configurations: int
+    failed: int
+    reused: int
+    stopped: bool  # ended early (a signal, an error): it can be resumed
+    best: tuple[str, float, str] | None  # (metric, value, run id)
+    best_report: str | None
+    summary: str
+    tracking_uri: str
+
+
+def print_sweep_end(end: SweepEnd) -> None:
+    count = f"{end.configurations} configuration{'' if end.configurations == 1 else 's'}"
+    head = f"Sweep {end.parent_id}" + (
+        f" stopped: {count} recorded" if end.stopped else f": {count}"
+    )
+    line = head + f", {end.failed} failed" + (f", {end.reused} reused" if end.reused else "")
+    if end.best is not None:
+        metric, value, run_id = end.best
+        line += f"; best {'so far ' if end.stopped else ''}{metric} = {value:.4f} in run {run_id}"
+    print(line)
+    if end.best_report:
+        print(f"  best report: {end.best_report}")
+    print(f"  summary: {end.summary}")
+    print(f"  UI: {ui_hint(end.tracking_uri)}")
+    if end.stopped:
+        print(f"  resume it: add sweep.resume={end.parent_id} to the sweep's own overrides")

@@ -275,8 +275,9 @@ def finish(
         "sweep.reused": str(reused),
         "sweep.metric": metric,
         "sweep.direction": direction,
-        "sweep.parameters": ", ".join(swept),
     }
+    if swept:  # what varied among the recorded children (none when one was recorded)
+        tags["sweep.parameters"] = ", ".join(swept)
     if best is not None and best.value is not None:
         tags["sweep.best_run_id"] = best.run_id
         sweeps.mark_best(parent_id, best.run_id)  # kit.sweep_best, on this child alone
@@ -298,15 +299,19 @@ def finish(
     status = aborted_status if aborted else Status.FINISHED if best is not None else Status.FAILED
     runs.end_run(parent_id, status, tags)
     notify.run_ended(config, tracking_uri, parent_id, status, tags.get(runs.ERROR_TAG, ""))
-    print(
-        f"Sweep {parent_id}: {len(children)} configurations, {failed} failed"
-        + (f", {reused} reused" if reused else "")
-        + (f"; best {metric} = {best.value:.4f} in run {best.run_id}" if best else "")
+    console.print_sweep_end(
+        console.SweepEnd(
+            parent_id=parent_id,
+            configurations=len(children),
+            failed=failed,
+            reused=reused,
+            stopped=bool(aborted),
+            best=None if best is None else (metric, best.value, best.run_id),
+            best_report=None if best is None else f"{runs.artifact_uri(best.run_id)}/report.html",
+            summary=f"{root}/{sweep_summary.FILE_NAME}",
+            tracking_uri=tracking_uri,
+        )
     )
-    if best is not None:
-        print(f"  best report: {runs.artifact_uri(best.run_id)}/report.html")
-    print(f"  summary: {root}/{sweep_summary.FILE_NAME}")
-    print(f"  UI: {console.ui_hint(tracking_uri)}")
     return best is not None
 
 

@@ -365,3 +365,14 @@ def test_sweep_help_says_how_to_sweep_not_how_to_train(capsys):
     out = capsys.readouterr().out
     assert out.startswith('usage: python -m logistic_regression sweep "SWEEP OVERRIDES"')
     assert "sweep.resume=PARENT_RUN_ID" in out and "powered by Hydra" not in out
+
+
+def test_the_ui_hint_for_a_file_store_says_what_mlflow_ui_needs():
+    from logistic_regression.console import ui_hint
+
+    assert ui_hint("./mlruns-files").startswith(
+        "MLFLOW_ALLOW_FILE_STORE=true mlflow ui --backend-store-uri "
+    )
+    assert (
+        ui_hint("sqlite:////x/mlflow.db") == "mlflow ui --backend-store-uri sqlite:////x/mlflow.db"
+    )

@@ -60,6 +60,7 @@ class KitExperimentProvider(DefaultExperimentProvider):
         import mlflow
         from mlflow import MlflowClient
 
+        from logistic_regression.environment import private_files
         from logistic_regression.errors import StorageError
         from logistic_regression.tracking import store
         from logistic_regression.tracking.experiments import get_or_create_experiment
@@ -67,9 +68,13 @@ class KitExperimentProvider(DefaultExperimentProvider):
         # An error here (the experiment is deleted) is a warning MLflow prints, naming
         # it; the run then goes to MLflow's Default, and the kit says so in one line.
         name, artifact_location, timeout_s = configured_experiment()
-        try:
-            store.check(mlflow.get_tracking_uri(), timeout_s)
-        except StorageError as exc:  # already redacted; SystemExit passes MLflow's catch
-            print(f"error: {exc}", file=sys.stderr)
-            raise SystemExit(2) from None
-        return get_or_create_experiment(MlflowClient(), name, artifact_location).experiment_id
+        # `mlflow run` makes the store here on a first run: its user's alone (mlflow.db
+        # 0600), as when the kit's own commands make it
+        with private_files():
+            try:
+                store.check(mlflow.get_tracking_uri(), timeout_s)
+            except StorageError as exc:  # already redacted; SystemExit passes MLflow's catch
+                print(f"error: {exc}", file=sys.stderr)
+                raise SystemExit(2) from None
+            experiment = get_or_create_experiment(MlflowClient(), name, artifact_location)
+        return experiment.experiment_id

@@ -184,7 +184,7 @@ def test_a_sweep_stopped_by_ctrl_c_is_resumed_without_running_a_configuration_ag
             time.sleep(0.1)
         assert process.poll() is None, process.communicate()
         os.killpg(process.pid, signal.SIGINT)
-        _, err = process.communicate(timeout=300)
+        out, err = process.communicate(timeout=300)
     except BaseException:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
@@ -193,6 +193,9 @@ def test_a_sweep_stopped_by_ctrl_c_is_resumed_without_running_a_configuration_ag
     assert process.returncode == 128 + signal.SIGINT, err[-3000:]
     (parent,), before = runs_of("resumed")
     assert parent.info.status == "KILLED" and parent.data.tags["kit.sweep"] == "aborted"
+    # said as stopped, not as a finished sweep, with how to go on
+    assert f"Sweep {parent.info.run_id} stopped: " in out, out
+    assert f"resume it: add sweep.resume={parent.info.run_id} to the sweep's own" in out
     done = {c.data.params["model.C"]: c.info.run_id for c in before if c.info.status == "FINISHED"}
     assert 1 <= len(done) < 3, "the sweep was not stopped between its configurations"
 
