@@ -265,6 +265,17 @@ def git(cwd: Path, *args: str) -> str:
     return done.stdout.strip()
 
 
+def committed_repo(folder: Path, files: dict[str, str], message: str = "one") -> Path:
+    """A new git repository at `folder` holding `files` (name -> text) in one commit."""
+    folder.mkdir(parents=True)
+    git(folder, "init", "-q", "-b", "main")
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    git(folder, "add", "-A")
+    git(folder, "commit", "-q", "-m", message)
+    return folder
+
+
 def copy_tracked_files(destination: Path) -> Path:
     """The project's tracked files (as they are now on disk), nothing the runs wrote."""
     listed = subprocess.run(

@@ -13,7 +13,7 @@ import sys
 import time
 
 import pytest
-from conftest import git
+from conftest import committed_repo, git
 from mlflow.tracking import MlflowClient
 
 from logistic_regression import provenance, train, uris
@@ -180,12 +180,7 @@ def test_a_sweeps_saved_config_is_rewritten_without_secrets(tmp_path):
 
 
 def test_a_remote_url_with_a_token_is_recorded_redacted_and_cloned_without_it(tmp_path):
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
-    (repo / "f.txt").write_text("x\n")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "one")
+    repo = committed_repo(tmp_path / "repo", {"f.txt": "x\n"})
     git(repo, "remote", "add", "origin", f"https://user:{SECRET}@example.invalid/org/kit.git")
     tags = provenance.tags(repo, provenance.git_state(repo), note=f"token {SECRET}?")
     assert tags[provenance.GIT_REPO_URL] == "https://***@example.invalid/org/kit.git"

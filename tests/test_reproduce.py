@@ -430,14 +430,9 @@ def test_a_commit_gone_from_its_repository_is_named_with_what_would_help(config,
     such commit. One line naming the commit and the repository and how to bring the
     commit back, not git's `reference is not a tree`; the reproduction is not left
     RUNNING."""
-    from conftest import git
+    from conftest import committed_repo, git
 
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
-    (repo / "MLproject").write_text("name: gone\n")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "kept")
+    repo = committed_repo(tmp_path / "repo", {"MLproject": "name: gone\n"}, "kept")
     (repo / "later.txt").write_text("rewritten away\n")
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "gone")
@@ -477,16 +472,11 @@ def test_an_environment_that_cannot_be_rebuilt_is_one_line_before_any_run(
 ):
     """`reproduce --env recorded` refuses in one line, exit 2, with no reproduction run
     and nothing in the cache, when the recorded environment cannot be built here."""
-    from conftest import git
+    from conftest import committed_repo, git
 
     from logistic_regression.__main__ import main
 
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
-    (repo / "MLproject").write_text("name: kit\n")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "kit")
+    repo = committed_repo(tmp_path / "repo", {"MLproject": "name: kit\n"})
     tags = {
         provenance.SOURCE_NAME: f"file://{repo}",
         provenance.GIT_COMMIT: git(repo, "rev-parse", "HEAD"),

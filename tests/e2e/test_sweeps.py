@@ -133,25 +133,35 @@ def test_no_secret_of_a_sweep_is_printed_or_written(tmp_path):
     assert password not in refused.stdout + refused.stderr
 
 
-def test_a_sweep_stopped_by_sigterm_leaves_no_secret_behind(tmp_path):
-    command, canaries, where = _secret_sweep(tmp_path, "0.1,1,10")
+def signalled_when(command, ready, signum, never: str, **where):
+    """Start `command` in its own process group, send the group `signum` once `ready()`
+    (failing with `never` after 300 s), and return the process and its output."""
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True, **where,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 300
-        while not list(where["cwd"].glob("multirun/*/0")) and process.poll() is None:
-            assert time.monotonic() < deadline, "the sweep's first configuration never began"
+        while not ready() and process.poll() is None:
+            assert time.monotonic() < deadline, never
             time.sleep(0.05)
         assert process.poll() is None, process.communicate()
-        os.killpg(process.pid, signal.SIGTERM)
+        os.killpg(process.pid, signum)
         out, err = process.communicate(timeout=300)
     except BaseException:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.communicate()
         raise
+    return process, out, err
+
+
+def test_a_sweep_stopped_by_sigterm_leaves_no_secret_behind(tmp_path):
+    command, canaries, where = _secret_sweep(tmp_path, "0.1,1,10")
+    process, out, err = signalled_when(
+        command, lambda: bool(list(where["cwd"].glob("multirun/*/0"))), signal.SIGTERM,
+        "the sweep's first configuration never began", **where,
+    )  # fmt: skip
     assert process.returncode != 0
     assert list(where["cwd"].glob("multirun/*/multirun.yaml"))
     _assert_nothing_holds(canaries, where["cwd"], out + err)
@@ -173,23 +183,10 @@ def test_a_sweep_stopped_by_ctrl_c_is_resumed_without_running_a_configuration_ag
         PYTHON, "-m", "logistic_regression.train", "-m",
         "tracking.experiment_name=resumed", "model.C=0.1,1,10",
     ]  # fmt: skip
-    process = subprocess.Popen(
-        command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True,
+    process, out, err = signalled_when(
+        command, lambda: bool(finished_children("resumed")), signal.SIGINT,
+        "no configuration finished within 300 s", cwd=tmp_path,
     )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 300
-        while not finished_children("resumed") and process.poll() is None:
-            assert time.monotonic() < deadline, "no configuration finished within 300 s"
-            time.sleep(0.1)
-        assert process.poll() is None, process.communicate()
-        os.killpg(process.pid, signal.SIGINT)
-        out, err = process.communicate(timeout=300)
-    except BaseException:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
-        raise
     assert process.returncode == 128 + signal.SIGINT, err[-3000:]
     (parent,), before = runs_of("resumed")
     assert parent.info.status == "KILLED" and parent.data.tags["kit.sweep"] == "aborted"
