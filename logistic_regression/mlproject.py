@@ -102,21 +102,17 @@ def _pairs(args: list[str]) -> list[tuple[str, str]]:
 
 def main(argv: list[str] | None = None) -> int:
     """Under `mlflow run`, a Ctrl-C may come while the kit is still starting: the stop
-    handlers go in first (this module imports nothing outside the standard library and
-    the kit, and MLproject starts Python with -S so that not even its site-packages are
-    set up before), then site-packages, the config, Hydra and MLflow are imported under
-    them, so a stop is one line and a run ended KILLED rather than a KeyboardInterrupt
-    traceback from the middle of an import or of Python's own start-up."""
+    handlers go in first (this module imports almost nothing; MLproject starts Python
+    with Ctrl-C ignored until then, so that one landing in Python's own start-up is not a
+    fatal error), and the config, Hydra and MLflow are imported under them, so a stop is
+    one line and a run ended KILLED rather than a KeyboardInterrupt traceback from the
+    middle of an import."""
     launcher.watch_launcher()  # as early as possible: `mlflow run` may be stopped now
     args = list(sys.argv[1:] if argv is None else argv)
     return cli.guarded(lambda: _train(args))
 
 
 def _train(args: list[str]) -> int:
-    if sys.flags.no_site:  # MLproject starts `python -S`: site-packages under the handlers
-        import site
-
-        site.main()
     from logistic_regression import train  # under the stop handlers (see main)
 
     return train.main(to_overrides(args))

@@ -306,7 +306,7 @@ def finish(
             failed=failed,
             reused=reused,
             stopped=bool(aborted),
-            best=None if best is None else (metric, best.value, best.run_id),
+            best=None if best is None or best.value is None else (metric, best.value, best.run_id),
             best_report=None if best is None else f"{runs.artifact_uri(best.run_id)}/report.html",
             summary=f"{root}/{sweep_summary.FILE_NAME}",
             tracking_uri=tracking_uri,
