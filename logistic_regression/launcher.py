@@ -52,12 +52,19 @@ def _argv(pid: int) -> list[str]:
     return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
 
 
-def _parent(pid: int) -> int:
+def stat_fields(pid: int) -> list[str]:
+    """The fields of /proc/<pid>/stat after the process's name (which may hold spaces and
+    parentheses): [0] is the state, [1] the parent's pid, [19] the start time; [] when
+    the process cannot be read."""
     try:
-        stat = (PROC / str(pid) / "stat").read_text()
-    except OSError:
-        return 0
-    return int(stat.rsplit(")", 1)[1].split()[1])  # the name in parentheses may hold spaces
+        return (PROC / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
+def _parent(pid: int) -> int:
+    fields = stat_fields(pid)
+    return int(fields[1]) if len(fields) > 1 else 0
 
 
 def launcher() -> int | None:

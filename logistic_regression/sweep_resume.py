@@ -22,7 +22,6 @@ import os
 import socket
 import time
 from dataclasses import asdict
-from pathlib import Path
 
 from mlflow.entities import Run
 
@@ -30,6 +29,7 @@ from logistic_regression import __version__, data, preflight, provenance
 from logistic_regression.config import PROJECT_DIR, Config
 from logistic_regression.errors import ConfigError, KitError
 from logistic_regression.formats import read_options
+from logistic_regression.launcher import stat_fields
 from logistic_regression.status import Status
 from logistic_regression.storage.spool import process_alive
 from logistic_regression.sweep_summary import Child, companions
@@ -152,10 +152,8 @@ def process_running(mark: str) -> bool:
 
 
 def _start_time(pid: int) -> str:
-    try:  # field 22 of /proc/<pid>/stat, after the name in parentheses
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return ""
+    fields = stat_fields(pid)  # field 22 of /proc/<pid>/stat
+    return fields[19] if len(fields) > 19 else ""
 
 
 def short(commit: str) -> str:

@@ -46,6 +46,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from logistic_regression.errors import StorageError
+from logistic_regression.launcher import stat_fields
 from logistic_regression.uris import redact, store_uri
 
 JOURNAL = "journal.jsonl"
@@ -132,10 +133,8 @@ def process_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    with suppress(OSError, IndexError):
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        return state not in ("Z", "X")
-    return True
+    fields = stat_fields(pid)
+    return not fields or fields[0] not in ("Z", "X")
 
 
 @dataclass(frozen=True)
