@@ -24,6 +24,7 @@ from mlflow.tracking import MlflowClient
 from logistic_regression import importer, packages, provenance
 from logistic_regression.config import flatten_tree
 from logistic_regression.errors import KitError
+from logistic_regression.recorded import download
 from logistic_regression.tracking import baselines, runs
 from logistic_regression.uris import printable, redact, without_redacted_userinfo
 
@@ -72,12 +73,10 @@ class RunFacts:
 
 
 def _text_artifact(run_id: str, path: str, scratch: Path) -> str | None:
+    local = download(run_id, path, scratch)
     try:
-        local = mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path=path, dst_path=str(scratch)
-        )
-        return Path(local).read_text(encoding="utf-8", errors="replace")
-    except (MlflowException, OSError):
+        return None if local is None else local.read_text(encoding="utf-8", errors="replace")
+    except OSError:
         return None
 
 
