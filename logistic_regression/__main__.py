@@ -56,12 +56,12 @@ The parent gets the best child's id, the counts and sweep_summary.html. The same
 
 
 def _use_tracking_store(uri: str | None) -> None:
-    """Use `--tracking-uri`, else MLFLOW_TRACKING_URI, else `tracking.uri`, and refuse a
-    store that does not answer within `tracking.timeout_s`."""
+    """Use `--tracking-uri`, else `tracking.uri` (MLFLOW_TRACKING_URI when set, conf/),
+    and refuse a store that does not answer within `tracking.timeout_s`."""
     from logistic_regression.tracking import runs, store
 
     tracking = compose_config([]).tracking
-    chosen = uri or environment.tracking_uri(tracking.uri)
+    chosen = uri or tracking.uri
     runs.use_uri(chosen)
     store.check(absolute_tracking_uri(chosen), tracking.timeout_s)
 

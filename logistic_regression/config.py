@@ -12,6 +12,7 @@ Light on purpose: Hydra and OmegaConf only, so the server script can read
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -346,7 +347,14 @@ def to_object(composed: DictConfig) -> Any:
     section (`~model`) is refused in one line, since either would leave the run on
     another value, silently."""
     check_keys(composed)
-    return OmegaConf.to_object(composed)
+    typed = OmegaConf.to_object(composed)
+    if isinstance(typed, Config):
+        # MLflow's rule, applied once here for every command, sweep job and Ray task:
+        # MLFLOW_TRACKING_URI, when set, wins over `tracking.uri` wherever that was set
+        # (it is how `mlflow run` hands the kit the store its run is in). An
+        # `${oc.env:...}` in conf/ would lose to a command-line or conf/local value.
+        typed.tracking.uri = os.environ.get("MLFLOW_TRACKING_URI") or typed.tracking.uri
+    return typed
 
 
 def hydra_quote(text: str) -> str:

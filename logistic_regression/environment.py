@@ -115,12 +115,6 @@ def private_files() -> Iterator[None]:
         os.umask(previous)
 
 
-def tracking_uri(configured: str) -> str:
-    """The tracking store every command uses: MLFLOW_TRACKING_URI when set (MLflow's own
-    rule, and how `mlflow run` hands its store to the kit), else `tracking.uri`."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or configured
-
-
 def parent_run_id() -> str | None:
     """The parent run of the sweep this process is a configuration of, if any."""
     return os.environ.get(PARENT_VARIABLE) or None

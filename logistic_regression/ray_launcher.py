@@ -65,7 +65,6 @@ from logistic_regression.config import Config, public_config, typed_config
 from logistic_regression.environment import (
     PARENT_VARIABLE,
     parent_run_id,
-    tracking_uri,
     variables,
 )
 from logistic_regression.errors import ConfigError, Interrupted, first_line
@@ -209,7 +208,7 @@ def launch(
             f"joined: {first_line(exc)}"
         ) from exc
 
-    tracking = absolute_tracking_uri(tracking_uri(str(config.tracking.uri)))
+    tracking = absolute_tracking_uri(str(config.tracking.uri))
     environment = forwarded_environment(tracking)
     remote = cast(dict[str, Any], OmegaConf.to_container(launcher.ray_cfg.remote, resolve=True))
     task = ray.remote(**remote)(run_job) if remote else ray.remote(run_job)

@@ -77,6 +77,8 @@ MISMATCH_TAG = "reproduce.mismatches"
 # Settings that describe where the rerun records, not what it computes.
 NOT_REPLAYED = {
     "tracking.uri",
+    "storage.spool_dir",  # like the two above, what this machine's environment says
+    "storage.endpoint",
     "data.output",
     "tracking.note",
     "data.input",

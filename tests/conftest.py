@@ -212,15 +212,17 @@ def base_config() -> Config:
 
 
 @pytest.fixture
-def config(base_config, tmp_path) -> Config:
+def config(base_config, tmp_path, isolated_mlflow) -> Config:
     """A fresh copy of the default config with its outputs under tmp_path."""
     cfg = dataclasses.replace(
         base_config,
         data=dataclasses.replace(base_config.data, output=str(tmp_path / "outputs")),
         model=dataclasses.replace(base_config.model),
         evaluation=dataclasses.replace(base_config.evaluation),
-        tracking=dataclasses.replace(base_config.tracking),
-        storage=dataclasses.replace(base_config.storage),
+        # The store and spool isolated_mlflow chose (conf/ reads them from the
+        # environment when a config is composed; base_config was composed once).
+        tracking=dataclasses.replace(base_config.tracking, uri=isolated_mlflow),
+        storage=dataclasses.replace(base_config.storage, spool_dir=str(tmp_path / "spool")),
     )
     return cfg
 

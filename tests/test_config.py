@@ -166,3 +166,36 @@ def test_the_seed_range_is_the_one_scikit_learn_accepts(base_config, seed):
     beyond = seed - 1 if seed == 0 else seed + 1
     with pytest.raises(ValueError, match="random_state"):
         train_test_split(features, target, random_state=beyond)
+
+
+def test_settings_from_the_environment_are_resolved_once_when_composed(monkeypatch, tmp_path):
+    """The tracking store, the spool and the S3 endpoint come from the environment through
+    the composed config alone: MLFLOW_TRACKING_URI wins over `tracking.uri` wherever it was
+    set (MLflow's rule, how `mlflow run` hands over its store); `storage.spool_dir` and
+    `storage.endpoint` set by the user win over LOGREG_SPOOL_DIR and MLFLOW_S3_ENDPOINT_URL."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///from-env.db")
+    monkeypatch.setenv("LOGREG_SPOOL_DIR", str(tmp_path / "env-spool"))
+    monkeypatch.setenv("MLFLOW_S3_ENDPOINT_URL", "http://127.0.0.1:8333")
+    composed = compose_config(["storage=s3", "storage.bucket=b"])
+    assert composed.tracking.uri == "sqlite:///from-env.db"
+    assert composed.storage.spool_dir == str(tmp_path / "env-spool")
+    assert composed.storage.endpoint == "http://127.0.0.1:8333"
+    given = compose_config(
+        [
+            "tracking.uri=sqlite:///given.db",
+            "storage=s3",
+            f"storage.spool_dir={tmp_path / 'given'}",
+            "storage.endpoint=http://127.0.0.1:9000",
+        ]
+    )
+    assert given.tracking.uri == "sqlite:///from-env.db"
+    assert given.storage.spool_dir == str(tmp_path / "given")
+    assert given.storage.endpoint == "http://127.0.0.1:9000"
+    for name in ("MLFLOW_TRACKING_URI", "LOGREG_SPOOL_DIR", "MLFLOW_S3_ENDPOINT_URL"):
+        monkeypatch.delenv(name)
+    unset = compose_config(["storage=s3"])
+    assert (unset.tracking.uri, unset.storage.spool_dir, unset.storage.endpoint) == (
+        "sqlite:///mlflow.db",
+        "",
+        "",
+    )

@@ -68,11 +68,11 @@ MARGIN = 256 * 1024
 
 
 def spool_root(storage) -> Path:
-    """`storage.spool_dir`, else $LOGREG_SPOOL_DIR, else ~/.cache/logistic-regression/spool:
-    a place that outlives the run's working folder (`mlflow run <git-url>` uses a temp one)."""
-    configured = storage.spool_dir or os.environ.get(SPOOL_VARIABLE)
-    if configured:
-        return Path(configured).expanduser().resolve()
+    """`storage.spool_dir` (conf/ makes it $LOGREG_SPOOL_DIR when that is set), else
+    ~/.cache/logistic-regression/spool: a place that outlives the run's working folder
+    (`mlflow run <git-url>` uses a temp one)."""
+    if storage.spool_dir:
+        return Path(storage.spool_dir).expanduser().resolve()
     cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(cache) / "logistic-regression" / "spool"
 

@@ -85,7 +85,7 @@ def sync(config: Config, every_store: bool = False) -> int:
     validate_storage(storage)
     environment.use_s3_endpoint(storage.endpoint)
     root = spool_root(storage)
-    own_uri = store_uri(environment.tracking_uri(config.tracking.uri))
+    own_uri = store_uri(config.tracking.uri)
     own = store_key(own_uri)
     folders = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
     stores = {folder: _store_named(folder) for folder in folders}  # each journal read once

@@ -112,10 +112,10 @@ def clip(text: str) -> str:
 
 
 def use_tracking_uri(tracking: TrackingConfig) -> str:
-    """MLFLOW_TRACKING_URI wins over the config, as MLflow users expect."""
-    uri = environment.tracking_uri(tracking.uri)
-    mlflow.set_tracking_uri(uri)
-    return uri
+    """`tracking.uri` (conf/ makes it MLFLOW_TRACKING_URI when that is set) as MLflow's
+    store for this process."""
+    mlflow.set_tracking_uri(tracking.uri)
+    return tracking.uri
 
 
 def use_uri(uri: str) -> None:

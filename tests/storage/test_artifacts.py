@@ -168,10 +168,14 @@ def test_a_run_folder_is_locked_while_its_writer_lives(storage):
 
 
 def test_spool_root_prefers_config_then_environment(storage, monkeypatch, tmp_path):
+    from logistic_regression.config import compose_config
+
     monkeypatch.setenv("LOGREG_SPOOL_DIR", str(tmp_path / "from-env"))
-    assert spool_root(dataclasses.replace(storage, spool_dir="")) == tmp_path / "from-env"
-    assert spool_root(storage) == Path(storage.spool_dir)
+    assert spool_root(compose_config([]).storage) == tmp_path / "from-env"
+    chosen = compose_config([f"storage.spool_dir={tmp_path / 'chosen'}"]).storage
+    assert spool_root(chosen) == tmp_path / "chosen"
     monkeypatch.delenv("LOGREG_SPOOL_DIR")
+    assert compose_config([]).storage.spool_dir == ""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     expected = tmp_path / "cache" / "logistic-regression" / "spool"
     assert spool_root(dataclasses.replace(storage, spool_dir="")) == expected

@@ -81,7 +81,10 @@ def test_a_disk_that_fills_during_the_run_keeps_the_folder_and_says_what_is_miss
     the run stops before writing its model, FAILED with one line that names the
     folder and the space missing; the folder is kept; `sync` later settles it."""
     with tmpfs(tmp_path / "disk", "12m") as disk:
-        monkeypatch.setenv("LOGREG_SPOOL_DIR", str(disk))
+        monkeypatch.setenv("LOGREG_SPOOL_DIR", str(disk))  # for sync, below
+        config = dataclasses.replace(
+            config, storage=dataclasses.replace(config.storage, spool_dir=str(disk))
+        )
         filler: list = []
 
         def fill(run_id: str) -> None:
