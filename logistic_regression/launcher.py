@@ -31,6 +31,9 @@ from logistic_regression.uris import store_uri
 PROC = Path("/proc")
 DEFAULT_STORE = "sqlite:///mlflow.db"  # MLflow 3's default tracking URI, in the cwd
 WATCHER = "kit-launcher-watch"
+# MLproject's main entry names `mlflow run`'s pid (its shell's $PPID) here: once that
+# process has ended, this one is no longer below it, and walking up would not find it.
+LAUNCHER_VARIABLE = "LOGREG_LAUNCHER_PID"
 # bash, an environment's activation script, `python -m logistic_regression.mlproject`:
 # the kit is a few levels below `mlflow run` at most.
 LEVELS = 6
@@ -68,7 +71,11 @@ def _parent(pid: int) -> int:
 
 
 def launcher() -> int | None:
-    """The pid of the `mlflow run` this process runs under, if any."""
+    """The pid of the `mlflow run` this process runs under, if any: the one MLproject's
+    main entry names (LAUNCHER_VARIABLE, its shell's $PPID), else the first found above."""
+    given = os.environ.get(LAUNCHER_VARIABLE, "")
+    if given.isdigit():
+        return int(given)
     pid = os.getppid()
     for _ in range(LEVELS):
         if pid <= 1:
@@ -92,6 +99,10 @@ def watch_launcher() -> None:
     try:
         handle = os.pidfd_open(pid)
     except OSError:  # it ended between finding and opening it
+        os.kill(os.getpid(), signal.SIGHUP)
+        return
+    if not is_mlflow_run(_argv(pid)):  # ended (a zombie has no command line), or reused
+        os.close(handle)
         os.kill(os.getpid(), signal.SIGHUP)
         return
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import sys
 
-from logistic_regression import cli, launcher
+from logistic_regression import cli
 from logistic_regression.errors import ConfigError
 
 # MLproject parameter -> Hydra key. Free-text values are quoted for Hydra's grammar.
@@ -107,7 +107,6 @@ def main(argv: list[str] | None = None) -> int:
     fatal error), and the config, Hydra and MLflow are imported under them, so a stop is
     one line and a run ended KILLED rather than a KeyboardInterrupt traceback from the
     middle of an import."""
-    launcher.watch_launcher()  # as early as possible: `mlflow run` may be stopped now
     args = list(sys.argv[1:] if argv is None else argv)
     return cli.guarded(lambda: _train(args))
 

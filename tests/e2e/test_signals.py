@@ -344,3 +344,55 @@ def test_ctrl_c_on_mlflow_run_while_the_kit_starts_is_one_line_and_no_run_left_r
     assert run.info.status != "RUNNING"
     # SIGINT, or SIGHUP: `mlflow run` stopped, the kit stopped with it (launcher.py)
     assert run.data.tags.get("kit.error", "").startswith(("interrupted by SIG", "mlflow run"))
+
+
+# A kit process under `mlflow run`: it prints "HUP" once the watch on the launcher stops
+# it with SIGHUP (cli turns that into a KILLED run), within 20 s; else "running".
+WATCHED = """
+import signal, sys, threading
+from logistic_regression import launcher
+heard = threading.Event()
+signal.signal(signal.SIGHUP, lambda *_: heard.set())
+launcher.watch_launcher()
+print("HUP" if heard.wait(20) else "running", flush=True)
+"""
+
+
+@pytest.mark.parametrize("launcher_state", ["reaped", "zombie", "pid-reused", "alive-then-ends"])
+def test_the_kit_stops_when_the_mlflow_run_it_names_is_gone_even_before_it_watched(
+    tmp_path, launcher_state
+):
+    """`mlflow run` ended before the kit started watching it (a Ctrl-C at the kit's exec):
+    the kit, reparented, no longer found it above itself and ran on to FINISHED. MLproject
+    names `mlflow run`'s pid (LOGREG_LAUNCHER_PID=$PPID), so the kit stops with SIGHUP
+    whether that process is reaped, a zombie or its pid reused; a live one is watched."""
+    code = "import time; time.sleep(120)"
+    named = subprocess.Popen(
+        {
+            "reaped": ["true"],
+            "zombie": ["true"],
+            "pid-reused": [PYTHON, "-c", code],  # alive, but not `mlflow run`
+            "alive-then-ends": [PYTHON, "-c", code, "mlflow", "run", "."],
+        }[launcher_state]
+    )
+    try:
+        if launcher_state == "reaped":
+            named.wait()
+        elif launcher_state == "zombie":
+            deadline = time.monotonic() + 60
+            while Path(f"/proc/{named.pid}/cmdline").read_bytes() and time.monotonic() < deadline:
+                time.sleep(0.05)
+        env = {**os.environ, "MLFLOW_RUN_ID": "r" * 32, "LOGREG_LAUNCHER_PID": str(named.pid)}
+        kit = subprocess.Popen(
+            [PYTHON, "-c", WATCHED], env=env, stdout=subprocess.PIPE, text=True
+        )
+        if launcher_state == "alive-then-ends":
+            time.sleep(1)
+            assert kit.poll() is None, "a live mlflow run is watched, not a reason to stop"
+            named.kill()
+            named.wait()
+        out, _ = kit.communicate(timeout=60)
+    finally:
+        named.kill()
+        named.wait()
+    assert out.strip() == "HUP"
