@@ -343,7 +343,10 @@ def test_ctrl_c_on_mlflow_run_while_the_kit_starts_is_one_line_and_no_run_left_r
     (run,) = runs_of("signals")
     assert run.info.status != "RUNNING"
     # SIGINT, or SIGHUP: `mlflow run` stopped, the kit stopped with it (launcher.py)
-    assert run.data.tags.get("kit.error", "").startswith(("interrupted by SIG", "mlflow run"))
+    assert run.data.tags.get("kit.error", "").startswith(("interrupted by SIG", "mlflow run")), (
+        run.info.status,
+        err,
+    )
 
 
 # A kit process under `mlflow run`: it prints "HUP" once the watch on the launcher stops
@@ -383,9 +386,7 @@ def test_the_kit_stops_when_the_mlflow_run_it_names_is_gone_even_before_it_watch
             while Path(f"/proc/{named.pid}/cmdline").read_bytes() and time.monotonic() < deadline:
                 time.sleep(0.05)
         env = {**os.environ, "MLFLOW_RUN_ID": "r" * 32, "LOGREG_LAUNCHER_PID": str(named.pid)}
-        kit = subprocess.Popen(
-            [PYTHON, "-c", WATCHED], env=env, stdout=subprocess.PIPE, text=True
-        )
+        kit = subprocess.Popen([PYTHON, "-c", WATCHED], env=env, stdout=subprocess.PIPE, text=True)
         if launcher_state == "alive-then-ends":
             time.sleep(1)
             assert kit.poll() is None, "a live mlflow run is watched, not a reason to stop"
