@@ -208,7 +208,7 @@ def launch(
             f"joined: {first_line(exc)}"
         ) from exc
 
-    tracking = absolute_tracking_uri(str(config.tracking.uri))
+    tracking = absolute_tracking_uri(kit_config(config).tracking.uri)  # resolved: to_object
     environment = forwarded_environment(tracking)
     remote = cast(dict[str, Any], OmegaConf.to_container(launcher.ray_cfg.remote, resolve=True))
     task = ray.remote(**remote)(run_job) if remote else ray.remote(run_job)
