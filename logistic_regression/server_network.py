@@ -82,6 +82,9 @@ def allowed_hosts(config: ServerConfig) -> str:
     return ",".join(f"{name}{port}" for name in _names(config) for port in ("", f":{config.port}"))
 
 
+GRACEFUL_STOP_S = 5
+
+
 def cors_allowed_origins(config: ServerConfig) -> str:
     if config.cors_allowed_origins:
         return config.cors_allowed_origins
@@ -93,13 +96,16 @@ def flags(config: ServerConfig) -> list[str]:
     """The `mlflow server` options for TLS, allowed hosts and origins."""
     listed = ["--allowed-hosts", allowed_hosts(config)]
     listed += ["--cors-allowed-origins", cors_allowed_origins(config)]
+    # A stop waits at most this long for open connections (a client's idle keep-alive
+    # one over TLS held it until the stop's SIGKILL, 15 s later), then closes them.
+    opts = f"--timeout-graceful-shutdown {GRACEFUL_STOP_S}"
     if tls(config):
         certfile, keyfile = in_project(config.tls_certfile), in_project(config.tls_keyfile)
-        opts = (
-            f"--ssl-certfile {shlex.quote(str(certfile))} --ssl-keyfile {shlex.quote(str(keyfile))}"
+        opts += (
+            f" --ssl-certfile {shlex.quote(str(certfile))}"
+            f" --ssl-keyfile {shlex.quote(str(keyfile))}"
         )
-        listed += ["--uvicorn-opts", opts]
-    return listed
+    return [*listed, "--uvicorn-opts", opts]
 
 
 def url(config: ServerConfig) -> str:

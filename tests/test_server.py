@@ -214,3 +214,11 @@ def test_tls_settings_reach_the_server_and_its_names_only(state, tmp_path):
         server.compose([tls[0], *state])
     with pytest.raises(ConfigError, match="no such file"):
         server.compose(["tls_certfile=/nonexistent.pem", "tls_keyfile=/nonexistent.key", *state])
+
+
+def test_a_stop_waits_a_bounded_time_for_open_connections(state):
+    """uvicorn waits for every open connection before it stops, with no bound by default:
+    a client's idle keep-alive connection (over TLS) held `--stop` until its SIGKILL."""
+    command = server.command(server.compose([*state]))
+    opts = command[command.index("--uvicorn-opts") + 1]
+    assert "--timeout-graceful-shutdown 5" in opts
