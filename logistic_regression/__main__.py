@@ -228,7 +228,12 @@ def command(args: argparse.Namespace) -> int:
     if args.command == "sync":
         from logistic_regression.storage.sync import sync
 
-        return sync(compose_config(args.overrides), every_store=args.all)
+        # `mlflow run -e sync` passes its spool_dir parameter even when it was not given:
+        # empty, it leaves the setting to conf/ ($LOGREG_SPOOL_DIR, else the default).
+        given = [
+            o for o in args.overrides if o not in ("storage.spool_dir=", "storage.spool_dir=''")
+        ]
+        return sync(compose_config(given), every_store=args.all)
     if args.command == "reproduce" and not 0 <= args.tolerance < math.inf:
         raise KitError(
             f"--tolerance={args.tolerance} is not allowed; it must be a finite number >= 0"

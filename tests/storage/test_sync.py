@@ -500,3 +500,14 @@ def test_under_mlflow_run_the_sync_run_records_what_it_did(tmp_path, monkeypatch
     assert run.info.run_name == "sync"
     assert run.data.tags["kit.sync"] == "0 spool folder(s) synced, 0 left behind"
     assert run.data.tags["mlflow.note.content"].startswith("sync of the spool: 0 spool")
+
+
+@pytest.mark.parametrize("given", [[], ["storage.spool_dir="]])
+def test_sync_finds_the_spool_the_environment_names_when_none_is_given(
+    given, tmp_path, monkeypatch, capsys
+):
+    """`mlflow run -e sync` passes `storage.spool_dir=` (empty) when its parameter is not
+    given: that must not hide $LOGREG_SPOOL_DIR, where the runs left their files."""
+    monkeypatch.setenv("LOGREG_SPOOL_DIR", str(tmp_path / "custom-spool"))
+    assert main(["sync", *given]) == 0
+    assert f"nothing to sync in {tmp_path / 'custom-spool'}" in capsys.readouterr().out
