@@ -26,7 +26,13 @@ from collections.abc import Callable, Iterator
 from types import FrameType
 
 from logistic_regression import launcher
-from logistic_regression.errors import Interrupted, KitError, first_line
+from logistic_regression.errors import (
+    Interrupted,
+    KitError,
+    first_line,
+    forget_stops,
+    record_stop,
+)
 from logistic_regression.status import Status
 from logistic_regression.uris import redact
 
@@ -195,6 +201,7 @@ def stop_on_signals() -> Iterator[None]:
         for other in STOP_SIGNALS:
             signal.signal(other, signal.SIG_IGN)
         received.append(signum)
+        record_stop(signum)
         raise_when_safe(frame)
 
     for signum in STOP_SIGNALS:
@@ -206,6 +213,7 @@ def stop_on_signals() -> Iterator[None]:
         if received:
             signal.setitimer(signal.ITIMER_REAL, 0)
             _stop_tracing()
+            forget_stops(received)
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     if received and not raised:

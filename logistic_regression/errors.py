@@ -43,3 +43,28 @@ class Interrupted(BaseException):
     def ended(self, run_id: str, kept: str = "", unlogged: str = "") -> Interrupted:
         """This stop, reported by the owner of run `run_id`, which ended it KILLED."""
         return Interrupted(self.signum, run_id, kept, unlogged).with_traceback(self.__traceback__)
+
+
+# The stop signals this process received inside a `cli.stop_on_signals` block that has
+# not ended yet. Process-wide, as signal handlers themselves are: the block records each
+# one and forgets it when it ends. The owner of a run asks before it ends the run
+# FINISHED (`lifecycle.open_run`): the Interrupted raised for a stop can be swallowed on
+# its way up (a library's `except BaseException` without a raise), and a run must not
+# then finish as if nothing had been asked.
+_STOPS: list[int] = []
+
+
+def record_stop(signum: int) -> None:
+    _STOPS.append(signum)
+
+
+def forget_stops(signums: list[int]) -> None:
+    for signum in signums:
+        if signum in _STOPS:
+            _STOPS.remove(signum)
+
+
+def raise_if_stopped() -> None:
+    """Interrupted for the first stop received and not yet acted on to its end."""
+    if _STOPS:
+        raise Interrupted(_STOPS[0])

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from logistic_regression import console, notify, outputs, preflight
 from logistic_regression.background import Background
-from logistic_regression.errors import Interrupted, KitError, first_line
+from logistic_regression.errors import Interrupted, KitError, first_line, raise_if_stopped
 from logistic_regression.status import Status
 from logistic_regression.storage import spool
 from logistic_regression.storage.uploader import local_root
@@ -73,6 +73,7 @@ def open_run(
                 console.warn_other_experiment(config, active.info.experiment_id)
             with writing(prepared, opened, run_root, background) as writer:
                 yield OpenRun(opened, run_root, writer)
+                raise_if_stopped()  # a stop whose Interrupted was swallowed: KILLED all the same
     except Interrupted as exc:
         announce(prepared, parent_run_id, opened, Status.KILLED, str(exc))
         folder = spool.spool_root(config.storage) / opened if opened else None

@@ -376,3 +376,29 @@ def test_the_ui_hint_for_a_file_store_says_what_mlflow_ui_needs():
     assert (
         ui_hint("sqlite:////x/mlflow.db") == "mlflow ui --backend-store-uri sqlite:////x/mlflow.db"
     )
+
+
+def test_a_stop_whose_interrupted_a_library_swallowed_still_ends_the_run_killed(config, capsys):
+    """A library's `except BaseException` without a raise can swallow the Interrupted a
+    stop signal raised (the full suite once saw a Ctrl-C'd run reach FINISHED). The run's
+    owner asks before it ends the run: KILLED, with the reason, and the command says so."""
+    import os
+    import signal
+
+    from logistic_regression import pipeline
+
+    def swallowing(run_id: str) -> None:
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+        except BaseException:  # noqa: S110 - what the test is about
+            pass
+
+    code = cli.guarded(lambda: pipeline.run(config, on_open=swallowing) and 0)
+    assert code == 128 + signal.SIGTERM
+    assert "error: interrupted by SIGTERM; run " in capsys.readouterr().err
+    (run,) = MlflowClient().search_runs(
+        [MlflowClient().get_experiment_by_name("logistic-regression").experiment_id]
+    )
+    assert run.info.status == "KILLED"
+    assert run.data.tags["kit.error"] == "interrupted by SIGTERM"
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
