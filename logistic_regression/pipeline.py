@@ -85,7 +85,8 @@ def run(
     `parent_run_id`: record as a child of that run (a sweep's configuration).
     `on_open(run_id)`: told as soon as the run exists (a sweep records a configuration
     refused before that as a FAILED child of its own)."""
-    with Background(report.warm_up) as background:  # first: the worker forks single-threaded
+    # first: the worker forks single-threaded, and its warm-ups run while the run is prepared
+    with Background(report.warm_up, models.warm_up) as background:
         prepared = preflight.prepare(config)
         with lifecycle.open_run(prepared, background, parent_run_id, on_open) as opened:
             context = RunContext(
@@ -140,11 +141,14 @@ def record(context: RunContext) -> console.RunSummary:
     fitted = evaluate.holdout(
         dataset, estimator, config.evaluation, config.seed, config.data.positive_label
     )
-    # The final model is scored: its files, the predictions and the charts are made by
-    # the background worker while the folds are fitted here.
+    # The final model is scored: the predictions, the charts and its files are made by
+    # the background worker while the folds are fitted here, in the order they are needed
+    # (a task the worker has not started when it is needed runs here).
     model_size = estimated_model_size(fitted.model, dataset.features.shape[1])
     model_folder = writer.model_folder(model_size)
     shown = charts_input(fitted)
+    made = context.background.submit(outputs.predictions_csv, evaluate.predictions_table(fitted))
+    charts = context.background.submit(report.plots, shown)
     saved = context.background.submit(
         models.save_model,
         fitted.model,
@@ -154,8 +158,6 @@ def record(context: RunContext) -> console.RunSummary:
         model_id,
         model_root,
     )
-    made = context.background.submit(outputs.predictions_csv, evaluate.predictions_table(fitted))
-    charts = context.background.submit(report.plots, shown)
     result = evaluate.cross_validate(fitted, estimator, config.evaluation, config.seed)
     records = metric_records(result)
     runs.log_metrics(context.run_id, records)

@@ -62,7 +62,7 @@ from logistic_regression.errors import ConfigError, Interrupted, KitError, first
 from logistic_regression.status import Status
 from logistic_regression.storage.uploader import local_root
 from logistic_regression.storage.writer import ArtifactWriter
-from logistic_regression.tracking import artifact_state, runs, store, sweeps
+from logistic_regression.tracking import artifact_state, models, runs, store, sweeps
 from logistic_regression.tracking.sweeps import SWEEP_TAG
 from logistic_regression.uris import absolute_tracking_uri, add_secret, hide_secret_settings, redact
 from logistic_regression.validation import validate
@@ -217,7 +217,7 @@ def start_parent(config: Config, name: str = "") -> str:
     The background workers are forked first (serving every configuration run in this
     process), which lifts the thread limits before a launcher (joblib) starts processes
     that would inherit them."""
-    background.shared_pool(report.warm_up)
+    background.shared_pool(report.warm_up, models.warm_up)
     add_secret(config.notify.webhook_url)
     runs.use_tracking_uri(config.tracking)
     existing = runs.run_id_from_mlflow_run()

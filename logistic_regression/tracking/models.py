@@ -108,6 +108,26 @@ def save_model(
     written.save(str(Path(path) / "MLmodel"))
 
 
+def warm_up() -> None:
+    """Pay a process's one-time costs of saving a model ahead (in the background worker,
+    while the run is prepared): importing skops, which lists every scikit-learn estimator,
+    and MLflow's scan of every installed distribution to check the pinned requirements
+    against them. About a second on the first save, off the run's path this way. A
+    one-row model saved into a folder that is then removed does both through MLflow's
+    public API."""
+    import mlflow.sklearn
+    from sklearn.linear_model import LogisticRegression
+
+    tiny = LogisticRegression().fit(np.array([[0.0], [1.0]]), np.array([0, 1]))
+    with tempfile.TemporaryDirectory() as folder:
+        mlflow.sklearn.save_model(
+            tiny,
+            str(Path(folder) / "model"),
+            pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True),
+            skops_trusted_types=SKOPS_TRUSTED_TYPES,
+        )
+
+
 def model_code(folder: str) -> list[str]:
     """The kit's code the model runs (`logistic_regression_casts`), copied into `folder`
     without caches: MLflow stores it with the model (`code/`) and puts it on the path when
