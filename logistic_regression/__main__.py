@@ -325,4 +325,4 @@ def _compare(run_a: str, run_b: str, baseline: bool, show_all: bool, html: str) 
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.exit_without_teardown(main))

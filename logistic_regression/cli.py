@@ -14,6 +14,7 @@ that last call to the tracking store is bounded: the store may be what failed.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
@@ -69,6 +70,38 @@ def guarded(command: Callable[[], int]) -> int:
                 return interrupted(exc)
     except Interrupted as exc:  # it came where it could not be raised, until the end
         return interrupted(exc)
+
+
+def exit_without_teardown(main: Callable[[], int]) -> int:
+    """A command's entry point (`if __name__ == "__main__"` only): run `main`, then let
+    the process end with its exit code once every exit handler has run, but without
+    the interpreter's teardown, which frees every module's objects one by one (about
+    0.7 s after a run that loaded MLflow, scikit-learn and matplotlib: a tenth of a
+    whole run).
+
+    The handler is registered before the command imports anything that registers its
+    own, and exit handlers run newest first, so it runs last: the background worker is
+    stopped, temporary folders are removed, MLflow's and the libraries' handlers run;
+    then logging and the standard streams are flushed and the process exits. A `main`
+    that raises (SystemExit included) gets Python's usual ending. A test runner calling
+    `main` itself never gets here, so its own exit is untouched."""
+    owner = os.getpid()
+    outcome: list[int] = []
+
+    def finish() -> None:
+        if not outcome or os.getpid() != owner:  # a forked child ends its own way
+            return
+        logging.shutdown()
+        for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+            with contextlib.suppress(Exception):  # a reader gone: nothing left to say
+                if stream is not None:
+                    stream.flush()
+        os._exit(outcome[0])
+
+    atexit.register(finish)
+    code = main()
+    outcome.append(code)
+    return code
 
 
 # MLflow's SQL store logs every database error it catches (a locked SQLite file, a

@@ -118,4 +118,4 @@ def _train(args: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.exit_without_teardown(main))

@@ -132,4 +132,4 @@ def _main(args: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.exit_without_teardown(main))
