@@ -1,7 +1,7 @@
 """`inspect`: a run as a tree and an experiment as a table, read through MLflow's client.
 
 The run is recorded directly in a real store (no training): what is shown is what was
-recorded, whatever produced it. The tree of an S3-backed run: tests/storage/test_s3_runs.py.
+recorded, whatever produced it. The tree of an S3-backed run: tests/e2e/test_s3_runs.py.
 """
 
 from __future__ import annotations

@@ -257,8 +257,8 @@ def test_a_run_on_versioned_s3_data_is_reproduced_from_its_version(
 ):
     """Artifacts in S3, input a versioned S3 object that is overwritten after the run:
     `reproduce` replays the recorded VersionId, so the data and metrics still match.
-    (An unversioned key that changed is refused before any work: tests/storage/test_s3_data.py;
-    `inspect` of an S3-backed run: tests/storage/test_s3_runs.py.)"""
+    (An unversioned key that changed is refused before any work: tests/e2e/test_s3_data.py;
+    `inspect` of an S3-backed run: tests/e2e/test_s3_runs.py.)"""
     s3 = s3_env.client()
     bucket = "versioned-data"
     s3.create_bucket(Bucket=bucket)
