@@ -97,9 +97,8 @@ def save_model(
             mlflow_model=metadata,
             signature=signature,
             input_example=input_example,
-            pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True),
-            skops_trusted_types=SKOPS_TRUSTED_TYPES,
             code_paths=model_code(folder),
+            **saving_options(),
         )
     # python_function loads through the kit's loader (in the model's code/), which takes
     # `predict_method`; the sklearn flavor stays as MLflow wrote it
@@ -113,19 +112,26 @@ def warm_up() -> None:
     while the run is prepared): importing skops, which lists every scikit-learn estimator,
     and MLflow's scan of every installed distribution to check the pinned requirements
     against them. About a second on the first save, off the run's path this way. A
-    one-row model saved into a folder that is then removed does both through MLflow's
-    public API."""
+    two-row model saved with the same options into a folder that is then removed does
+    both through MLflow's public API."""
     import mlflow.sklearn
     from sklearn.linear_model import LogisticRegression
 
     tiny = LogisticRegression().fit(np.array([[0.0], [1.0]]), np.array([0, 1]))
     with tempfile.TemporaryDirectory() as folder:
-        mlflow.sklearn.save_model(
-            tiny,
-            str(Path(folder) / "model"),
-            pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True),
-            skops_trusted_types=SKOPS_TRUSTED_TYPES,
-        )
+        mlflow.sklearn.save_model(tiny, str(Path(folder) / "model"), **saving_options())
+
+
+def saving_options() -> dict:
+    """What every save of the kit passes MLflow (the run's model and the warm-up alike):
+    skops with the kit's trusted types, and pinned requirements, so MLflow need not
+    reload the model to infer them."""
+    import mlflow.sklearn
+
+    return {
+        "pip_requirements": mlflow.sklearn.get_default_pip_requirements(include_skops=True),
+        "skops_trusted_types": SKOPS_TRUSTED_TYPES,
+    }
 
 
 def model_code(folder: str) -> list[str]:
